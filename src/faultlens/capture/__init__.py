@@ -1,0 +1,43 @@
+"""Recording errors onto spans: record_error(), @instrument, capture(), envelopes."""
+
+from ._capture import capture
+from ._context import Scope, current_scope
+from ._envelope import to_api_envelope, to_cli_envelope
+from ._instrument import instrument
+from ._record import (
+    CONTROL_FLOW,
+    ErrorRecord,
+    format_stacktrace,
+    is_control_flow,
+    mark_span,
+    record_error,
+    record_escaping,
+    record_on_span,
+)
+from ._state import STATE, Limits, Sink
+from ._telemetry import count_dropped, dropped_counts, get_meter, get_tracer, internal_error
+
+__all__ = [
+    "CONTROL_FLOW",
+    "STATE",
+    "ErrorRecord",
+    "Limits",
+    "Scope",
+    "Sink",
+    "capture",
+    "count_dropped",
+    "current_scope",
+    "dropped_counts",
+    "format_stacktrace",
+    "get_meter",
+    "get_tracer",
+    "instrument",
+    "internal_error",
+    "is_control_flow",
+    "mark_span",
+    "record_error",
+    "record_escaping",
+    "record_on_span",
+    "to_api_envelope",
+    "to_cli_envelope",
+]

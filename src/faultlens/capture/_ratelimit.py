@@ -1,0 +1,70 @@
+"""Per-fingerprint rate limiting for error events, with exact suppressed counts.
+
+During an error storm the first ``burst`` events of each fingerprint per window are recorded
+in full; the rest are counted (``faultlens.internal.dropped{reason="rate_limited"}``) and the
+next recorded event of that fingerprint carries how many were suppressed before it. Memory is
+bounded by ``max_fingerprints`` (least recently seen evicted), so a storm of distinct errors
+keeps memory flat too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+__all__ = ["RateLimiter"]
+
+
+class _Entry:
+    __slots__ = ("count", "suppressed", "total_suppressed", "window_start")
+
+    def __init__(self, now: float) -> None:
+        self.window_start = now
+        self.count = 0
+        self.suppressed = 0
+        self.total_suppressed = 0
+
+
+class RateLimiter:
+    def __init__(self, burst: int, window: float, max_fingerprints: int) -> None:
+        self.burst = burst
+        self.window = window
+        self.max_fingerprints = max_fingerprints
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.total_suppressed = 0
+
+    def admit(self, fingerprint: str, now: float | None = None) -> tuple[bool, int]:
+        """(record it?, events suppressed since the last recorded one of this fingerprint)."""
+        if self.burst <= 0:
+            return True, 0
+        if now is None:
+            now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(fingerprint)
+            if entry is None:
+                entry = _Entry(now)
+                self._entries[fingerprint] = entry
+                if len(self._entries) > self.max_fingerprints:
+                    self._entries.popitem(last=False)
+            else:
+                self._entries.move_to_end(fingerprint)
+                if now - entry.window_start >= self.window:
+                    entry.window_start = now
+                    entry.count = 0
+            if entry.count < self.burst:
+                entry.count += 1
+                carried, entry.suppressed = entry.suppressed, 0
+                return True, carried
+            entry.suppressed += 1
+            entry.total_suppressed += 1
+            self.total_suppressed += 1
+            return False, 0
+
+    def suppressed_by_fingerprint(self) -> dict[str, int]:
+        with self._lock:
+            return {k: e.total_suppressed for k, e in self._entries.items() if e.total_suppressed}
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,410 @@
+"""record_error(): one exception -> one classified `exception` event, counted and bounded.
+
+The pipeline for one error is a few small steps (classify, fingerprint, rate-limit, scrub,
+snapshot resources, emit); every step is guarded so that instrumentation never raises into
+user code. An exception is recorded once: the first span it is recorded on marks it, and
+every later span it escapes through only gets status ERROR and ``error.type``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from .. import resources, scrub
+from ..errors import (
+    Category,
+    ErrorInfo,
+    FaultError,
+    Severity,
+    classify,
+    clean_text,
+    error_type,
+    qualified_name,
+    safe_repr,
+    safe_str,
+)
+from ._context import current_scope
+from ._ratelimit import RateLimiter
+from ._state import STATE
+from ._telemetry import count_dropped, errors_counter, get_tracer, internal_error
+
+__all__ = [
+    "CONTROL_FLOW",
+    "ErrorRecord",
+    "is_control_flow",
+    "mark_span",
+    "record_error",
+    "record_escaping",
+    "record_on_span",
+]
+
+_log = logging.getLogger("faultlens")
+
+CONTROL_FLOW: tuple[type[BaseException], ...] = (
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+    asyncio.CancelledError,
+)
+_MARK = "__faultlens_info__"
+AttrValue = str | bool | int | float
+
+
+def is_control_flow(exc: BaseException) -> bool:
+    """Interrupts, exits and cancellation end work on purpose: never failures, never retried."""
+    return isinstance(exc, CONTROL_FLOW)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """What sinks (the journal, faultlens.testing) receive for each recorded error."""
+
+    info: ErrorInfo
+    attributes: Mapping[str, AttrValue]
+    timestamp_ns: int
+    trace_id: str | None
+    span_id: str | None
+    span_name: str | None
+    service: str | None
+    suppressed: int = 0
+
+
+# -- "recorded once" marks -----------------------------------------------------------------
+
+# Exceptions cannot be weak-referenced; the mark lives in the exception's __dict__, with a
+# small strong-ref map as the fallback for exceptions whose __dict__ is unusable.
+_fallback_marks: OrderedDict[int, tuple[BaseException, ErrorInfo]] = OrderedDict()
+
+
+def _get_mark(exc: BaseException) -> ErrorInfo | None:
+    try:
+        info = object.__getattribute__(exc, "__dict__").get(_MARK)
+        if info is not None:
+            return info  # type: ignore[no-any-return]
+    except Exception:  # noqa: BLE001
+        pass
+    hit = _fallback_marks.get(id(exc))
+    if hit is not None and hit[0] is exc:
+        return hit[1]
+    return None
+
+
+def _set_mark(exc: BaseException, info: ErrorInfo) -> None:
+    try:
+        object.__getattribute__(exc, "__dict__")[_MARK] = info
+        return
+    except Exception:  # noqa: BLE001
+        pass
+    _fallback_marks[id(exc)] = (exc, info)
+    if len(_fallback_marks) > 256:
+        _fallback_marks.popitem(last=False)
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+_limiter: RateLimiter | None = None
+_limiter_key: tuple[int, float, int] | None = None
+
+
+def _rate_limiter() -> RateLimiter:
+    global _limiter, _limiter_key
+    lim = STATE.limits
+    key = (lim.rate_limit_burst, lim.rate_limit_window, lim.max_fingerprints)
+    if _limiter is None or _limiter_key != key:
+        _limiter = RateLimiter(*key)
+        _limiter_key = key
+    return _limiter
+
+
+def reset_rate_limiter() -> None:
+    global _limiter
+    _limiter = None
+
+
+def format_stacktrace(exc: BaseException, limit: int) -> str:
+    """The formatted traceback (chain included), innermost frames kept when capped."""
+    try:
+        te = traceback.TracebackException(
+            type(exc), exc, exc.__traceback__, limit=-64, compact=True, max_group_width=8
+        )
+        # Cap every message in the chain before formatting: a 5 MB message is not a stack.
+        node: Any = te
+        seen = 0
+        while node is not None and seen < 16:
+            seen += 1
+            s = getattr(node, "_str", None)
+            if isinstance(s, str) and len(s) > 2048:
+                node._str = s[:2048] + "... [truncated]"
+            node = node.__cause__ or node.__context__
+        text = "".join(te.format(chain=True))
+    except BaseException:  # noqa: BLE001 - fall back to the frames alone
+        try:
+            text = "".join(traceback.format_tb(exc.__traceback__, limit=-64))
+        except BaseException:  # noqa: BLE001
+            text = ""
+        text += f"{qualified_name(type(exc))}: {safe_str(exc, 2048)}\n"
+    if len(text) > limit:
+        head = limit // 8
+        tail = limit - head
+        text = f"{text[:head]}\n... [{len(text) - limit} chars elided] ...\n{text[-tail:]}"
+    return clean_text(text, limit + 64)
+
+
+def _attr_value(value: Any, cap: int) -> AttrValue:
+    if isinstance(value, bool | int | float) and not isinstance(value, Severity):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            return str(value)
+        return value
+    if isinstance(value, str):
+        return clean_text(scrub.current().text(value), cap)
+    return clean_text(scrub.current().text(safe_repr(value, cap)), cap)
+
+
+def _context_attributes(
+    prefix: str, context: Mapping[str, Any], out: dict[str, AttrValue]
+) -> None:
+    lim = STATE.limits
+    scrubber = scrub.current()
+    for i, (key, value) in enumerate(context.items()):
+        if i >= lim.max_context_keys:
+            out[prefix + "_truncated"] = len(context) - lim.max_context_keys
+            break
+        k = key if isinstance(key, str) else safe_str(key, 128)
+        if scrubber.key_is_secret(k):
+            out[prefix + k] = scrubber.replacement
+        else:
+            out[prefix + k] = _attr_value(value, lim.max_context_value)
+
+
+def _span_name_for(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    if last is not None:
+        code = last.tb_frame.f_code
+        return getattr(code, "co_qualname", code.co_name)
+    return "faultlens.record_error"
+
+
+def mark_span(span: Span, exc: BaseException, info: ErrorInfo | None = None) -> None:
+    """Status ERROR and ``error.type`` on a span the exception escaped through."""
+    etype = error_type(exc)
+    if info is not None:
+        desc = f"{info.code}: {info.message}" if info.code != etype else info.message
+    else:
+        desc = etype
+    span.set_status(Status(StatusCode.ERROR, clean_text(desc, 256)))
+    span.set_attribute("error.type", etype)
+
+
+def _emit(
+    exc: BaseException,
+    span: Span,
+    stage: str | None,
+    extra_context: Mapping[str, Any] | None,
+) -> ErrorInfo:
+    lim = STATE.limits
+    scrubber = scrub.current()
+    scope = current_scope()
+    message = scrubber.text(safe_str(exc, lim.max_message))
+    # Most specific first: a FaultError's own stage (set where it was raised), then the
+    # caller's (record_error argument or the decorator's), then the enclosing capture().
+    if isinstance(exc, FaultError) and exc.stage:
+        stage = exc.stage
+    elif stage is None:
+        stage = scope.stage
+    info = classify(exc, stage=stage, message=message)
+    _set_mark(exc, info)
+    admitted, suppressed = _rate_limiter().admit(info.fingerprint)
+    labels: dict[str, str] = {
+        "code": info.code,
+        "category": str(info.category),
+        "severity": info.severity.value,
+    }
+    if info.stage:
+        labels["stage"] = info.stage
+    try:
+        errors_counter().add(1, labels)
+    except Exception as e:  # noqa: BLE001
+        internal_error("errors counter", e)
+    mark_span(span, exc, info)
+    if not admitted:
+        count_dropped("rate_limited")
+        return info
+
+    now = time.time_ns()
+    attrs: dict[str, AttrValue] = {
+        "exception.type": info.exception_type,
+        "exception.message": message,
+        "exception.stacktrace": scrubber.text(format_stacktrace(exc, lim.max_stacktrace)),
+        "faultlens.error.code": info.code,
+        "faultlens.error.category": str(info.category),
+        "faultlens.error.severity": info.severity.value,
+        "faultlens.error.retryable": info.retryable,
+        "faultlens.error.fingerprint": info.fingerprint,
+        "faultlens.error.fingerprint_version": info.fingerprint_version,
+    }
+    if info.hint:
+        attrs["faultlens.error.hint"] = info.hint
+    if not info.known_code:
+        attrs["faultlens.error.known_code"] = False
+    if suppressed:
+        attrs["faultlens.error.suppressed"] = suppressed
+    if info.stage:
+        attrs["faultlens.stage"] = info.stage
+    context: Mapping[str, Any] = scope.context
+    if extra_context:
+        merged = dict(context)
+        merged.update(extra_context)
+        context = merged
+    if context:
+        _context_attributes("faultlens.context.", context, attrs)
+    if isinstance(exc, FaultError) and exc.details:
+        try:
+            _context_attributes("faultlens.details.", exc.details, attrs)
+        except Exception as e:  # noqa: BLE001
+            internal_error("error details", e)
+    if lim.resources:
+        attrs.update(resources.snapshot())
+    span.add_event("exception", attrs, timestamp=now)
+
+    sinks = STATE.sinks
+    if sinks:
+        ctx = span.get_span_context()
+        record = ErrorRecord(
+            info=info,
+            attributes=MappingProxyType(attrs),
+            timestamp_ns=now,
+            trace_id=format(ctx.trace_id, "032x") if ctx.is_valid else None,
+            span_id=format(ctx.span_id, "016x") if ctx.is_valid else None,
+            span_name=getattr(span, "name", None),
+            service=STATE.service_name,
+            suppressed=suppressed,
+        )
+        for sink in sinks:
+            try:
+                sink(record)
+            except Exception as e:  # noqa: BLE001
+                internal_error(f"error sink {sink!r}", e)
+    return info
+
+
+def _fallback_info(exc: object) -> ErrorInfo:
+    return ErrorInfo(
+        code="SYS_UNKNOWN_ERROR",
+        category=Category.SYSTEM,
+        severity=Severity.HIGH,
+        retryable=False,
+        hint="",
+        fingerprint="0" * 16,
+        exception_type=qualified_name(type(exc)),
+        message=safe_str(exc, 256),
+    )
+
+
+def record_on_span(
+    exc: BaseException,
+    span: Span,
+    *,
+    stage: str | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> ErrorInfo | None:
+    """Record ``exc`` on ``span`` unless it was recorded already (then only mark the span).
+
+    Returns None for control-flow exceptions, which are not failures. Never raises.
+    """
+    try:
+        if isinstance(exc, CONTROL_FLOW):
+            return None
+        prev = _get_mark(exc)
+        if prev is not None:
+            mark_span(span, exc, prev)
+            return prev
+        if not STATE.enabled:
+            return None
+        return _emit(exc, span, stage, context)
+    except Exception as e:  # noqa: BLE001
+        internal_error("record_error", e)
+        return None
+
+
+def record_escaping(
+    exc: BaseException,
+    *,
+    name: str,
+    start_time: int,
+    stage: str | None = None,
+    attributes: Mapping[str, AttrValue] | None = None,
+) -> None:
+    """An exception escapes an errors-mode function or a capture() block: give the failing
+    call its own span (child of the current one, started at the call's real start) so it
+    shows in the trace, record the exception on it (or just mark it), and end it."""
+    try:
+        if isinstance(exc, CONTROL_FLOW) or not STATE.enabled:
+            return
+        span = get_tracer().start_span(name, start_time=start_time, attributes=attributes)
+        try:
+            record_on_span(exc, span, stage=stage)
+        finally:
+            span.end()
+    except Exception as e:  # noqa: BLE001
+        internal_error("record_escaping", e)
+
+
+def record_error(
+    exc: BaseException | None = None, *, stage: str | None = None, **context: Any
+) -> ErrorInfo:
+    """Record an exception on the current span (or a new one) and return its classification.
+
+    Use it where you handle an error yourself but still want it seen::
+
+        except TimeoutError as exc:
+            info = faultlens.record_error(exc, stage="load", job_id=7)
+
+    With no argument it records the exception being handled. Never raises: anything faultlens
+    cannot record is counted in ``faultlens.internal.dropped`` and logged once.
+    """
+    try:
+        if exc is None:
+            exc = sys.exc_info()[1]
+            if exc is None:
+                internal_error("record_error() called outside an except block with no exception")
+                return _fallback_info(None)
+        if not isinstance(exc, BaseException):
+            internal_error(f"record_error() expects an exception, got {type(exc).__name__}")
+            return _fallback_info(exc)
+        if isinstance(exc, CONTROL_FLOW):
+            return classify(exc, stage=stage)
+        prev = _get_mark(exc)
+        if prev is not None:
+            current = trace.get_current_span()
+            if current.is_recording():
+                mark_span(current, exc, prev)
+            return prev
+        current = trace.get_current_span()
+        if current.is_recording():
+            info = record_on_span(exc, current, stage=stage, context=context)
+            return info if info is not None else classify(exc, stage=stage)
+        span = get_tracer().start_span(_span_name_for(exc))
+        try:
+            info = record_on_span(exc, span, stage=stage, context=context)
+        finally:
+            span.end()
+        return info if info is not None else classify(exc, stage=stage)
+    except Exception as e:  # noqa: BLE001
+        internal_error("record_error", e)
+        return _fallback_info(exc)

@@ -1,0 +1,77 @@
+"""Process-wide runtime state of the capture layer, set by configure() and faultlens.testing.
+
+Kept in one small object so that every setter has a matching reset and tests can isolate.
+Reading it on the hot path is a couple of attribute loads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+    from ._record import ErrorRecord
+
+__all__ = ["Limits", "STATE", "Sink"]
+
+Sink = Callable[["ErrorRecord"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps that keep one error's cost and size bounded, whatever the exception holds."""
+
+    max_message: int = 4096
+    max_stacktrace: int = 16384
+    max_context_keys: int = 64
+    max_context_value: int = 1024
+    rate_limit_burst: int = 100  # events per fingerprint per window before suppression
+    rate_limit_window: float = 60.0
+    max_fingerprints: int = 10_000
+    resources: bool = True
+
+
+@dataclass(slots=True)
+class _State:
+    limits: Limits = field(default_factory=Limits)
+    tracer_provider: TracerProvider | None = None  # an override (faultlens.testing)
+    meter_provider: MeterProvider | None = None
+    sinks: tuple[Sink, ...] = ()
+    service_name: str | None = None
+    service_version: str | None = None
+    enabled: bool = True
+    generation: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def bump(self) -> None:
+        self.generation += 1
+
+    def add_sink(self, sink: Sink) -> None:
+        with self.lock:
+            if sink not in self.sinks:
+                self.sinks = (*self.sinks, sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        with self.lock:
+            self.sinks = tuple(s for s in self.sinks if s is not sink)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.limits = Limits()
+            self.tracer_provider = None
+            self.meter_provider = None
+            self.sinks = ()
+            self.service_name = None
+            self.service_version = None
+            self.enabled = True
+            self.extra.clear()
+            self.generation += 1
+
+
+STATE = _State()
