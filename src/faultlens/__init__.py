@@ -1,0 +1,62 @@
+"""faultlens: classified errors on OpenTelemetry spans, resilience that reports its outcomes,
+and a local error journal when there is no collector.
+
+The public API is what ``__all__`` lists; everything in underscored modules may change.
+"""
+
+from . import testing
+from ._config import Settings
+from ._setup import configure, current_settings, is_configured, shutdown
+from ._version import __version__
+from .capture import (
+    ErrorRecord,
+    capture,
+    instrument,
+    record_error,
+    to_api_envelope,
+    to_cli_envelope,
+)
+from .errors import (
+    Catalog,
+    CatalogError,
+    Category,
+    CodeSpec,
+    ConfigError,
+    ErrorInfo,
+    FaultError,
+    FaultlensError,
+    Severity,
+    UnknownCodeError,
+    catalog,
+    classify,
+    fingerprint,
+)
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "Category",
+    "CodeSpec",
+    "ConfigError",
+    "ErrorInfo",
+    "ErrorRecord",
+    "FaultError",
+    "FaultlensError",
+    "Settings",
+    "Severity",
+    "UnknownCodeError",
+    "__version__",
+    "capture",
+    "catalog",
+    "classify",
+    "configure",
+    "current_settings",
+    "fingerprint",
+    "instrument",
+    "is_configured",
+    "record_error",
+    "shutdown",
+    "testing",
+    "to_api_envelope",
+    "to_cli_envelope",
+]

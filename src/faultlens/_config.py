@@ -1,0 +1,767 @@
+"""Settings: argument > FAULTLENS_*/OTEL_* environment > faultlens.yaml > default.
+
+Resolved in configure(), never at import. Every value is validated here, once, so that a
+typo fails at start-up with the file, the key and the fix, instead of silently doing nothing.
+The ``error_handling`` section keeps the schema existing configs already use.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from .errors import Category, ConfigError, Severity
+from .errors._catalog import load_yaml_file
+
+__all__ = [
+    "AlertThresholds",
+    "BreakerSettings",
+    "ChannelSettings",
+    "ErrorHandling",
+    "ExporterSettings",
+    "FrequencyThreshold",
+    "JournalSettings",
+    "MonitoringSettings",
+    "NotificationSettings",
+    "RecoverySettings",
+    "RetrySettings",
+    "Settings",
+    "load_settings",
+]
+
+T = TypeVar("T")
+DEFAULT_CONFIG_FILES = ("faultlens.yaml", "faultlens.yml")
+
+
+# -- the schema ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    max_retries: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    exponential_backoff: bool = True
+    jitter: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    failure_threshold: int = 5
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverySettings:
+    enabled: bool = True
+    circuit_breaker: BreakerSettings = field(default_factory=BreakerSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyThreshold:
+    """More than ``count`` errors of ``code`` (in ``category``) within ``window`` seconds."""
+
+    category: str
+    code: str
+    window: float
+    count: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.category}:{self.code}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertThresholds:
+    error_frequency: tuple[FrequencyThreshold, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringSettings:
+    enabled: bool = True
+    interval: float = 60.0
+    analysis_window: float = 3600.0
+    alert_thresholds: AlertThresholds = field(default_factory=AlertThresholds)
+    anomaly_frequency: float | None = None  # errors per hour
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    type: str
+    level: str = "ERROR"
+    url: str | None = None
+    severity_filter: tuple[Severity, ...] = ()
+    timeout: float = 5.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def accepts(self, severity: Severity) -> bool:
+        return not self.severity_filter or severity in self.severity_filter
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    enabled: bool = True
+    channels: tuple[ChannelSettings, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorHandling:
+    enabled: bool = True
+    log_level: str = "INFO"
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterSettings:
+    type: str = "auto"  # auto: otlp when an endpoint is configured, else none
+    endpoint: str | None = None
+    protocol: str = "grpc"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 10.0
+    metrics_interval: float = 10.0
+    insecure: bool | None = None
+
+    @property
+    def active(self) -> str:
+        if self.type == "auto":
+            return "otlp" if self.endpoint else "none"
+        return self.type
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSettings:
+    enabled: bool | None = None  # None: on when no exporter is active (the embedded default)
+    path: str = ".faultlens/journal"
+    max_bytes: int = 10 * 1024 * 1024
+    max_files: int = 10
+    retention_days: float = 14.0
+    fsync: str = "batch"  # always | batch | never
+
+    def active(self, exporter_active: bool) -> bool:
+        return (not exporter_active) if self.enabled is None else self.enabled
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSettings:
+    max_message: int = 4096
+    max_stacktrace: int = 16384
+    rate_limit_burst: int = 100
+    rate_limit_window: float = 60.0
+    resources: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    service_name: str
+    service_version: str | None = None
+    environment: str | None = None
+    resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    sdk_disabled: bool = False
+    exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    auto_modules: tuple[str, ...] = ()
+    catalogs: tuple[str, ...] = ()
+    scrub_keys: tuple[str, ...] = ()
+    scrub_patterns: tuple[str, ...] = ()
+    jaeger_url: str | None = None
+    error_handling: ErrorHandling = field(default_factory=ErrorHandling)
+    config_file: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.error_handling.enabled and not self.sdk_disabled
+
+
+# -- validation helpers -----------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads one mapping of a config source, naming ``source`` and the dotted key on error
+    and rejecting keys it does not know (with a did-you-mean)."""
+
+    def __init__(self, data: Any, path: str, source: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"must be a mapping, got {type(data).__name__}", source=source, key=path or None
+            )
+        self.data = data
+        self.path = path
+        self.source = source
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, message: str) -> ConfigError:
+        return ConfigError(message, source=self.source, key=self.key(name))
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def raw(self, name: str) -> Any:
+        self.used.add(name)
+        return self.data.get(name)
+
+    def sub(self, name: str) -> _Reader:
+        return _Reader(self.raw(name), self.key(name), self.source)
+
+    def get(self, name: str, default: T, conv: Callable[[Any, str], T]) -> T:
+        self.used.add(name)
+        if name not in self.data or self.data[name] is None:
+            return default
+        try:
+            return conv(self.data[name], self.key(name))
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise self.fail(name, str(exc)) from None
+
+    def finish(self) -> None:
+        unknown = [str(k) for k in self.data if k not in self.used]
+        if unknown:
+            k = unknown[0]
+            guess = difflib.get_close_matches(k, list(self.used), n=1)
+            hint = (
+                f"; did you mean {guess[0]!r}?"
+                if guess
+                else f"; known keys: {', '.join(sorted(self.used))}"
+            )
+            raise ConfigError(f"unknown key {k!r}{hint}", source=self.source, key=self.key(k))
+
+
+def _bool(v: Any, key: str) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(v, str) and v.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _number(minimum: float = 0.0, *, strict: bool = False) -> Callable[[Any, str], float]:
+    def conv(v: Any, key: str) -> float:
+        if isinstance(v, bool):
+            raise ValueError(f"expected a number, got {v!r}")
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {v!r}") from None
+        if f != f or f in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a finite number, got {v!r}")
+        if f < minimum or (strict and f == minimum):
+            op = ">" if strict else ">="
+            raise ValueError(f"must be {op} {minimum:g}, got {v!r}")
+        return f
+
+    return conv
+
+
+def _int(minimum: int = 0) -> Callable[[Any, str], int]:
+    def conv(v: Any, key: str) -> int:
+        if isinstance(v, bool):
+            raise ValueError(f"expected a whole number, got {v!r}")
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, str) and re.fullmatch(r"\s*-?\d+\s*", v):
+            v = int(v)
+        if not isinstance(v, int):
+            raise ValueError(f"expected a whole number, got {v!r}")
+        if v < minimum:
+            raise ValueError(f"must be >= {minimum}, got {v}")
+        return v
+
+    return conv
+
+
+def _str(v: Any, key: str) -> str:
+    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+        raise ValueError(f"expected a string, got {type(v).__name__}")
+    return str(v)
+
+
+def _choice(*choices: str) -> Callable[[Any, str], str]:
+    def conv(v: Any, key: str) -> str:
+        s = _str(v, key).strip().lower()
+        if s not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {v!r}")
+        return s
+
+    return conv
+
+
+def _str_list(v: Any, key: str) -> tuple[str, ...]:
+    if isinstance(v, str):
+        return tuple(p.strip() for p in re.split(r"[,\s]+", v) if p.strip())
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise ValueError("expected a list of strings")
+    return tuple(v)
+
+
+def _str_map(v: Any, key: str) -> dict[str, str]:
+    if not isinstance(v, Mapping):
+        raise ValueError("expected a mapping of strings")
+    return {str(k): str(x) for k, x in v.items()}
+
+
+def _log_level(v: Any, key: str) -> str:
+    s = _str(v, key).upper()
+    if s not in ("CRITICAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG"):
+        raise ValueError(f"expected a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL), got {v!r}")
+    return "WARNING" if s == "WARN" else s
+
+
+def _url(v: Any, key: str) -> str:
+    s = _str(v, key).strip()
+    if not re.match(r"^https?://[^\s/]+", s):
+        raise ValueError(f"expected an http(s) URL like http://127.0.0.1:4317, got {v!r}")
+    return s
+
+
+# -- sections -----------------------------------------------------------------------------------
+
+
+def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandling:
+    eh = ErrorHandling(
+        enabled=r.get("enabled", True, _bool),
+        log_level=r.get("log_level", "INFO", _log_level),
+    )
+    rr = r.sub("retry")
+    retry = RetrySettings(
+        max_retries=rr.get("max_retries", 3, _int(0)),
+        base_delay=rr.get("base_delay", 1.0, _number(0)),
+        max_delay=rr.get("max_delay", 60.0, _number(0)),
+        exponential_backoff=rr.get("exponential_backoff", True, _bool),
+        jitter=rr.get("jitter", True, _bool),
+    )
+    rr.finish()
+    if retry.max_delay < retry.base_delay:
+        raise rr.fail("max_delay", f"must be >= base_delay ({retry.base_delay:g})")
+
+    rec = r.sub("recovery")
+    cb = rec.sub("circuit_breaker")
+    breaker = BreakerSettings(
+        failure_threshold=cb.get("failure_threshold", 5, _int(1)),
+        timeout=cb.get("timeout", 60.0, _number(0, strict=True)),
+    )
+    cb.finish()
+    recovery = RecoverySettings(enabled=rec.get("enabled", True, _bool), circuit_breaker=breaker)
+    rec.finish()
+
+    mon = r.sub("monitoring")
+    thresholds = mon.sub("alert_thresholds")
+    freq = thresholds.sub("error_frequency")
+    items: list[FrequencyThreshold] = []
+    for k in list(freq.data):
+        kk = str(k)
+        freq.used.add(kk)
+        cat, sep, code = kk.partition(":")
+        if not sep or not cat or not code:
+            raise freq.fail(kk, "keys are 'category:CODE', e.g. 'execution:EXE_TIMEOUT'")
+        if cat not in known_categories:
+            raise freq.fail(
+                kk,
+                f"unknown category {cat!r}; use one of: {', '.join(sorted(known_categories))}",
+            )
+        spec = _Reader(freq.data[k], freq.key(kk), r.source)
+        items.append(
+            FrequencyThreshold(
+                category=cat,
+                code=code,
+                window=spec.get("window", 300.0, _number(0, strict=True)),
+                count=spec.get("count", 10, _int(1)),
+            )
+        )
+        spec.finish()
+    thresholds.finish()
+    anomaly = mon.sub("anomaly_threshold")
+    monitoring = MonitoringSettings(
+        enabled=mon.get("enabled", True, _bool),
+        interval=mon.get("interval", 60.0, _number(0, strict=True)),
+        analysis_window=mon.get("analysis_window", 3600.0, _number(0, strict=True)),
+        alert_thresholds=AlertThresholds(tuple(items)),
+        anomaly_frequency=anomaly.get("frequency", None, _number(0, strict=True)),
+    )
+    anomaly.finish()
+    mon.finish()
+
+    nr = r.sub("notifications")
+    raw_channels = nr.raw("channels") or []
+    if not isinstance(raw_channels, list):
+        raise nr.fail("channels", "expected a list of {type: log|webhook, ...}")
+    channels = []
+    for i, ch in enumerate(raw_channels):
+        cr = _Reader(ch, f"{nr.key('channels')}[{i}]", r.source)
+        ctype = cr.get("type", "", _choice("log", "webhook"))
+        if not ctype:
+            raise cr.fail("type", "missing; use 'log' or 'webhook'")
+        url = cr.get("url", None, _url)
+        if ctype == "webhook" and not url:
+            raise cr.fail("url", "a webhook channel needs a url, e.g. http://127.0.0.1:9099/hook")
+        sev = cr.get("severity_filter", (), _severities)
+        channels.append(
+            ChannelSettings(
+                type=ctype,
+                level=cr.get("level", "ERROR", _log_level),
+                url=url,
+                severity_filter=sev,
+                timeout=cr.get("timeout", 5.0, _number(0, strict=True)),
+                headers=cr.get("headers", {}, _str_map),
+            )
+        )
+        cr.finish()
+    notifications = NotificationSettings(
+        enabled=nr.get("enabled", True, _bool), channels=tuple(channels)
+    )
+    nr.finish()
+    r.finish()
+    return replace(
+        eh, retry=retry, recovery=recovery, monitoring=monitoring, notifications=notifications
+    )
+
+
+def _severities(v: Any, key: str) -> tuple[Severity, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)):
+        raise ValueError("expected a list like [CRITICAL, HIGH]")
+    return tuple(Severity.parse(x) for x in v)
+
+
+# -- sources ---------------------------------------------------------------------------------------
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
+    v = env.get(name)
+    if v is None or v.strip() == "":
+        return None
+    try:
+        return _bool(v, name)
+    except ValueError:
+        raise ConfigError(
+            f"expected true or false, got {v!r}", source="environment", key=name
+        ) from None
+
+
+def _parse_kv_list(text: str, name: str) -> dict[str, str]:
+    """OTEL_RESOURCE_ATTRIBUTES / OTEL_EXPORTER_OTLP_HEADERS: ``k=v,k2=v2`` (URL-encoded)."""
+    from urllib.parse import unquote
+
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        k, sep, v = part.partition("=")
+        if not sep or not k.strip():
+            raise ConfigError(
+                f"malformed entry {part.strip()!r}; use key=value pairs separated by commas",
+                source="environment",
+                key=name,
+            )
+        out[unquote(k.strip())] = unquote(v.strip())
+    return out
+
+
+def _find_config_file(explicit: str | None, env: Mapping[str, str]) -> str | None:
+    if explicit:
+        return explicit
+    if env.get("FAULTLENS_CONFIG"):
+        return env["FAULTLENS_CONFIG"]
+    for name in DEFAULT_CONFIG_FILES:
+        if os.path.isfile(name):
+            return os.path.abspath(name)
+    return None
+
+
+def _default_service_name() -> str:
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if prog.endswith(".py"):
+        prog = prog[:-3]
+    return f"unknown_service:{prog}" if prog and prog != "-c" else "unknown_service:python"
+
+
+def load_settings(
+    args: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+    known_categories: frozenset[str] | None = None,
+) -> Settings:
+    """Resolve Settings from arguments, environment and the YAML file, in that order."""
+    args = {k: v for k, v in (args or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    cats = known_categories or frozenset(c.value for c in Category)
+
+    path = _find_config_file(config_file, env)
+    doc: Any = {}
+    if path:
+        from .errors import CatalogError
+
+        try:
+            doc = load_yaml_file(path, error=CatalogError)
+        except CatalogError as exc:
+            raise ConfigError(str(exc).split(": ", 1)[-1], source=path) from None
+        if doc is None:
+            doc = {}
+    source = path or "<defaults>"
+    top = _Reader(doc, "", source)
+    fl = top.sub("faultlens")
+    eh = _error_handling(top.sub("error_handling"), cats)
+    top.finish()
+
+    # faultlens: section (the file layer)
+    svc = fl.sub("service")
+    file_service = {
+        "name": svc.get("name", None, _str),
+        "version": svc.get("version", None, _str),
+        "environment": svc.get("environment", None, _str),
+    }
+    svc.finish()
+    ex = fl.sub("exporter")
+    file_exporter = {
+        "type": ex.get("type", None, _choice("auto", "otlp", "console", "none")),
+        "endpoint": ex.get("endpoint", None, _url),
+        "protocol": ex.get("protocol", None, _choice("grpc", "http/protobuf", "http")),
+        "headers": ex.get("headers", None, _str_map),
+        "timeout": ex.get("timeout", None, _number(0, strict=True)),
+        "metrics_interval": ex.get("metrics_interval", None, _number(0, strict=True)),
+        "insecure": ex.get("insecure", None, _bool),
+    }
+    ex.finish()
+    jr = fl.sub("journal")
+    file_journal = {
+        "enabled": jr.get("enabled", None, _auto_bool),
+        "path": jr.get("path", None, _str),
+        "max_bytes": jr.get("max_bytes", None, _int(4096)),
+        "max_files": jr.get("max_files", None, _int(1)),
+        "retention_days": jr.get("retention_days", None, _number(0, strict=True)),
+        "fsync": jr.get("fsync", None, _choice("always", "batch", "never")),
+    }
+    jr.finish()
+    cr = fl.sub("capture")
+    file_capture = {
+        "max_message": cr.get("max_message", None, _int(64)),
+        "max_stacktrace": cr.get("max_stacktrace", None, _int(256)),
+        "resources": cr.get("resources", None, _bool),
+    }
+    rl = cr.sub("rate_limit")
+    file_capture["rate_limit_burst"] = rl.get("burst", None, _int(0))
+    file_capture["rate_limit_window"] = rl.get("window", None, _number(0, strict=True))
+    rl.finish()
+    cr.finish()
+    ai = fl.sub("auto_instrumentation")
+    file_auto = ai.get("modules", None, _str_list)
+    ai.finish()
+    file_catalogs = fl.get("catalogs", None, _str_list)
+    sr = fl.sub("scrub")
+    file_scrub_keys = sr.get("keys", None, _str_list)
+    file_scrub_patterns = sr.get("patterns", None, _str_list)
+    sr.finish()
+    file_jaeger = fl.get("jaeger_url", None, _url)
+    file_resource = fl.get("resource_attributes", None, _str_map)
+    fl.finish()
+
+    # environment layer
+    def e(name: str) -> str | None:
+        v = env.get(name)
+        return v if v is not None and v.strip() != "" else None
+
+    def env_conv(name: str, conv: Callable[[Any, str], T]) -> T | None:
+        v = e(name)
+        if v is None:
+            return None
+        try:
+            return conv(v, name)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="environment", key=name) from None
+
+    sdk_disabled = bool(_env_bool(env, "OTEL_SDK_DISABLED"))
+    env_enabled = _env_bool(env, "FAULTLENS_ENABLED")
+    resource_attrs: dict[str, str] = dict(file_resource or {})
+    if e("OTEL_RESOURCE_ATTRIBUTES"):
+        resource_attrs.update(
+            _parse_kv_list(env["OTEL_RESOURCE_ATTRIBUTES"], "OTEL_RESOURCE_ATTRIBUTES")
+        )
+    if args.get("resource_attributes"):
+        resource_attrs.update({str(k): str(v) for k, v in args["resource_attributes"].items()})
+
+    def pick(arg: str, env_value: Any, file_value: Any, default: Any) -> Any:
+        if arg in args:
+            return args[arg]
+        if env_value is not None:
+            return env_value
+        if file_value is not None:
+            return file_value
+        return default
+
+    service_name = (
+        pick(
+            "service_name",
+            e("FAULTLENS_SERVICE_NAME") or e("OTEL_SERVICE_NAME"),
+            file_service["name"] or resource_attrs.get("service.name"),
+            None,
+        )
+        or _default_service_name()
+    )
+    env_headers = None
+    if e("OTEL_EXPORTER_OTLP_HEADERS"):
+        env_headers = _parse_kv_list(
+            env["OTEL_EXPORTER_OTLP_HEADERS"], "OTEL_EXPORTER_OTLP_HEADERS"
+        )
+    env_timeout = env_conv("OTEL_EXPORTER_OTLP_TIMEOUT", _number(0, strict=True))
+    if env_timeout is not None and env_timeout > 1000:  # the OTel spec says milliseconds
+        env_timeout = env_timeout / 1000.0
+    env_interval = env_conv("OTEL_METRIC_EXPORT_INTERVAL", _number(0, strict=True))
+    exporter = ExporterSettings(
+        type=pick(
+            "exporter",
+            env_conv("FAULTLENS_EXPORTER", _choice("auto", "otlp", "console", "none")),
+            file_exporter["type"],
+            "auto",
+        ),
+        endpoint=pick(
+            "endpoint",
+            env_conv("FAULTLENS_ENDPOINT", _url) or env_conv("OTEL_EXPORTER_OTLP_ENDPOINT", _url),
+            file_exporter["endpoint"],
+            None,
+        ),
+        protocol=_norm_protocol(
+            pick(
+                "protocol",
+                env_conv("OTEL_EXPORTER_OTLP_PROTOCOL", _choice("grpc", "http/protobuf", "http")),
+                file_exporter["protocol"],
+                "grpc",
+            )
+        ),
+        headers=pick("headers", env_headers, file_exporter["headers"], {}),
+        timeout=pick("export_timeout", env_timeout, file_exporter["timeout"], 10.0),
+        metrics_interval=pick(
+            "metrics_interval",
+            env_interval / 1000.0 if env_interval is not None else None,
+            file_exporter["metrics_interval"],
+            10.0,
+        ),
+        insecure=file_exporter["insecure"],
+    )
+    if exporter.type not in ("auto", "otlp", "console", "none"):
+        raise ConfigError(
+            f"unknown exporter {exporter.type!r}; use auto, otlp, console or none", key="exporter"
+        )
+    if exporter.type == "otlp" and not exporter.endpoint:
+        exporter = replace(
+            exporter,
+            endpoint="http://127.0.0.1:4317"
+            if exporter.protocol == "grpc"
+            else "http://127.0.0.1:4318",
+        )
+    if exporter.endpoint is not None:
+        try:
+            exporter = replace(exporter, endpoint=_url(exporter.endpoint, "endpoint"))
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="endpoint") from None
+
+    journal_arg = args.get("journal")
+    journal_path_arg = args.get("journal_path")
+    if isinstance(journal_arg, str):
+        journal_path_arg, journal_arg = journal_arg, True
+    journal = JournalSettings(
+        enabled=pick(
+            "journal_enabled",
+            env_conv("FAULTLENS_JOURNAL", _auto_bool),
+            file_journal["enabled"],
+            None,
+        )
+        if journal_arg is None
+        else bool(journal_arg),
+        path=journal_path_arg
+        or e("FAULTLENS_JOURNAL_PATH")
+        or file_journal["path"]
+        or ".faultlens/journal",
+        max_bytes=file_journal["max_bytes"] or 10 * 1024 * 1024,
+        max_files=file_journal["max_files"] or 10,
+        retention_days=file_journal["retention_days"] or 14.0,
+        fsync=env_conv("FAULTLENS_JOURNAL_FSYNC", _choice("always", "batch", "never"))
+        or file_journal["fsync"]
+        or "batch",
+    )
+    capture = CaptureSettings(
+        max_message=file_capture["max_message"] or 4096,
+        max_stacktrace=file_capture["max_stacktrace"] or 16384,
+        rate_limit_burst=pick(
+            "rate_limit",
+            env_conv("FAULTLENS_RATE_LIMIT", _int(0)),
+            file_capture["rate_limit_burst"],
+            100,
+        ),
+        rate_limit_window=file_capture["rate_limit_window"] or 60.0,
+        resources=file_capture["resources"] if file_capture["resources"] is not None else True,
+    )
+    if "capture_resources" in args:
+        capture = replace(capture, resources=bool(args["capture_resources"]))
+    enabled = pick("enabled", env_enabled, None, None)
+    if enabled is not None:
+        eh = replace(eh, enabled=bool(enabled))
+    settings = Settings(
+        service_name=str(service_name),
+        service_version=pick(
+            "service_version",
+            e("FAULTLENS_SERVICE_VERSION"),
+            file_service["version"] or resource_attrs.get("service.version"),
+            None,
+        ),
+        environment=pick(
+            "environment",
+            e("FAULTLENS_ENVIRONMENT"),
+            file_service["environment"] or resource_attrs.get("deployment.environment.name"),
+            None,
+        ),
+        resource_attributes=resource_attrs,
+        sdk_disabled=sdk_disabled,
+        exporter=exporter,
+        journal=journal,
+        capture=capture,
+        auto_modules=tuple(
+            pick("auto_modules", env_conv("FAULTLENS_AUTO_MODULES", _str_list), file_auto, ())
+        ),
+        catalogs=tuple(pick("catalogs", env_conv("FAULTLENS_CATALOGS", _paths), file_catalogs, ())),
+        scrub_keys=tuple(pick("scrub_keys", None, file_scrub_keys, ())),
+        scrub_patterns=tuple(pick("scrub_patterns", None, file_scrub_patterns, ())),
+        jaeger_url=pick("jaeger_url", env_conv("FAULTLENS_JAEGER_URL", _url), file_jaeger, None),
+        error_handling=eh,
+        config_file=path,
+    )
+    for pattern in settings.scrub_patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"invalid regular expression {pattern!r}: {exc}",
+                source=source,
+                key="faultlens.scrub.patterns",
+            ) from None
+    return settings
+
+
+def _paths(v: Any, key: str) -> tuple[str, ...]:
+    return tuple(p for p in str(v).split(os.pathsep) if p)
+
+
+def _auto_bool(v: Any, key: str) -> bool | None:
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return None
+    return _bool(v, key)
+
+
+def _norm_protocol(p: str) -> str:
+    return "http/protobuf" if p == "http" else p
