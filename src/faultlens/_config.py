@@ -363,6 +363,7 @@ def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandli
     thresholds = mon.sub("alert_thresholds")
     freq = thresholds.sub("error_frequency")
     items: list[FrequencyThreshold] = []
+    no_severities: tuple[Severity, ...] = ()
     for k in list(freq.data):
         kk = str(k)
         freq.used.add(kk)
@@ -409,7 +410,7 @@ def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandli
         url = cr.get("url", None, _url)
         if ctype == "webhook" and not url:
             raise cr.fail("url", "a webhook channel needs a url, e.g. http://127.0.0.1:9099/hook")
-        sev = cr.get("severity_filter", (), _severities)
+        sev = cr.get("severity_filter", no_severities, _severities)
         channels.append(
             ChannelSettings(
                 type=ctype,
@@ -522,14 +523,14 @@ def load_settings(
 
     # faultlens: section (the file layer)
     svc = fl.sub("service")
-    file_service = {
+    file_service: dict[str, Any] = {
         "name": svc.get("name", None, _str),
         "version": svc.get("version", None, _str),
         "environment": svc.get("environment", None, _str),
     }
     svc.finish()
     ex = fl.sub("exporter")
-    file_exporter = {
+    file_exporter: dict[str, Any] = {
         "type": ex.get("type", None, _choice("auto", "otlp", "console", "none")),
         "endpoint": ex.get("endpoint", None, _url),
         "protocol": ex.get("protocol", None, _choice("grpc", "http/protobuf", "http")),
@@ -540,7 +541,7 @@ def load_settings(
     }
     ex.finish()
     jr = fl.sub("journal")
-    file_journal = {
+    file_journal: dict[str, Any] = {
         "enabled": jr.get("enabled", None, _auto_bool),
         "path": jr.get("path", None, _str),
         "max_bytes": jr.get("max_bytes", None, _int(4096)),
@@ -550,7 +551,7 @@ def load_settings(
     }
     jr.finish()
     cr = fl.sub("capture")
-    file_capture = {
+    file_capture: dict[str, Any] = {
         "max_message": cr.get("max_message", None, _int(64)),
         "max_stacktrace": cr.get("max_stacktrace", None, _int(256)),
         "resources": cr.get("resources", None, _bool),

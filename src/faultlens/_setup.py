@@ -64,7 +64,7 @@ class CountingSpanExporter(SpanExporter):
     def export(self, spans: Any) -> SpanExportResult:
         try:
             result = self.inner.export(spans)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             internal_error("span export", exc)
             result = SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
@@ -91,7 +91,7 @@ class CountingMetricExporter(MetricExporter):
     ) -> MetricExportResult:
         try:
             result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             internal_error("metric export", exc)
             result = MetricExportResult.FAILURE
         if result is not MetricExportResult.SUCCESS:
@@ -113,7 +113,7 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             bp = self._batch_processor
             if len(bp._queue) >= bp._max_queue_size:
                 count_dropped("queue_full")
-        except Exception:  # noqa: BLE001 - SDK internals moved: counting is best effort
+        except Exception:
             pass
         super().on_end(span)
 
@@ -173,7 +173,7 @@ def build_resource(settings: Settings) -> Resource:
             [ProcessResourceDetector(), OsResourceDetector(), _HostResourceDetector()], timeout=2
         )
         base = {k: v for k, v in detected.attributes.items() if k not in _UNSAFE_RESOURCE_KEYS}
-    except Exception:  # noqa: BLE001
+    except Exception:
         base = {}
     attrs: dict[str, Any] = dict(base)
     attrs.update(settings.resource_attributes)
@@ -373,18 +373,18 @@ def shutdown(timeout: float = 10.0) -> None:
     for comp in reversed(rt.components):
         try:
             comp.shutdown(timeout)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             internal_error("shutdown component", exc)
     for provider in (rt.tracer_provider, rt.meter_provider):
         if provider is None:
             continue
         try:
             provider.force_flush(int(timeout * 1000))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             internal_error("flush", exc)
         try:
             provider.shutdown()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             internal_error("provider shutdown", exc)
     if STATE.tracer_provider is rt.tracer_provider:
         STATE.tracer_provider = None
@@ -396,7 +396,7 @@ def shutdown(timeout: float = 10.0) -> None:
 def _shutdown_at_exit() -> None:
     try:
         shutdown()
-    except BaseException:  # noqa: BLE001 - never fail interpreter exit
+    except BaseException:
         pass
 
 
@@ -416,7 +416,7 @@ def _after_fork_in_child() -> None:
             if hook is not None:
                 try:
                     hook()
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     internal_error("after fork", exc)
 
 

@@ -33,7 +33,7 @@ def _read() -> dict[str, Any]:
     global _process, _process_pid
     try:
         import psutil
-    except Exception:  # noqa: BLE001 - psutil missing or broken: no snapshot
+    except Exception:
         return {}
     out: dict[str, Any] = {}
     pid = os.getpid()
@@ -41,14 +41,14 @@ def _read() -> dict[str, Any]:
         try:
             _process = psutil.Process(pid)
             _process_pid = pid
-        except Exception:  # noqa: BLE001
+        except Exception:
             return out
     proc = _process
 
     def put(key: str, fn: Any) -> None:
         try:
             out[PREFIX + key] = fn()
-        except Exception:  # noqa: BLE001 - AccessDenied, NotImplementedError, OSError...
+        except Exception:
             pass
 
     try:
@@ -59,7 +59,7 @@ def _read() -> dict[str, Any]:
             put("threads", lambda: int(proc.num_threads()))
             if hasattr(proc, "num_fds"):
                 put("open_fds", lambda: int(proc.num_fds()))
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     put("system.memory.available", lambda: int(psutil.virtual_memory().available))
     put("system.disk.free", lambda: int(psutil.disk_usage(_disk_path).free))
@@ -79,7 +79,7 @@ def snapshot(max_age: float = MAX_AGE) -> MappingProxyType[str, Any]:
         if now - _cached_at > max_age:
             try:
                 _cached = MappingProxyType(_read())
-            except Exception:  # noqa: BLE001
+            except Exception:
                 _cached = _EMPTY
             _cached_at = time.monotonic()
         return _cached

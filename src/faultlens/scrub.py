@@ -37,9 +37,15 @@ _VALUE_PATTERNS: tuple[tuple[str, str], ...] = (
     # PEM private keys
     (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", REDACTED),
     # URL credentials: scheme://user:pass@host -> scheme://[REDACTED]@host
-    (r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/:@'\"]+(?::[^\s/@'\"]*)?@", r"\g<scheme>" + REDACTED + "@"),
+    (
+        r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/:@'\"]+(?::[^\s/@'\"]*)?@",
+        r"\g<scheme>" + REDACTED + "@",
+    ),
     # Authorization header values
-    (r"(?i)(?P<kind>\b(?:bearer|basic|token|digest)\s+)[A-Za-z0-9\-._~+/]{8,}=*", r"\g<kind>" + REDACTED),
+    (
+        r"(?i)(?P<kind>\b(?:bearer|basic|token|digest)\s+)[A-Za-z0-9\-._~+/]{8,}=*",
+        r"\g<kind>" + REDACTED,
+    ),
     # JWTs
     (r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", REDACTED),
     # AWS access key ids
@@ -121,12 +127,12 @@ class Scrubber:
         if isinstance(value, Mapping):
             try:
                 return self.mapping(value, depth)
-            except Exception:  # noqa: BLE001 - a hostile mapping becomes a summary
+            except Exception:
                 return f"<unreadable {type(value).__name__}>"
         if isinstance(value, (list, tuple, set, frozenset)):
             try:
                 items = list(value)[:_MAX_ITEMS]
-            except Exception:  # noqa: BLE001
+            except Exception:
                 return f"<unreadable {type(value).__name__}>"
             return [self._walk(v, depth + 1) for v in items]
         if isinstance(value, bytes):
@@ -137,7 +143,7 @@ class Scrubber:
 def _safe_key(k: object) -> str:
     try:
         return str(k)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return f"<key {type(k).__name__}>"
 
 

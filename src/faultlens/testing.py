@@ -20,10 +20,9 @@ from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace import Event
 
 from . import resources, scrub
 from ._setup import shutdown
@@ -69,7 +68,9 @@ class Captured:
         matches = [s for s in self.spans if s.name == name]
         if len(matches) != 1:
             names = sorted({s.name for s in self.spans})
-            raise AssertionError(f"expected one span named {name!r}, found {len(matches)} in {names}")
+            raise AssertionError(
+                f"expected one span named {name!r}, found {len(matches)} in {names}"
+            )
         return matches[0]
 
     def events(self, name: str = "exception") -> list[tuple[ReadableSpan, Event]]:

@@ -48,7 +48,7 @@ class _ScopeSteps:
         pass
 
 
-class capture:  # noqa: N801 - used like a function: `with faultlens.capture(...)`
+class capture:
     """Context for every error recorded inside: ``stage`` and user keys.
 
     Works as ``with``, ``async with`` and as a decorator (functions, coroutines, generators

@@ -26,9 +26,7 @@ _MAX_DEPTH = 6
 
 
 def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
@@ -44,12 +42,12 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
                 (k if isinstance(k, str) else safe_str(k, 128)): _jsonable(v, depth + 1)
                 for k, v in list(value.items())[:200]
             }
-        except Exception:  # noqa: BLE001
+        except Exception:
             return safe_str(value, 256)
     if isinstance(value, (list, tuple, set, frozenset)):
         try:
             return [_jsonable(v, depth + 1) for v in list(value)[:200]]
-        except Exception:  # noqa: BLE001
+        except Exception:
             return safe_str(value, 256)
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
@@ -65,7 +63,7 @@ def _parts(exc: BaseException) -> tuple[str, str, str | None, dict[str, Any], st
     if isinstance(exc, FaultError) and exc.details:
         try:
             details = scrubber.mapping(_jsonable(exc.details))
-        except Exception:  # noqa: BLE001
+        except Exception:
             details = {"_unreadable": True}
     return info.code, clean_text(message, _MAX_MESSAGE), stage, details, info.hint
 

@@ -53,7 +53,8 @@ def _name_of(func: Any) -> str:
     for attr in ("__qualname__", "__name__"):
         name = getattr(target, attr, None)
         if isinstance(name, str):
-            return name
+            # "outer.<locals>.inner" reads as noise in a trace; the function is "inner".
+            return name.rsplit("<locals>.", 1)[-1]
     return type(target).__name__
 
 
@@ -234,7 +235,9 @@ def _traced_wrapper(
     if kind == "gen":
 
         def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            return (yield from drive(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs)))
+            return (
+                yield from drive(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs))
+            )
 
         return gen
 
@@ -285,8 +288,9 @@ def instrument(
     if stage is not None and not isinstance(stage, str):
         raise ConfigError(f"stage must be a string, got {type(stage).__name__}", key="stage")
     if attributes is not None and not isinstance(attributes, Mapping):
-        raise ConfigError("attributes must be a mapping of str to str/bool/int/float",
-                          key="attributes")
+        raise ConfigError(
+            "attributes must be a mapping of str to str/bool/int/float", key="attributes"
+        )
 
     def decorate(f: Any) -> Any:
         if isinstance(f, type):
@@ -304,7 +308,7 @@ def instrument(
                 wrapper = _errors_wrapper(kind, span_name, stage)
             else:
                 wrapper = _traced_wrapper(kind, span_name, stage, attributes)
-        except Exception as e:  # noqa: BLE001 - never break an import over instrumentation
+        except Exception as e:
             internal_error("instrument", e)
             return f
         return wrapt.FunctionWrapper(f, wrapper)

@@ -93,7 +93,7 @@ def _get_mark(exc: BaseException) -> ErrorInfo | None:
         info = object.__getattribute__(exc, "__dict__").get(_MARK)
         if info is not None:
             return info  # type: ignore[no-any-return]
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     hit = _fallback_marks.get(id(exc))
     if hit is not None and hit[0] is exc:
@@ -105,7 +105,7 @@ def _set_mark(exc: BaseException, info: ErrorInfo) -> None:
     try:
         object.__getattribute__(exc, "__dict__")[_MARK] = info
         return
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     _fallback_marks[id(exc)] = (exc, info)
     if len(_fallback_marks) > 256:
@@ -149,10 +149,10 @@ def format_stacktrace(exc: BaseException, limit: int) -> str:
                 node._str = s[:2048] + "... [truncated]"
             node = node.__cause__ or node.__context__
         text = "".join(te.format(chain=True))
-    except BaseException:  # noqa: BLE001 - fall back to the frames alone
+    except BaseException:
         try:
             text = "".join(traceback.format_tb(exc.__traceback__, limit=-64))
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             text = ""
         text += f"{qualified_name(type(exc))}: {safe_str(exc, 2048)}\n"
     if len(text) > limit:
@@ -172,9 +172,7 @@ def _attr_value(value: Any, cap: int) -> AttrValue:
     return clean_text(scrub.current().text(safe_repr(value, cap)), cap)
 
 
-def _context_attributes(
-    prefix: str, context: Mapping[str, Any], out: dict[str, AttrValue]
-) -> None:
+def _context_attributes(prefix: str, context: Mapping[str, Any], out: dict[str, AttrValue]) -> None:
     lim = STATE.limits
     scrubber = scrub.current()
     for i, (key, value) in enumerate(context.items()):
@@ -196,7 +194,8 @@ def _span_name_for(exc: BaseException) -> str:
         tb = tb.tb_next
     if last is not None:
         code = last.tb_frame.f_code
-        return getattr(code, "co_qualname", code.co_name)
+        name: str = getattr(code, "co_qualname", code.co_name)
+        return name.rsplit("<locals>.", 1)[-1]
     return "faultlens.record_error"
 
 
@@ -239,7 +238,7 @@ def _emit(
         labels["stage"] = info.stage
     try:
         errors_counter().add(1, labels)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         internal_error("errors counter", e)
     mark_span(span, exc, info)
     if not admitted:
@@ -276,7 +275,7 @@ def _emit(
     if isinstance(exc, FaultError) and exc.details:
         try:
             _context_attributes("faultlens.details.", exc.details, attrs)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             internal_error("error details", e)
     if lim.resources:
         attrs.update(resources.snapshot())
@@ -298,7 +297,7 @@ def _emit(
         for sink in sinks:
             try:
                 sink(record)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 internal_error(f"error sink {sink!r}", e)
     return info
 
@@ -337,7 +336,7 @@ def record_on_span(
         if not STATE.enabled:
             return None
         return _emit(exc, span, stage, context)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         internal_error("record_error", e)
         return None
 
@@ -361,7 +360,7 @@ def record_escaping(
             record_on_span(exc, span, stage=stage)
         finally:
             span.end()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         internal_error("record_escaping", e)
 
 
@@ -405,6 +404,6 @@ def record_error(
         finally:
             span.end()
         return info if info is not None else classify(exc, stage=stage)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         internal_error("record_error", e)
         return _fallback_info(exc)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from ._record import ErrorRecord
 
-__all__ = ["Limits", "STATE", "Sink"]
+__all__ = ["STATE", "Limits", "Sink"]
 
 Sink = Callable[["ErrorRecord"], None]
 

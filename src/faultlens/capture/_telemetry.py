@@ -48,14 +48,21 @@ def _refresh() -> None:
             return
         tp = STATE.tracer_provider
         mp = STATE.meter_provider
-        tracer = (tp.get_tracer(SCOPE, __version__) if tp is not None
-                  else trace.get_tracer(SCOPE, __version__))
-        meter = mp.get_meter(SCOPE, __version__) if mp is not None else metrics.get_meter(
-            SCOPE, __version__
+        tracer = (
+            tp.get_tracer(SCOPE, __version__)
+            if tp is not None
+            else trace.get_tracer(SCOPE, __version__)
+        )
+        meter = (
+            mp.get_meter(SCOPE, __version__)
+            if mp is not None
+            else metrics.get_meter(SCOPE, __version__)
         )
         new: dict[str, Any] = {"tracer": tracer, "meter": meter}
         new["errors"] = meter.create_counter(
-            "faultlens.errors", unit="{error}", description="Errors recorded, by code/category/severity/stage"
+            "faultlens.errors",
+            unit="{error}",
+            description="Errors recorded, by code/category/severity/stage",
         )
         meter.create_observable_counter(
             "faultlens.internal.dropped",
@@ -122,5 +129,5 @@ def internal_error(where: str, exc: BaseException | None = None) -> None:
                 where,
                 exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
             )
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         pass

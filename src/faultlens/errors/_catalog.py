@@ -31,30 +31,86 @@ _SPEC_FIELDS = ("category", "severity", "retryable", "hint", "description")
 
 # The generic codes every service shares. Severity reflects how soon a human should look.
 BUILTIN_CODES: tuple[CodeSpec, ...] = (
-    CodeSpec("VAL_FILE_NOT_FOUND", "validation", Severity.MEDIUM, False,
-             "check that the path exists and is spelled right", "a file or directory is missing"),
-    CodeSpec("VAL_INVALID_VALUE", "validation", Severity.MEDIUM, False,
-             "check the input value against what the function accepts", "a value is invalid"),
-    CodeSpec("EXE_PERMISSION_DENIED", "execution", Severity.HIGH, False,
-             "check file ownership/mode or the account the process runs as",
-             "the process lacks permission"),
-    CodeSpec("EXE_TIMEOUT", "execution", Severity.MEDIUM, True,
-             "raise the timeout or find what makes the operation slow", "an operation timed out"),
-    CodeSpec("EXE_IMPORT_FAILED", "execution", Severity.HIGH, False,
-             "install the missing package or fix the module path", "an import failed"),
-    CodeSpec("EXE_CIRCUIT_OPEN", "execution", Severity.MEDIUM, True,
-             "the dependency is failing; wait for the breaker's next trial or check the dependency",
-             "a circuit breaker rejected the call"),
-    CodeSpec("EXE_RETRY_EXHAUSTED", "execution", Severity.HIGH, False,
-             "the operation kept failing; look at the last attempt's error",
-             "all retry attempts failed"),
-    CodeSpec("RES_INSUFFICIENT_MEMORY", "resource", Severity.CRITICAL, False,
-             "reduce the batch size or give the process more memory", "memory ran out"),
-    CodeSpec("NET_CONNECTION_FAILED", "network", Severity.HIGH, True,
-             "check that the remote service is up and reachable", "a network connection failed"),
-    CodeSpec("SYS_UNKNOWN_ERROR", "system", Severity.HIGH, False,
-             "an unclassified error; register a code for it with faultlens.catalog.register",
-             "an error no rule classifies"),
+    CodeSpec(
+        "VAL_FILE_NOT_FOUND",
+        "validation",
+        Severity.MEDIUM,
+        False,
+        "check that the path exists and is spelled right",
+        "a file or directory is missing",
+    ),
+    CodeSpec(
+        "VAL_INVALID_VALUE",
+        "validation",
+        Severity.MEDIUM,
+        False,
+        "check the input value against what the function accepts",
+        "a value is invalid",
+    ),
+    CodeSpec(
+        "EXE_PERMISSION_DENIED",
+        "execution",
+        Severity.HIGH,
+        False,
+        "check file ownership/mode or the account the process runs as",
+        "the process lacks permission",
+    ),
+    CodeSpec(
+        "EXE_TIMEOUT",
+        "execution",
+        Severity.MEDIUM,
+        True,
+        "raise the timeout or find what makes the operation slow",
+        "an operation timed out",
+    ),
+    CodeSpec(
+        "EXE_IMPORT_FAILED",
+        "execution",
+        Severity.HIGH,
+        False,
+        "install the missing package or fix the module path",
+        "an import failed",
+    ),
+    CodeSpec(
+        "EXE_CIRCUIT_OPEN",
+        "execution",
+        Severity.MEDIUM,
+        True,
+        "the dependency is failing; wait for the breaker's next trial or check the dependency",
+        "a circuit breaker rejected the call",
+    ),
+    CodeSpec(
+        "EXE_RETRY_EXHAUSTED",
+        "execution",
+        Severity.HIGH,
+        False,
+        "the operation kept failing; look at the last attempt's error",
+        "all retry attempts failed",
+    ),
+    CodeSpec(
+        "RES_INSUFFICIENT_MEMORY",
+        "resource",
+        Severity.CRITICAL,
+        False,
+        "reduce the batch size or give the process more memory",
+        "memory ran out",
+    ),
+    CodeSpec(
+        "NET_CONNECTION_FAILED",
+        "network",
+        Severity.HIGH,
+        True,
+        "check that the remote service is up and reachable",
+        "a network connection failed",
+    ),
+    CodeSpec(
+        "SYS_UNKNOWN_ERROR",
+        "system",
+        Severity.HIGH,
+        False,
+        "an unclassified error; register a code for it with faultlens.catalog.register",
+        "an error no rule classifies",
+    ),
 )
 
 # Most specific class wins: the MRO walk in classify() finds FileNotFoundError before OSError.
@@ -109,13 +165,15 @@ def load_yaml_file(path: str | os.PathLike[str], error: type[CatalogError] = Cat
     p = os.fspath(path)
     try:
         with open(p, encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_StrictLoader.get())  # noqa: S506 - SafeLoader subclass
+            return yaml.load(fh, Loader=_StrictLoader.get())
     except FileNotFoundError:
         raise error("file not found; check the path", source=p) from None
     except OSError as exc:
         raise error(f"cannot read file ({exc.strerror}); check its permissions", source=p) from None
     except yaml.YAMLError as exc:
-        raise error(f"invalid YAML: {exc}; fix the syntax at the position shown", source=p) from None
+        raise error(
+            f"invalid YAML: {exc}; fix the syntax at the position shown", source=p
+        ) from None
 
 
 def import_object(path: str) -> Any:
@@ -227,8 +285,10 @@ class Catalog:
         types: tuple[type[BaseException], ...]
         if isinstance(match, type) and issubclass(match, BaseException):
             types = (match,)
-        elif isinstance(match, tuple) and match and all(
-            isinstance(t, type) and issubclass(t, BaseException) for t in match
+        elif (
+            isinstance(match, tuple)
+            and match
+            and all(isinstance(t, type) and issubclass(t, BaseException) for t in match)
         ):
             types = match
         elif callable(match) and not isinstance(match, type):
@@ -282,9 +342,7 @@ class Catalog:
             )
         cats = data.get("categories") or []
         if not isinstance(cats, list):
-            raise CatalogError(
-                "must be a list of names", source=source, key="categories"
-            )
+            raise CatalogError("must be a list of names", source=source, key="categories")
         new_categories = set()
         for c in cats:
             if not isinstance(c, str) or not _CATEGORY_RE.match(c):
@@ -344,9 +402,7 @@ class Catalog:
                             key=f"codes.{code}",
                         )
                     specs.append(spec)
-                rules = self._parse_rules(
-                    data.get("rules") or [], {s.code for s in specs}, source
-                )
+                rules = self._parse_rules(data.get("rules") or [], {s.code for s in specs}, source)
             except CatalogError:
                 self._categories = saved
                 raise
@@ -397,7 +453,7 @@ class Catalog:
             for p in paths:
                 try:
                     obj = import_object(str(p))
-                except Exception as exc:  # noqa: BLE001 - report any import failure as config
+                except Exception as exc:
                     raise CatalogError(
                         f"cannot import {p!r} ({type(exc).__name__}: {exc}); "
                         "check the module path and that it is importable",
@@ -516,18 +572,18 @@ class Catalog:
             try:
                 if predicate(exc):
                     return code
-            except Exception:  # noqa: BLE001 - a broken predicate must not break recording
+            except Exception:
                 _log.debug("faultlens: classification predicate %r raised", predicate)
         mro = type(exc).__mro__
         if self._type_rules:
             for klass in mro:
-                code = self._type_rules.get(klass)
-                if code is not None:
-                    return code
+                hit = self._type_rules.get(klass)
+                if hit is not None:
+                    return hit
         for klass in mro:
-            code = self._builtin_rules.get(klass)
-            if code is not None:
-                return code
+            hit = self._builtin_rules.get(klass)
+            if hit is not None:
+                return hit
         return UNKNOWN_CODE
 
     @property

@@ -68,7 +68,7 @@ class FaultError(Exception):
             )
         if message is None:
             spec = catalog.get(code)
-            message = (spec.description if spec and spec.description else code)
+            message = spec.description if spec and spec.description else code
         self.code = code  # type: ignore[misc]
         self.message = str(message)
         self.details: dict[str, Any] = dict(details) if details else {}

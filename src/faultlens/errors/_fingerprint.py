@@ -26,7 +26,9 @@ _MESSAGE_PREFIX = 512
 _NORMALIZERS = (
     (re.compile(r"'(?:[^'\\\n]|\\.){0,200}'|\"(?:[^\"\\\n]|\\.){0,200}\""), "<str>"),
     (
-        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+        re.compile(
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+        ),
         "<uuid>",
     ),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
@@ -47,7 +49,7 @@ def _library_roots() -> tuple[str, ...]:
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         try:
             p = sysconfig.get_paths().get(key)
-        except Exception:  # noqa: BLE001
+        except Exception:
             p = None
         if p:
             roots.add(os.path.realpath(p))
@@ -92,7 +94,7 @@ def _frames(tb: TracebackType | None) -> list[str]:
         code = tb.tb_frame.f_code
         try:
             module = tb.tb_frame.f_globals.get("__name__", "?")
-        except Exception:  # noqa: BLE001
+        except Exception:
             module = "?"
         name = getattr(code, "co_qualname", code.co_name)
         entry = f"{module}:{name}"
@@ -110,7 +112,7 @@ def fingerprint(exc: BaseException, message: str | None = None) -> str:
         message = safe_str(exc, _MESSAGE_PREFIX)
     try:
         tb = exc.__traceback__
-    except Exception:  # noqa: BLE001
+    except Exception:
         tb = None
     parts = [
         f"v{FINGERPRINT_VERSION}",
@@ -122,4 +124,3 @@ def fingerprint(exc: BaseException, message: str | None = None) -> str:
     if isinstance(code, str):
         parts.insert(1, code)
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "replace"), digest_size=8).hexdigest()
-

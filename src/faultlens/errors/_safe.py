@@ -27,12 +27,12 @@ def safe_str(obj: object, limit: int = 4096) -> str:
         if not isinstance(text, str):  # a __str__ returning a str subclass with odd behaviour
             text = str.__str__(text)
         return clean_text(text, limit)
-    except BaseException:  # noqa: BLE001 - a hostile __str__ may raise anything
+    except BaseException:
         pass
     try:
         text = repr(obj)
         return clean_text(str.__str__(text), limit)
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         return f"<unprintable {qualified_name(type(obj))}>"
 
 
@@ -40,7 +40,7 @@ def safe_repr(obj: object, limit: int = 512) -> str:
     """``repr(obj)`` capped; never raises."""
     try:
         return clean_text(str.__str__(repr(obj)), limit)
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         return f"<unrepresentable {qualified_name(type(obj))}>"
 
 
@@ -54,5 +54,5 @@ def qualified_name(cls: Any) -> str:
         if isinstance(mod, str) and mod not in ("builtins", "__builtin__"):
             return f"{mod}.{qual}"
         return qual
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         return "<unknown>"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Category", "CodeSpec", "ErrorInfo", "Severity"]
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """Where a failure comes from; drives routing and dashboards.
 
     A str enum so that ``info.category == "validation"`` works and the value lands in OTel
@@ -22,20 +22,14 @@ class Category(str, Enum):
     NETWORK = "network"
     SYSTEM = "system"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How urgently a failure needs a human; ordered from most to least urgent."""
 
     CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def rank(self) -> int:
