@@ -21,6 +21,7 @@ _DEFAULT_KEYS = (
     r"pwd",
     r"secret",
     r"token",
+    r"authori[sz]ation",
     r"auth(?!or)",
     r"api[_-]?key",
     r"access[_-]?key",
@@ -38,7 +39,8 @@ _VALUE_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", REDACTED),
     # URL credentials: scheme://user:pass@host -> scheme://[REDACTED]@host
     (
-        r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/:@'\"]+(?::[^\s/@'\"]*)?@",
+        r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)"
+        r"(?:[^\s/:@'\"]+(?::[^\s/@'\"]*)?|:[^\s/@'\"]+)@",
         r"\g<scheme>" + REDACTED + "@",
     ),
     # Authorization header values
