@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# The faultlens stack without Docker: OpenTelemetry Collector (ocb build), Jaeger v2,
+# Prometheus and Alertmanager, all on 127.0.0.1, all from the files in collector/.
+#
+#   scripts/stack.sh deps              build/install every component (cached, see below)
+#   scripts/stack.sh up                start what is not running, wait until healthy, print URLs
+#   scripts/stack.sh down              stop everything this state dir started
+#   scripts/stack.sh start|stop|restart NAME   one component: collector jaeger prometheus alertmanager
+#   scripts/stack.sh status | urls
+#   scripts/stack.sh bin NAME          path of a component's binary (exit 1 when not installed)
+#   scripts/stack.sh reload prometheus re-read the rendered config and rules (as they are in
+#                                      the state dir: tests drop extra rule files there)
+#
+# Builds are cached outside the clone, one directory per component and version
+# ($FAULTLENS_CACHE_DIR, default ~/.cache/faultlens): a second `deps` costs nothing.
+# Prometheus, Alertmanager, promtool and docker-compose come from Debian's packages.
+#
+# Environment (all optional):
+#   FAULTLENS_CACHE_DIR        build cache (default $CACHE_DIR or ~/.cache/faultlens)
+#   FAULTLENS_STACK_DIR        state: rendered configs, data, logs, pids (default .faultlens/stack)
+#   FAULTLENS_STACK_INTERVAL   Prometheus scrape + rule evaluation interval, e.g. 2s for tests.
+#                              Unset, the interval of collector/prometheus.yml (15s) is kept.
+#   FAULTLENS_ALERT_WEBHOOK_URL  where Alertmanager posts alerts (default: the URL written in
+#                              collector/alertmanager.yml, http://127.0.0.1:9099/hook)
+#   FAULTLENS_STACK_EXTRA_RULES  a rules file (or directory of *.yml) added next to the shipped rules
+#   FAULTLENS_SPANMETRICS_FLUSH_INTERVAL, FAULTLENS_COLLECTOR_* ...  read by collector/otelcol.yaml
+set -euo pipefail
+
+# --- pinned versions -------------------------------------------------------------------
+# The collector: core and contrib v0.155.0 (the builder must be the same release).
+OTELCOL_VERSION=0.155.0
+# Jaeger v2 lives in the Go module github.com/jaegertracing/jaeger (no /v2 suffix), so its
+# v2.x.y tags are not module versions. The module proxy serves v1.62.0, the commit tagged
+# both v1.62.0 and v2.0.0-rc2, whose dependencies are all served too; the pseudo-versions
+# of later v2 release commits are refused ("not available"), and v1.76.0 (= v2.13.0)
+# depends on collector v0.140 modules the proxy does not serve. v1.x tags carry a
+# `replace` (sarama) that `go install pkg@version` refuses, so we build cmd/jaeger from a
+# throw-away wrapper module that repeats that replace.
+JAEGER_VERSION=2.0.0-rc2
+JAEGER_MODULE_VERSION=v1.62.0
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CONF="$ROOT/collector"
+CACHE="${FAULTLENS_CACHE_DIR:-${CACHE_DIR:-$HOME/.cache/faultlens}}"
+STATE="${FAULTLENS_STACK_DIR:-$ROOT/.faultlens/stack}"
+HOST=127.0.0.1
+
+COMPONENTS=(jaeger collector prometheus alertmanager)
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() {
+  printf '[stack] error: %s\n' "$*" >&2
+  exit 1
+}
+
+manifest_hash() { sha256sum "$CONF/builder-config.yaml" | cut -c1-10; }
+otelcol_dir() { echo "$CACHE/otelcol-$OTELCOL_VERSION-$(manifest_hash)"; }
+jaeger_dir() { echo "$CACHE/jaeger-$JAEGER_VERSION"; }
+
+bin_path() {
+  case "$1" in
+    collector | otelcol) echo "$(otelcol_dir)/otelcol-faultlens" ;;
+    jaeger) echo "$(jaeger_dir)/jaeger" ;;
+    prometheus) command -v prometheus || echo /usr/bin/prometheus ;;
+    alertmanager) command -v prometheus-alertmanager || echo /usr/bin/prometheus-alertmanager ;;
+    promtool) command -v promtool || echo /usr/bin/promtool ;;
+    amtool) command -v amtool || echo /usr/bin/amtool ;;
+    docker-compose) command -v docker-compose || echo /usr/bin/docker-compose ;;
+    *) die "unknown component: $1" ;;
+  esac
+}
+
+# --- deps ------------------------------------------------------------------------------
+go_env() {
+  command -v go >/dev/null || die "Go is needed to build the collector and Jaeger (not on PATH)"
+  export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+}
+
+build_otelcol() {
+  local dir bin start
+  dir="$(otelcol_dir)"
+  bin="$dir/otelcol-faultlens"
+  if [[ -x "$bin" ]]; then
+    log "collector $OTELCOL_VERSION: cached at $bin"
+    return
+  fi
+  go_env
+  start=$SECONDS
+  mkdir -p "$CACHE/ocb-$OTELCOL_VERSION"
+  if [[ ! -x "$CACHE/ocb-$OTELCOL_VERSION/builder" ]]; then
+    log "installing ocb $OTELCOL_VERSION"
+    GOBIN="$CACHE/ocb-$OTELCOL_VERSION" \
+      go install "go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION"
+  fi
+  log "building the collector with ocb (a few minutes the first time)"
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp"
+  "$CACHE/ocb-$OTELCOL_VERSION/builder" --config "$CONF/builder-config.yaml" \
+    --output-path "$dir.tmp/src"
+  mv "$dir.tmp/src/otelcol-faultlens" "$dir.tmp/otelcol-faultlens"
+  rm -rf "$dir.tmp/src" "$dir"
+  mv "$dir.tmp" "$dir"
+  log "collector built in $((SECONDS - start))s: $bin"
+}
+
+build_jaeger() {
+  local dir bin start
+  dir="$(jaeger_dir)"
+  bin="$dir/jaeger"
+  if [[ -x "$bin" ]]; then
+    log "jaeger $JAEGER_VERSION: cached at $bin"
+    return
+  fi
+  go_env
+  start=$SECONDS
+  log "building jaeger $JAEGER_VERSION (module $JAEGER_MODULE_VERSION; a few minutes the first time)"
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp/src"
+  cat >"$dir.tmp/src/go.mod" <<EOF
+module faultlens.local/jaeger-build
+
+go 1.22.0
+
+require github.com/jaegertracing/jaeger $JAEGER_MODULE_VERSION
+
+// As in jaeger's own go.mod at that tag (the reason go install refuses it).
+replace github.com/Shopify/sarama => github.com/Shopify/sarama v1.33.0
+EOF
+  (
+    cd "$dir.tmp/src"
+    go get "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_MODULE_VERSION" 2>&1 |
+      grep -v -e '^go: downloading' -e 'retracted by module author' \
+        -e 'switch to the latest unretracted' -e 'go get github.com/dgraph-io' >&2 || true
+    go build -trimpath -o "$dir.tmp/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+  )
+  rm -rf "$dir.tmp/src" "$dir"
+  mv "$dir.tmp" "$dir"
+  log "jaeger built in $((SECONDS - start))s: $bin"
+}
+
+install_debian() {
+  local missing=()
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  if ((${#missing[@]} == 0)); then
+    log "prometheus, alertmanager, promtool, docker-compose: installed"
+    return
+  fi
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  local start=$SECONDS
+  log "installing from Debian: ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  log "Debian packages installed in $((SECONDS - start))s"
+}
+
+cmd_deps() {
+  mkdir -p "$CACHE"
+  install_debian
+  build_otelcol
+  build_jaeger
+}
+
+# --- rendering the runtime configuration -----------------------------------------------
+# Prometheus and Alertmanager cannot read environment variables in their config files, so
+# the shipped files are copied into the state dir and only the two values tests need to
+# change are substituted: the intervals and the webhook URL. Everything else is verbatim.
+render() {
+  local interval="${FAULTLENS_STACK_INTERVAL:-}"
+  mkdir -p "$STATE"/{logs,run,prometheus/data,prometheus/rules,prometheus/targets} \
+    "$STATE"/{alertmanager/data,collector/file_storage}
+  if [[ -n "$interval" ]]; then
+    sed -E -e "s/^(  scrape_interval:).*/\1 $interval/" \
+      -e "s/^(  evaluation_interval:).*/\1 $interval/" \
+      "$CONF/prometheus.yml" >"$STATE/prometheus/prometheus.yml"
+  else
+    cp "$CONF/prometheus.yml" "$STATE/prometheus/prometheus.yml"
+  fi
+  rm -f "$STATE"/prometheus/rules/*.yml
+  cp "$CONF"/rules/*.yml "$STATE/prometheus/rules/"
+  if [[ -n "${FAULTLENS_STACK_EXTRA_RULES:-}" ]]; then
+    if [[ -d "$FAULTLENS_STACK_EXTRA_RULES" ]]; then
+      cp "$FAULTLENS_STACK_EXTRA_RULES"/*.yml "$STATE/prometheus/rules/"
+    else
+      cp "$FAULTLENS_STACK_EXTRA_RULES" "$STATE/prometheus/rules/"
+    fi
+  fi
+  cp "$CONF"/targets/local/*.yml "$STATE/prometheus/targets/"
+  local url="${FAULTLENS_ALERT_WEBHOOK_URL:-}"
+  if [[ -n "$url" ]]; then
+    sed -E "s#http://127\.0\.0\.1:9099/hook#${url}#" "$CONF/alertmanager.yml" \
+      >"$STATE/alertmanager/alertmanager.yml"
+  else
+    cp "$CONF/alertmanager.yml" "$STATE/alertmanager/alertmanager.yml"
+  fi
+}
+
+# --- processes -------------------------------------------------------------------------
+pidfile() { echo "$STATE/run/$1.pid"; }
+
+running() {
+  local pf pid
+  pf="$(pidfile "$1")"
+  [[ -f "$pf" ]] || return 1
+  pid="$(cat "$pf")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  # Guard against a recycled pid: it must still be our binary.
+  grep -q -- "$(basename "$(bin_path "$1")")" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+health_url() {
+  case "$1" in
+    collector) echo "http://$HOST:13133/" ;;
+    jaeger) echo "http://$HOST:16686/api/services" ;;
+    prometheus) echo "http://$HOST:9090/-/ready" ;;
+    alertmanager) echo "http://$HOST:9093/-/ready" ;;
+  esac
+}
+
+ports() {
+  case "$1" in
+    collector) echo "4317 4318 13133 8888 8889" ;;
+    jaeger) echo "14317 14318 16685 16686" ;;
+    prometheus) echo "9090" ;;
+    alertmanager) echo "9093" ;;
+  esac
+}
+
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+launch() {
+  local name="$1"
+  shift
+  local bin
+  bin="$(bin_path "$name")"
+  [[ -x "$bin" ]] || die "$name is not installed ($bin); run: make stack-deps"
+  for p in $(ports "$name"); do
+    port_busy "$p" && die "port $HOST:$p (for $name) is already in use by another process"
+  done
+  # setsid: its own process group, so a Ctrl-C in the calling shell does not stop it.
+  setsid "$bin" "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$(pidfile "$name")"
+}
+
+start_one() {
+  local name="$1"
+  if running "$name"; then
+    log "$name already running (pid $(cat "$(pidfile "$name")"))"
+    return
+  fi
+  case "$name" in
+    collector)
+      FAULTLENS_COLLECTOR_STORAGE_DIR="${FAULTLENS_COLLECTOR_STORAGE_DIR:-$STATE/collector/file_storage}" \
+        launch collector --config "$CONF/otelcol.yaml"
+      ;;
+    jaeger)
+      # Jaeger 2.0.0-rc2's query service always traces itself over OTLP to localhost:4317,
+      # i.e. into our collector; its own spans are noise in faultlens' data, so: sampler off.
+      OTEL_TRACES_SAMPLER=always_off launch jaeger --config "$CONF/jaeger.yaml"
+      ;;
+    prometheus)
+      launch prometheus \
+        --config.file="$STATE/prometheus/prometheus.yml" \
+        --storage.tsdb.path="$STATE/prometheus/data" \
+        --web.listen-address="$HOST:9090" \
+        --web.enable-lifecycle
+      ;;
+    alertmanager)
+      # --cluster.listen-address= turns off gossip, which would bind all interfaces (:9094).
+      launch alertmanager \
+        --config.file="$STATE/alertmanager/alertmanager.yml" \
+        --storage.path="$STATE/alertmanager/data" \
+        --web.listen-address="$HOST:9093" \
+        --cluster.listen-address=
+      ;;
+    *) die "unknown component: $name" ;;
+  esac
+  wait_healthy "$name"
+}
+
+wait_healthy() {
+  local name="$1" url deadline
+  url="$(health_url "$name")"
+  deadline=$((SECONDS + ${FAULTLENS_STACK_START_TIMEOUT:-60}))
+  until curl -fs -o /dev/null --max-time 2 "$url"; do
+    if ! running "$name"; then
+      tail -n 30 "$STATE/logs/$name.log" >&2 || true
+      die "$name exited during start-up (log: $STATE/logs/$name.log)"
+    fi
+    ((SECONDS < deadline)) || die "$name not healthy at $url (log: $STATE/logs/$name.log)"
+    sleep 0.3
+  done
+  log "$name healthy (pid $(cat "$(pidfile "$name")"))"
+}
+
+stop_one() {
+  local name="$1" pf pid
+  pf="$(pidfile "$name")"
+  if ! running "$name"; then
+    rm -f "$pf"
+    return
+  fi
+  pid="$(cat "$pf")"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name did not stop within 20s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pf"
+  log "$name stopped"
+}
+
+cmd_urls() {
+  cat <<EOF
+OTLP gRPC        http://$HOST:4317
+OTLP HTTP        http://$HOST:4318
+collector health http://$HOST:13133/
+collector metrics http://$HOST:8889/metrics   (own telemetry: http://$HOST:8888/metrics)
+Jaeger UI/API    http://$HOST:16686            (e.g. /api/services)
+Prometheus       http://$HOST:9090
+Alertmanager     http://$HOST:9093
+state dir        $STATE
+EOF
+}
+
+cmd_up() {
+  render
+  for c in "${COMPONENTS[@]}"; do start_one "$c"; done
+  cmd_urls
+}
+
+cmd_down() {
+  local i
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_one "${COMPONENTS[$i]}"; done
+}
+
+cmd_status() {
+  local rc=0
+  for c in "${COMPONENTS[@]}"; do
+    if running "$c"; then
+      echo "$c running (pid $(cat "$(pidfile "$c")"))"
+    else
+      echo "$c stopped"
+      rc=3
+    fi
+  done
+  return $rc
+}
+
+main() {
+  local cmd="${1:-}"
+  shift || true
+  case "$cmd" in
+    deps) cmd_deps ;;
+    up) cmd_up ;;
+    down) cmd_down ;;
+    start)
+      render
+      start_one "${1:?component}"
+      ;;
+    stop) stop_one "${1:?component}" ;;
+    restart)
+      stop_one "${1:?component}"
+      start_one "$1"
+      ;;
+    reload)
+      [[ "${1:-prometheus}" == prometheus ]] || die "only prometheus can be reloaded"
+      curl -fsS -X POST "http://$HOST:9090/-/reload"
+      ;;
+    status) cmd_status ;;
+    urls) cmd_urls ;;
+    bin)
+      local b
+      b="$(bin_path "${1:?component}")"
+      [[ -x "$b" ]] || {
+        echo "$b"
+        exit 1
+      }
+      echo "$b"
+      ;;
+    *)
+      sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      [[ -z "$cmd" || "$cmd" == help || "$cmd" == -h ]] || exit 2
+      ;;
+  esac
+}
+
+main "$@"
