@@ -34,36 +34,63 @@ _DEFAULT_KEYS = (
     r"x[_-]?api[_-]?key",
 )
 
-_VALUE_PATTERNS: tuple[tuple[str, str], ...] = (
-    # PEM private keys
-    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", REDACTED),
+# (pattern, replacement, trigger literals). A pattern runs only when one of its lowercase
+# triggers occurs in the text: most messages contain no secret at all, and a handful of
+# substring checks cost far less than a dozen regex scans over a stack trace.
+_VALUE_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+        REDACTED,
+        ("private key",),
+    ),
     # URL credentials: scheme://user:pass@host -> scheme://[REDACTED]@host
     (
         r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)"
         r"(?:[^\s/:@'\"]+(?::[^\s/@'\"]*)?|:[^\s/@'\"]+)@",
         r"\g<scheme>" + REDACTED + "@",
+        ("://",),
     ),
     # Authorization header values
     (
         r"(?i)(?P<kind>\b(?:bearer|basic|token|digest)\s+)[A-Za-z0-9\-._~+/]{8,}=*",
         r"\g<kind>" + REDACTED,
+        ("bearer", "basic", "token", "digest"),
     ),
     # JWTs
-    (r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", REDACTED),
+    (r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", REDACTED, ("eyj",)),
     # AWS access key ids
-    (r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b", REDACTED),
+    (
+        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
+        REDACTED,
+        ("akia", "asia", "agpa", "aida", "aroa", "anpa", "anva", "aipa"),
+    ),
     # GitHub, Slack, Google, Stripe, OpenAI-style keys
-    (r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})\b", REDACTED),
-    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}", REDACTED),
-    (r"\bAIza[0-9A-Za-z_-]{35}\b", REDACTED),
-    (r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b", REDACTED),
-    (r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b", REDACTED),
+    (
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{20,})\b",
+        REDACTED,
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    (r"\bxox[abposr]-[A-Za-z0-9-]{10,}", REDACTED, ("xox",)),
+    (r"\bAIza[0-9A-Za-z_-]{35}\b", REDACTED, ("aiza",)),
+    (r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b", REDACTED, ("k_live_", "k_test_")),
+    (r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b", REDACTED, ("sk-",)),
     # key=value / key: value pairs inside free text (aws_secret_access_key=..., password: ...)
     (
-        r"(?i)(?P<key>\b[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access[_-]?key|"
-        r"private[_-]?key|accountkey|credential|authorization|cookie|session[_-]?id)\b['\"]?)"
-        r"(?P<sep>\s*[=:]\s*)(?P<val>\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)",
+        r"(?i)(?P<key>(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access[_-]?key|"
+        r"private[_-]?key|accountkey|credential|authorization|cookie|session[_-]?id)"
+        r"[\w-]*['\"]?)(?P<sep>\s*[=:]\s*)(?P<val>\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)",
         r"\g<key>\g<sep>" + REDACTED,
+        (
+            "pass",
+            "pwd",
+            "secret",
+            "token",
+            "key",
+            "credential",
+            "authorization",
+            "cookie",
+            "session",
+        ),
     ),
 )
 
@@ -83,8 +110,10 @@ class Scrubber:
     ) -> None:
         keys = list(_DEFAULT_KEYS) + [re.escape(k) if k.isidentifier() else k for k in extra_keys]
         self._key_re = re.compile("(?i)(?:" + "|".join(keys) + ")")
-        patterns = [(re.compile(p), r.replace(REDACTED, replacement)) for p, r in _VALUE_PATTERNS]
-        patterns += [(re.compile(p), replacement) for p in extra_patterns]
+        patterns: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
+            (re.compile(p), r.replace(REDACTED, replacement), t) for p, r, t in _VALUE_PATTERNS
+        ]
+        patterns += [(re.compile(p), replacement, ()) for p in extra_patterns]
         self._patterns = tuple(patterns)
         self.replacement = replacement
         self._key_cache: dict[str, bool] = {}
@@ -99,7 +128,10 @@ class Scrubber:
 
     def text(self, text: str) -> str:
         """Redact secret-looking values inside free text."""
-        for pattern, repl in self._patterns:
+        lowered = text.lower()
+        for pattern, repl, triggers in self._patterns:
+            if triggers and not any(t in lowered for t in triggers):
+                continue
             text = pattern.sub(repl, text)
         return text
 

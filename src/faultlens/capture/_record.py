@@ -9,6 +9,7 @@ every later span it escapes through only gets status ERROR and ``error.type``.
 from __future__ import annotations
 
 import asyncio
+import linecache
 import logging
 import sys
 import time
@@ -133,26 +134,79 @@ def reset_rate_limiter() -> None:
     _limiter = None
 
 
+_MAX_FRAMES = 64
+_MAX_CHAIN = 8
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _format_one(exc: BaseException, out: list[str]) -> None:
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    if frames:
+        out.append("Traceback (most recent call last):\n")
+        if len(frames) > _MAX_FRAMES:
+            out.append(f"  ... {len(frames) - _MAX_FRAMES} outer frames omitted ...\n")
+            frames = frames[-_MAX_FRAMES:]
+        for t in frames:
+            code = t.tb_frame.f_code
+            lineno = t.tb_lineno
+            out.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+            line = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
+            if line:
+                out.append(f"    {line}\n")
+    message = safe_str(exc, 2048)
+    name = qualified_name(type(exc))
+    out.append(f"{name}: {message}\n" if message else f"{name}\n")
+
+
 def format_stacktrace(exc: BaseException, limit: int) -> str:
-    """The formatted traceback (chain included), innermost frames kept when capped."""
+    """The formatted traceback with its cause/context chain, innermost frames kept when capped.
+
+    Formatted here rather than by ``traceback``: Python 3.11's formatter re-parses every
+    source line to draw ``^^^`` markers, which costs more than the rest of recording, and it
+    calls ``str()`` on every exception in the chain unguarded. Exception groups, whose nested
+    layout is worth the cost, still go through ``traceback``.
+    """
     try:
-        te = traceback.TracebackException(
-            type(exc), exc, exc.__traceback__, limit=-64, compact=True, max_group_width=8
-        )
-        # Cap every message in the chain before formatting: a 5 MB message is not a stack.
-        node: Any = te
-        seen = 0
-        while node is not None and seen < 16:
-            seen += 1
-            s = getattr(node, "_str", None)
-            if isinstance(s, str) and len(s) > 2048:
-                node._str = s[:2048] + "... [truncated]"
-            node = node.__cause__ or node.__context__
-        text = "".join(te.format(chain=True))
-    except BaseException:
+        if isinstance(exc, BaseExceptionGroup):
+            te = traceback.TracebackException(
+                type(exc),
+                exc,
+                exc.__traceback__,
+                limit=-_MAX_FRAMES,
+                compact=True,
+                max_group_width=8,
+            )
+            text = "".join(te.format(chain=True))
+        else:
+            chain: list[tuple[BaseException, str]] = []
+            seen: set[int] = set()
+            node: BaseException | None = exc
+            link = ""
+            while node is not None and id(node) not in seen and len(chain) < _MAX_CHAIN:
+                seen.add(id(node))
+                chain.append((node, link))
+                cause = node.__cause__
+                if cause is not None:
+                    node, link = cause, _CAUSE
+                elif node.__context__ is not None and not node.__suppress_context__:
+                    node, link = node.__context__, _CONTEXT
+                else:
+                    node = None
+            out: list[str] = []
+            for node, link in reversed(chain):
+                _format_one(node, out)
+                if link:
+                    out.append(link)
+            text = "".join(out)
+    except BaseException:  # noqa: BLE001 - fall back to the frames alone
         try:
-            text = "".join(traceback.format_tb(exc.__traceback__, limit=-64))
-        except BaseException:
+            text = "".join(traceback.format_tb(exc.__traceback__, limit=-_MAX_FRAMES))
+        except BaseException:  # noqa: BLE001
             text = ""
         text += f"{qualified_name(type(exc))}: {safe_str(exc, 2048)}\n"
     if len(text) > limit:
