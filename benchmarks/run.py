@@ -63,7 +63,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             (
                 r["group"],
                 r["name"],
-                f"{per:.2f} us" if isinstance(per, (int, float)) else str(r.get("value", "")),
+                (f"{per:.2f} us" if isinstance(per, (int, float)) else "")
+                + (f" ({r['value']})" if r.get("value") else ""),
                 r.get("anchor") or "",
                 f"{anchor_us:.2f} us" if isinstance(anchor_us, (int, float)) else "",
                 f"{r['ratio']:.3f}x" if r.get("ratio") is not None else "",
