@@ -13,7 +13,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TEST_DEPS :=
 include $(wildcard mk/*.mk)
 
-.PHONY: venv demo test lint typecheck unit bench clean help
+.PHONY: venv demo test lint typecheck unit bench bench-smoke browser-deps clean help
+
+# The HTML report is checked in a real headless Chromium (Debian's package).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the HTML report tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+TEST_DEPS += browser-deps
 
 help:
 	@echo "make demo   run the example pipeline under faultlens (no servers) and show stats + report"
@@ -48,6 +58,9 @@ test: venv $(TEST_DEPS)
 
 bench: venv
 	$(BIN)/python benchmarks/run.py
+
+bench-smoke: venv
+	$(BIN)/python benchmarks/run.py --quick --json /tmp/faultlens-bench-smoke.json
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
