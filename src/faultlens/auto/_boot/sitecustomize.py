@@ -1,0 +1,56 @@
+"""faultlens bootstrap, imported by Python at start-up because ``faultlens run`` put this
+directory first on PYTHONPATH.
+
+It first runs the ``sitecustomize`` the environment would have used without faultlens (so
+an application's own start-up code, e.g. its OTel providers, comes first and is kept), then
+starts faultlens. Nothing here may stop the application: every failure is reported in one
+line on stderr and start-up goes on. ``FAULTLENS_BOOTSTRAP=0`` turns it off.
+"""
+
+import os
+import sys
+
+
+def _chain_previous(here: str) -> None:
+    """Run the next ``sitecustomize`` on sys.path, as site.py would have without us."""
+    import importlib.machinery
+    import importlib.util
+
+    others = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", others)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sitecustomize"] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        import traceback
+
+        print("Error in sitecustomize (chained by faultlens):", file=sys.stderr)
+        traceback.print_exc()
+
+
+def _bootstrap() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        _chain_previous(here)
+    except Exception as exc:
+        print(f"faultlens: could not chain to the previous sitecustomize: {exc}", file=sys.stderr)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    if os.environ.get("FAULTLENS_BOOTSTRAP", "1").strip().lower() in ("0", "false", "no"):
+        return
+    try:
+        from faultlens.auto._bootstrap import start
+    except Exception as exc:
+        print(
+            f"faultlens: not importable by {sys.executable} ({exc}); run the command with the "
+            "interpreter faultlens is installed in. The application starts without faultlens.",
+            file=sys.stderr,
+        )
+        return
+    start()
+
+
+if __name__ == "sitecustomize":
+    _bootstrap()

@@ -1,0 +1,117 @@
+"""Zero-code start: what ``faultlens run`` sets up in the child, and the child's bootstrap.
+
+``faultlens run`` cannot reach into another process, so it only prepares the environment:
+``FAULTLENS_*`` variables for ``configure()`` and, first on ``PYTHONPATH``, the directory
+holding faultlens's ``sitecustomize.py``. Python imports ``sitecustomize`` at start-up, before
+the application's first line, whatever the entry point (``python app.py``, ``python -m mod``,
+``gunicorn ...``); that module chains to any ``sitecustomize`` the environment already had
+and calls :func:`start`.
+
+What gets instrumented when ``FAULTLENS_AUTO_MODULES`` (or the ``faultlens.auto_instrumentation
+.modules`` key) names nothing: every module whose file lives under the main script's
+directory (``python app.py``) or under the working directory (``python -m mod``, ``-c``),
+installed packages excluded. The ``__main__`` script itself cannot be wrapped, since Python
+runs it directly rather than importing it; an error escaping it is still recorded by the
+uncaught-exception hook. Keep scripts thin and the logic in modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .._config import load_settings
+from .._setup import configure, current_settings
+from ..capture import internal_error
+from ._hook import Targets, install
+from ._uncaught import install_excepthooks, install_sigterm_flush
+
+__all__ = ["BOOT_DIR", "child_environment", "default_roots", "instrument_process", "start"]
+
+_log = logging.getLogger("faultlens")
+
+BOOT_DIR = str(Path(__file__).resolve().parent / "_boot")
+
+
+def default_roots(argv: Sequence[str] | None = None, cwd: str | None = None) -> list[str]:
+    """The directories whose modules are the application's own, judged from the command."""
+    argv = sys.argv if argv is None else argv
+    first = argv[0] if argv else ""
+    if not first or first in ("-c", "-m", "-"):
+        return [cwd or os.getcwd()]
+    script = Path(first)
+    if script.is_dir():  # python path/to/pkg  (a directory with __main__.py)
+        return [str(script.resolve())]
+    if script.suffix in (".py", ".pyw", ".pyz"):
+        return [str(script.resolve().parent)]
+    # A console script (gunicorn, celery, ...): the application lives in the working directory.
+    return [cwd or os.getcwd()]
+
+
+def instrument_process(modules: Sequence[str] | None = None) -> Targets:
+    """Install the import hook and the uncaught-exception hooks for this process.
+
+    ``modules`` (glob patterns) wins; otherwise the configured auto-instrumentation modules;
+    otherwise the application's own directory (see :func:`default_roots`).
+    """
+    if not modules:
+        settings = current_settings()
+        if settings is None:
+            try:
+                settings = load_settings()
+            except Exception as exc:
+                internal_error("reading auto-instrumentation settings", exc)
+        modules = settings.auto_modules if settings is not None else ()
+    install_excepthooks()
+    if modules:
+        return install(list(modules))
+    return install(roots=default_roots())
+
+
+def start() -> None:
+    """The child's bootstrap: configure from the environment, hook, instrument. Never raises;
+    a failure is logged once and the application starts without faultlens."""
+    try:
+        configure()
+    except Exception as exc:
+        _log.warning(
+            "faultlens: configure() failed (%s); the application runs without faultlens", exc
+        )
+        return
+    try:
+        instrument_process()
+        install_sigterm_flush()
+    except Exception as exc:
+        internal_error("faultlens run bootstrap", exc)
+
+
+def child_environment(
+    base: Mapping[str, str],
+    *,
+    service: str | None = None,
+    modules: Sequence[str] | None = None,
+    journal: str | None = None,
+    endpoint: str | None = None,
+    catalogs: Sequence[str] | None = None,
+) -> dict[str, str]:
+    """The environment ``faultlens run`` gives the command: the bootstrap first on
+    PYTHONPATH, and the options as the variables ``configure()`` reads."""
+    env = dict(base)
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOT_DIR]
+    env["PYTHONPATH"] = os.pathsep.join([BOOT_DIR, *parts])
+    if service:
+        env["FAULTLENS_SERVICE_NAME"] = service
+        env["OTEL_SERVICE_NAME"] = service
+    if modules:
+        env["FAULTLENS_AUTO_MODULES"] = ",".join(modules)
+    if journal:
+        env["FAULTLENS_JOURNAL_PATH"] = os.path.abspath(journal)
+    if endpoint:
+        env["FAULTLENS_ENDPOINT"] = endpoint
+    if catalogs:
+        env["FAULTLENS_CATALOGS"] = os.pathsep.join(os.path.abspath(c) for c in catalogs)
+    env["FAULTLENS_BOOTSTRAP"] = "1"
+    return env

@@ -1,0 +1,173 @@
+"""Wrapping the functions and methods a module defines with ``faultlens.instrument``.
+
+Only what the module itself defines is wrapped (re-exports are wrapped, if at all, where they
+are defined), and only plain Python functions: builtins, C and Cython functions, properties,
+other descriptors, lambdas, dunder methods and exception classes are left alone, because
+wrapping them either cannot work or would change behaviour (``__eq__``, ``__iter__``,
+``__exit__`` raising on purpose). Every replacement is remembered so ``uninstall()`` can put
+the originals back, and any object that resists wrapping is skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+
+from ..capture import instrument, internal_error
+from ..capture._instrument import _kind
+
+__all__ = ["Replacement", "is_faultlens_wrapper", "restore", "wrap_module"]
+
+# Nested classes deeper than this are left alone; real code rarely nests more than twice.
+_MAX_CLASS_DEPTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """``owner.name`` was ``original`` and is now ``wrapper`` (what uninstall undoes)."""
+
+    owner: Any
+    name: str
+    original: Any
+    wrapper: Any
+
+
+_replacements: list[Replacement] = []
+_lock = threading.Lock()
+
+
+def is_faultlens_wrapper(obj: Any) -> bool:
+    """True for anything ``faultlens.instrument`` produced, also behind other decorators."""
+    seen = 0
+    while obj is not None and seen < 32:
+        seen += 1
+        if isinstance(obj, wrapt.ObjectProxy):
+            wrapper = getattr(obj, "_self_wrapper", None)
+            if str(getattr(wrapper, "__module__", "")).startswith("faultlens."):
+                return True
+        try:
+            obj = inspect.getattr_static(obj, "__wrapped__", None)
+        except Exception:
+            return False
+    return False
+
+
+def _own_kind(func: types.FunctionType) -> str:
+    flags = func.__code__.co_flags
+    if flags & inspect.CO_ASYNC_GENERATOR:
+        return "asyncgen"
+    if flags & inspect.CO_COROUTINE:
+        return "async"
+    if flags & inspect.CO_GENERATOR:
+        return "gen"
+    return "sync"
+
+
+def _wrappable_function(func: Any, module_name: str) -> bool:
+    if not isinstance(func, types.FunctionType):
+        return False  # builtins, C/Cython functions, partials, callables objects
+    if getattr(func, "__module__", None) != module_name:
+        return False  # a re-export, or typing.overload's stub (defined in typing)
+    name = func.__name__
+    if name.startswith("<") or (name.startswith("__") and name.endswith("__")):
+        return False  # lambdas, dunders
+    if is_faultlens_wrapper(func):
+        return False
+    # A decorator such as @contextmanager or @functools.wraps can make a plain function look
+    # like the generator/coroutine it wraps; instrument() would then pick the wrong wrapper.
+    # Such functions are left alone rather than risk changing what they return.
+    try:
+        return _kind(func) == _own_kind(func)
+    except Exception:
+        return False
+
+
+def _wrap_value(value: Any, module_name: str, qualname: str) -> Any | None:
+    """The wrapper for a class attribute, or None when it must stay as it is."""
+    if isinstance(value, (staticmethod, classmethod)):
+        func = value.__func__
+        if _wrappable_function(func, module_name) and func.__qualname__ == qualname:
+            return instrument(value)  # type: ignore[type-var]
+        return None
+    if _wrappable_function(value, module_name) and value.__qualname__ == qualname:
+        return instrument(value)
+    return None
+
+
+def _replace(owner: Any, name: str, original: Any, wrapper: Any, out: list[Replacement]) -> None:
+    setattr(owner, name, wrapper)
+    out.append(Replacement(owner, name, original, wrapper))
+
+
+def _wrap_class(cls: type, module_name: str, depth: int, out: list[Replacement]) -> None:
+    if issubclass(cls, BaseException):
+        return  # exception classes: their methods run while an error is being built
+    for name, value in list(vars(cls).items()):
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        try:
+            if isinstance(value, type):
+                if (
+                    depth < _MAX_CLASS_DEPTH
+                    and value.__module__ == module_name
+                    and value.__qualname__ == f"{cls.__qualname__}.{name}"
+                ):
+                    _wrap_class(value, module_name, depth + 1, out)
+                continue
+            wrapper = _wrap_value(value, module_name, f"{cls.__qualname__}.{name}")
+            if wrapper is not None:
+                _replace(cls, name, value, wrapper, out)
+        except Exception as exc:
+            internal_error(f"auto-instrumenting {module_name}.{cls.__qualname__}", exc)
+
+
+def wrap_module(module: types.ModuleType) -> int:
+    """Wrap every function and method ``module`` defines; returns how many were wrapped.
+
+    Never raises: a member that cannot be wrapped is skipped (and the failure counted and
+    logged once), the rest of the module is still instrumented.
+    """
+    module_name = getattr(module, "__name__", None)
+    if not isinstance(module_name, str):
+        return 0
+    done: list[Replacement] = []
+    try:
+        namespace = vars(module)
+        for name, value in list(namespace.items()):
+            if name.startswith("__") and name.endswith("__"):
+                continue
+            try:
+                if isinstance(value, type):
+                    if value.__module__ == module_name and value.__qualname__ == name:
+                        _wrap_class(value, module_name, 1, done)
+                elif _wrappable_function(value, module_name) and value.__qualname__ == name:
+                    _replace(module, name, value, instrument(value), done)
+            except Exception as exc:
+                internal_error(f"auto-instrumenting {module_name}.{name}", exc)
+    except Exception as exc:
+        internal_error(f"auto-instrumenting {module_name}", exc)
+    with _lock:
+        _replacements.extend(done)
+    return len(done)
+
+
+def restore() -> int:
+    """Put back every original this module replaced (where nobody replaced it since)."""
+    with _lock:
+        items = list(reversed(_replacements))
+        _replacements.clear()
+    restored = 0
+    for r in items:
+        try:
+            current = inspect.getattr_static(r.owner, r.name, None)
+            if current is r.wrapper:
+                setattr(r.owner, r.name, r.original)
+                restored += 1
+        except Exception as exc:
+            internal_error("auto-instrumentation restore", exc)
+    return restored
