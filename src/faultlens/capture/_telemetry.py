@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from .. import scrub
 from .._version import __version__
 from ._state import STATE
 
@@ -31,6 +32,29 @@ __all__ = [
 
 _log = logging.getLogger("faultlens")
 SCOPE = "faultlens"
+
+
+class _ScrubLogs(logging.Filter):
+    """faultlens's own log lines pass through the scrubber too: a warning about a failed
+    export or a broken sink may quote user data (URLs with credentials, tokens)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            scrubber = scrub.current()
+            record.msg = scrubber.text(record.getMessage())
+            record.args = None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = scrubber.text(
+                    logging.Formatter().formatException(record.exc_info)
+                )
+                record.exc_info = None
+        except Exception:  # noqa: BLE001 - logging must go on
+            pass
+        return True
+
+
+if not any(isinstance(f, _ScrubLogs) for f in _log.filters):
+    _log.addFilter(_ScrubLogs())
 DROP_REASONS = ("rate_limited", "queue_full", "export_failed", "internal_error")
 
 _cache: dict[str, Any] = {}
