@@ -1,0 +1,88 @@
+"""The journal component configure() starts: a writer fed by a capture sink, plus the
+local monitor when monitoring and notifications are on.
+
+Why a sink and not a span processor (DESIGN.md's first sketch): ``record_error()`` hands
+every admitted error to the registered sinks at record time, on the recording thread. A
+span processor would only see errors when their span *ends*, would see nothing when the
+application owns a non-SDK tracer provider, and would lose the error of a span that never
+ends because the process is crashing. The sink sees all of them, exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..capture import STATE, ErrorRecord, internal_error
+from ._monitor import LocalMonitor
+from ._writer import JournalWriter
+
+if TYPE_CHECKING:
+    from .._config import JournalSettings, Settings
+
+__all__ = ["Journal", "start_journal"]
+
+
+class Journal:
+    """This process's journal: ``sink`` goes to ``STATE.add_sink``; ``shutdown`` flushes."""
+
+    def __init__(
+        self,
+        settings: JournalSettings,
+        *,
+        monitor: LocalMonitor | None = None,
+        linger: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.writer = JournalWriter(settings, linger=linger)
+        self.monitor = monitor
+        self.path = self.writer.directory
+        # One bound method, kept: remove_sink() matches by identity.
+        self.sink = self._sink
+
+    def _sink(self, record: ErrorRecord) -> None:
+        self.writer.submit(record)
+
+    def start(self) -> Journal:
+        STATE.add_sink(self.sink)
+        if self.monitor is not None:
+            self.monitor.start()
+        return self
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Write everything recorded so far. True when done within ``timeout``."""
+        return self.writer.flush(timeout)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop receiving, write everything queued, fsync per policy, close; then give the
+        monitor one last evaluation and its webhooks what is left of ``timeout``. Never
+        raises."""
+        deadline = time.monotonic() + max(timeout, 0.1)
+        try:
+            STATE.remove_sink(self.sink)
+            self.writer.close(max(deadline - time.monotonic(), 0.1))
+            if self.monitor is not None:
+                self.monitor.stop(max(deadline - time.monotonic(), 0.1))
+        except Exception as exc:
+            internal_error("journal shutdown", exc)
+
+    def after_fork(self) -> None:
+        """In a forked child: own queue and file, no monitor (the parent keeps watching)."""
+        self.writer.after_fork()
+        if self.monitor is not None:
+            self.monitor.after_fork()
+            self.monitor = None
+
+
+def start_journal(settings: Settings) -> Journal:
+    """Start the journal for ``settings`` (called by ``faultlens.configure()``)."""
+    eh = settings.error_handling
+    monitor = None
+    if eh.monitoring.enabled and eh.notifications.enabled and eh.notifications.channels:
+        monitor = LocalMonitor(
+            eh.monitoring,
+            eh.notifications,
+            journal_path=settings.journal.path,
+            service=settings.service_name,
+        )
+    return Journal(settings.journal, monitor=monitor).start()

@@ -1,0 +1,377 @@
+"""Statistics over journal records: what is failing, how often, since when, getting worse?
+
+The same questions the Prometheus rules ask, answered from the journal for people with no
+Prometheus: the error rate over a recent window against a baseline (spike), a code never
+seen before (new code), critical errors, and the trend of the rate over time.
+
+Pure functions over plain dicts (the journal's JSON lines), so the CLI, the reports, the
+local monitor and tests all compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "RECENT_WINDOW",
+    "SPIKE_FACTOR",
+    "SPIKE_MIN_COUNT",
+    "Bucket",
+    "Signal",
+    "Stats",
+    "TopError",
+    "Trend",
+    "compute_stats",
+]
+
+RECENT_WINDOW = 300.0  # s: "now", like rate(...[5m]) in the Prometheus rules
+SPIKE_FACTOR = 3.0  # a recent rate this many times the baseline rate is a spike
+SPIKE_MIN_COUNT = 5  # and at least this many errors: two errors are not a spike
+TREND_THRESHOLD = 0.5  # relative change of the fitted rate over the window for rising/falling
+MAX_BUCKETS = 60
+_NICE_BUCKETS = (
+    1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+    172800, 604800,
+)  # fmt: skip
+_SEVERITY_ORDER = ("critical", "high", "medium", "low")
+NO_STAGE = "(none)"
+
+
+@dataclass(frozen=True, slots=True)
+class TopError:
+    """One fingerprint ("the same error") with its count and its newest occurrence."""
+
+    fingerprint: str
+    code: str
+    category: str
+    severity: str
+    count: int
+    suppressed: int
+    first_seen: float
+    last_seen: float
+    message: str
+    exception_type: str
+    stage: str | None
+    service: str | None
+    stack: str
+    hint: str | None
+    trace_id: str | None
+    span_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    start: float
+    count: int
+    by_severity: dict[str, int]
+    spike: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Least-squares slope of the hourly error rate across the buckets."""
+
+    direction: str  # rising | falling | flat
+    slope_per_hour: float  # change of the rate (errors/hour) per hour
+    change: float  # relative change of the fitted rate over the window (0.5 = +50 %)
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Something alert-worthy, in the words of the Prometheus rules."""
+
+    kind: str  # spike | new_code | critical | rising | rate
+    severity: str
+    summary: str
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    now: float
+    total: int
+    suppressed: int
+    unique_fingerprints: int
+    first_seen: float | None
+    last_seen: float | None
+    by_code: dict[str, int]
+    by_category: dict[str, int]
+    by_severity: dict[str, int]
+    by_stage: dict[str, int]
+    by_service: dict[str, int]
+    top: list[TopError]
+    bucket_seconds: float
+    buckets: list[Bucket]
+    trend: Trend
+    recent_window: float
+    baseline_window: float
+    recent_count: int
+    recent_rate_per_hour: float
+    baseline_rate_per_hour: float
+    spike: bool
+    spikes: list[Bucket]
+    new_codes: list[dict[str, Any]]
+    critical_recent: int
+    signals: list[Signal] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (what ``faultlens stats --json`` prints)."""
+        return asdict(self)
+
+
+def _sorted_counts(c: Counter[str]) -> dict[str, int]:
+    return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _severity_counts(c: Counter[str]) -> dict[str, int]:
+    known = {s: c[s] for s in _SEVERITY_ORDER if c.get(s)}
+    known.update({k: v for k, v in sorted(c.items()) if k not in known})
+    return known
+
+
+def _auto_bucket(span: float) -> float:
+    for b in _NICE_BUCKETS:
+        if span / b <= MAX_BUCKETS:
+            return float(b)
+    return float(math.ceil(span / MAX_BUCKETS))
+
+
+def _str(rec: Mapping[str, Any], key: str, default: str = "") -> str:
+    v = rec.get(key)
+    return default if v is None else str(v)
+
+
+def _trend(buckets: list[Bucket], bucket_seconds: float) -> Trend:
+    n = len(buckets)
+    if n < 3:
+        return Trend("flat", 0.0, 0.0, n)
+    per_hour = 3600.0 / bucket_seconds
+    xs = [(b.start - buckets[0].start) / 3600.0 for b in buckets]
+    ys = [b.count * per_hour for b in buckets]
+    mx = sum(xs) / n
+    my = sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    if var == 0 or my == 0:
+        return Trend("flat", 0.0, 0.0, n)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
+    change = slope * (xs[-1] - xs[0]) / my
+    direction = "flat"
+    if change >= TREND_THRESHOLD:
+        direction = "rising"
+    elif change <= -TREND_THRESHOLD:
+        direction = "falling"
+    return Trend(direction, round(slope, 6), round(change, 6), n)
+
+
+def compute_stats(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    now: float | None = None,
+    bucket_seconds: float | None = None,
+    baseline_window: float = 3600.0,
+    recent_window: float = RECENT_WINDOW,
+    top_n: int = 10,
+) -> Stats:
+    """Aggregate journal records.
+
+    ``now`` ends the timeline and anchors the windows (default: the clock). The *recent*
+    window is the last ``recent_window`` seconds; the *baseline* is the ``baseline_window``
+    seconds before it. A spike is a recent rate at least ``SPIKE_FACTOR`` times the baseline
+    rate with at least ``SPIKE_MIN_COUNT`` recent errors; each timeline bucket is judged the
+    same way against the buckets of the preceding ``baseline_window``. ``bucket_seconds``
+    defaults to a round size giving at most ``MAX_BUCKETS`` buckets.
+    """
+    now = time.time() if now is None else float(now)
+    recs = [r for r in records if isinstance(r.get("ts"), (int, float))]
+    recs.sort(key=lambda r: float(r["ts"]))
+    by: dict[str, Counter[str]] = {
+        k: Counter() for k in ("code", "category", "severity", "stage", "service")
+    }
+    groups: dict[str, dict[str, Any]] = {}
+    code_first: dict[str, float] = {}
+    suppressed = 0
+    recent_start = now - recent_window
+    base_start = recent_start - baseline_window
+    recent_count = 0
+    baseline_count = 0
+    critical_recent = 0
+    recent_codes: Counter[str] = Counter()
+    for r in recs:
+        ts = float(r["ts"])
+        code = _str(r, "code", "UNKNOWN")
+        sev = _str(r, "severity", "medium")
+        sup = r.get("suppressed")
+        sup_n = sup if isinstance(sup, int) and not isinstance(sup, bool) and sup > 0 else 0
+        suppressed += sup_n
+        by["code"][code] += 1
+        by["category"][_str(r, "category", "system")] += 1
+        by["severity"][sev] += 1
+        by["stage"][_str(r, "stage", NO_STAGE) or NO_STAGE] += 1
+        by["service"][_str(r, "service", "unknown")] += 1
+        code_first.setdefault(code, ts)
+        if recent_start <= ts <= now:
+            recent_count += 1
+            recent_codes[code] += 1
+            if sev == "critical":
+                critical_recent += 1
+        elif base_start <= ts < recent_start:
+            baseline_count += 1
+        fp = _str(r, "fingerprint") or code
+        g = groups.get(fp)
+        if g is None:
+            g = groups[fp] = {"count": 0, "suppressed": 0, "first": ts, "sample": r}
+        g["count"] += 1
+        g["suppressed"] += sup_n
+        g["last"] = ts
+        g["sample"] = r  # newest occurrence: the most relevant message and trace
+
+    top: list[TopError] = []
+    ranked = sorted(groups.items(), key=lambda kv: (-kv[1]["count"], -kv[1]["last"], kv[0]))
+    for fp, g in ranked[: max(top_n, 0)]:
+        s = g["sample"]
+        top.append(
+            TopError(
+                fingerprint=fp,
+                code=_str(s, "code", "UNKNOWN"),
+                category=_str(s, "category", "system"),
+                severity=_str(s, "severity", "medium"),
+                count=g["count"],
+                suppressed=g["suppressed"],
+                first_seen=g["first"],
+                last_seen=g["last"],
+                message=_str(s, "message"),
+                exception_type=_str(s, "exception_type"),
+                stage=s.get("stage") if isinstance(s.get("stage"), str) else None,
+                service=s.get("service") if isinstance(s.get("service"), str) else None,
+                stack=_str(s, "stack"),
+                hint=s.get("hint") if isinstance(s.get("hint"), str) else None,
+                trace_id=s.get("trace_id") if isinstance(s.get("trace_id"), str) else None,
+                span_id=s.get("span_id") if isinstance(s.get("span_id"), str) else None,
+            )
+        )
+
+    # -- timeline -----------------------------------------------------------------------
+    first = float(recs[0]["ts"]) if recs else None
+    last = float(recs[-1]["ts"]) if recs else None
+    end = max(now, last) if last is not None else now
+    begin = first if first is not None else now - recent_window
+    span = max(end - begin, 1.0)
+    b = float(bucket_seconds) if bucket_seconds and bucket_seconds > 0 else _auto_bucket(span)
+    if span / b > 10_000:  # an explicit tiny bucket over months: keep the output bounded
+        b = _auto_bucket(span)
+    origin = math.floor(begin / b) * b
+    nb = int((end - origin) // b) + 1
+    counts = [0] * nb
+    sev_counts: list[Counter[str]] = [Counter() for _ in range(nb)]
+    for r in recs:
+        i = min(int((float(r["ts"]) - origin) // b), nb - 1)
+        counts[i] += 1
+        sev_counts[i][_str(r, "severity", "medium")] += 1
+    history = max(round(baseline_window / b), 1)
+    buckets: list[Bucket] = []
+    spikes: list[Bucket] = []
+    for i in range(nb):
+        prev = counts[max(0, i - history) : i]
+        spike = False
+        if len(prev) >= 3 and counts[i] >= SPIKE_MIN_COUNT:
+            mean = sum(prev) / len(prev)
+            spike = counts[i] > SPIKE_FACTOR * mean
+        bucket = Bucket(origin + i * b, counts[i], _severity_counts(sev_counts[i]), spike)
+        buckets.append(bucket)
+        if spike:
+            spikes.append(bucket)
+    trend = _trend(buckets, b)
+
+    # -- the Prometheus-rule ideas ------------------------------------------------------------
+    recent_rate = recent_count * 3600.0 / recent_window if recent_window > 0 else 0.0
+    base_rate = baseline_count * 3600.0 / baseline_window if baseline_window > 0 else 0.0
+    spike_now = recent_count >= SPIKE_MIN_COUNT and recent_rate > SPIKE_FACTOR * base_rate
+    new_codes: list[dict[str, Any]] = [
+        {"code": c, "first_seen": code_first[c], "count": n}
+        for c, n in sorted(recent_codes.items())
+        if code_first[c] >= recent_start
+    ]
+    signals: list[Signal] = []
+    if spike_now:
+        ratio = f"{recent_rate / base_rate:.1f}x the baseline" if base_rate else "no baseline"
+        signals.append(
+            Signal(
+                "spike",
+                "high",
+                f"{recent_count} errors in the last {_dur(recent_window)} "
+                f"({recent_rate:.0f}/h, {ratio} of {base_rate:.1f}/h)",
+            )
+        )
+    had_history = first is not None and first < recent_start
+    for nc in new_codes if had_history else []:
+        signals.append(
+            Signal(
+                "new_code",
+                "medium",
+                f"new error code {nc['code']} ({nc['count']} in the last {_dur(recent_window)})",
+                code=str(nc["code"]),
+            )
+        )
+    if critical_recent:
+        signals.append(
+            Signal(
+                "critical",
+                "critical",
+                f"{critical_recent} critical error{'s' if critical_recent != 1 else ''} "
+                f"in the last {_dur(recent_window)}",
+            )
+        )
+    if trend.direction == "rising" and recs:
+        signals.append(
+            Signal(
+                "rising",
+                "medium",
+                f"error rate rising: {trend.change:+.0%} over the window "
+                f"({trend.slope_per_hour:+.1f}/h per hour)",
+            )
+        )
+
+    return Stats(
+        now=now,
+        total=len(recs),
+        suppressed=suppressed,
+        unique_fingerprints=len(groups),
+        first_seen=first,
+        last_seen=last,
+        by_code=_sorted_counts(by["code"]),
+        by_category=_sorted_counts(by["category"]),
+        by_severity=_severity_counts(by["severity"]),
+        by_stage=_sorted_counts(by["stage"]),
+        by_service=_sorted_counts(by["service"]),
+        top=top,
+        bucket_seconds=b,
+        buckets=buckets,
+        trend=trend,
+        recent_window=recent_window,
+        baseline_window=baseline_window,
+        recent_count=recent_count,
+        recent_rate_per_hour=round(recent_rate, 6),
+        baseline_rate_per_hour=round(base_rate, 6),
+        spike=spike_now,
+        spikes=spikes,
+        new_codes=new_codes,
+        critical_recent=critical_recent,
+        signals=signals,
+    )
+
+
+def _dur(seconds: float) -> str:
+    s = int(seconds)
+    if s % 86400 == 0 and s >= 86400:
+        return f"{s // 86400}d"
+    if s % 3600 == 0 and s >= 3600:
+        return f"{s // 3600}h"
+    if s % 60 == 0 and s >= 60:
+        return f"{s // 60}m"
+    return f"{s}s"
