@@ -203,10 +203,10 @@ def format_stacktrace(exc: BaseException, limit: int) -> str:
                 if link:
                     out.append(link)
             text = "".join(out)
-    except BaseException:  # noqa: BLE001 - fall back to the frames alone
+    except BaseException:
         try:
             text = "".join(traceback.format_tb(exc.__traceback__, limit=-_MAX_FRAMES))
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             text = ""
         text += f"{qualified_name(type(exc))}: {safe_str(exc, 2048)}\n"
     if len(text) > limit:

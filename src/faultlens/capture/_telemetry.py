@@ -48,7 +48,7 @@ class _ScrubLogs(logging.Filter):
                     logging.Formatter().formatException(record.exc_info)
                 )
                 record.exc_info = None
-        except Exception:  # noqa: BLE001 - logging must go on
+        except Exception:
             pass
         return True
 
