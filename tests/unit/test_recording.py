@@ -268,3 +268,11 @@ def test_before_configure_faultlens_without_providers_is_a_silent_noop():
     with pytest.raises(ValueError):
         boom()
     assert faultlens.record_error(ValueError("y")).code == "VAL_INVALID_VALUE"
+
+
+def test_severity_can_be_raised_for_one_occurrence(app_otel):
+    info = faultlens.record_error(ValueError("fatal here"), severity="critical")
+    assert info.severity == "critical"
+    [(_, event)] = app_otel.exception_events()
+    assert event.attributes["faultlens.error.severity"] == "critical"
+    assert faultlens.record_error(ValueError("bad"), severity="urgent").severity == "medium"

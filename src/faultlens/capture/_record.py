@@ -16,7 +16,7 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -269,6 +269,7 @@ def _emit(
     span: Span,
     stage: str | None,
     extra_context: Mapping[str, Any] | None,
+    severity: Severity | None = None,
 ) -> ErrorInfo:
     lim = STATE.limits
     scrubber = scrub.current()
@@ -281,6 +282,8 @@ def _emit(
     elif stage is None:
         stage = scope.stage
     info = classify(exc, stage=stage, message=message)
+    if severity is not None and severity is not info.severity:
+        info = replace(info, severity=severity)
     _set_mark(exc, info)
     admitted, suppressed = _rate_limiter().admit(info.fingerprint)
     labels: dict[str, str] = {
@@ -375,10 +378,13 @@ def record_on_span(
     *,
     stage: str | None = None,
     context: Mapping[str, Any] | None = None,
+    severity: Severity | None = None,
 ) -> ErrorInfo | None:
     """Record ``exc`` on ``span`` unless it was recorded already (then only mark the span).
 
-    Returns None for control-flow exceptions, which are not failures. Never raises.
+    ``severity`` overrides the catalog's for this occurrence (an uncaught exception that
+    kills the process is critical whatever its code). Returns None for control-flow
+    exceptions, which are not failures. Never raises.
     """
     try:
         if isinstance(exc, CONTROL_FLOW):
@@ -389,7 +395,7 @@ def record_on_span(
             return prev
         if not STATE.enabled:
             return None
-        return _emit(exc, span, stage, context)
+        return _emit(exc, span, stage, context, severity)
     except Exception as e:
         internal_error("record_error", e)
         return None
@@ -419,7 +425,11 @@ def record_escaping(
 
 
 def record_error(
-    exc: BaseException | None = None, *, stage: str | None = None, **context: Any
+    exc: BaseException | None = None,
+    *,
+    stage: str | None = None,
+    severity: Severity | str | None = None,
+    **context: Any,
 ) -> ErrorInfo:
     """Record an exception on the current span (or a new one) and return its classification.
 
@@ -428,10 +438,17 @@ def record_error(
         except TimeoutError as exc:
             info = faultlens.record_error(exc, stage="load", job_id=7)
 
-    With no argument it records the exception being handled. Never raises: anything faultlens
-    cannot record is counted in ``faultlens.internal.dropped`` and logged once.
+    With no argument it records the exception being handled. ``severity`` overrides the
+    catalog's for this occurrence. Never raises: anything faultlens cannot record is counted
+    in ``faultlens.internal.dropped`` and logged once.
     """
     try:
+        sev: Severity | None = None
+        if severity is not None:
+            try:
+                sev = Severity.parse(severity)
+            except ValueError as e:
+                internal_error(f"record_error(severity=...): {e}")
         if exc is None:
             exc = sys.exc_info()[1]
             if exc is None:
@@ -450,11 +467,11 @@ def record_error(
             return prev
         current = trace.get_current_span()
         if current.is_recording():
-            info = record_on_span(exc, current, stage=stage, context=context)
+            info = record_on_span(exc, current, stage=stage, context=context, severity=sev)
             return info if info is not None else classify(exc, stage=stage)
         span = get_tracer().start_span(_span_name_for(exc))
         try:
-            info = record_on_span(exc, span, stage=stage, context=context)
+            info = record_on_span(exc, span, stage=stage, context=context, severity=sev)
         finally:
             span.end()
         return info if info is not None else classify(exc, stage=stage)
