@@ -30,8 +30,18 @@ from .capture import STATE, ErrorRecord
 from .capture._record import reset_rate_limiter
 from .capture._telemetry import reset_dropped
 from .errors import catalog
+from .resilience import SleepLog, no_sleep
+from .resilience import reset as _reset_resilience
 
-__all__ = ["Captured", "MetricPoint", "capture", "reset", "reset_otel_globals"]
+__all__ = [
+    "Captured",
+    "MetricPoint",
+    "SleepLog",
+    "capture",
+    "no_sleep",
+    "reset",
+    "reset_otel_globals",
+]
 
 try:  # pytest is optional: the fixture exists only where pytest does
     import pytest
@@ -171,6 +181,9 @@ def register_reset_hook(hook: Any) -> None:
     """Higher layers (resilience registries, the journal) register their own resets here."""
     if hook not in _reset_hooks:
         _reset_hooks.append(hook)
+
+
+register_reset_hook(_reset_resilience)
 
 
 if pytest is not None:

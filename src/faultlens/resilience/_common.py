@@ -1,0 +1,136 @@
+"""Small helpers shared by retry, the breaker and recovery: callable kinds, exception
+matchers, argument validation and access to the configured defaults."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, Literal
+
+from ..errors import ConfigError, catalog, code_for
+
+__all__ = [
+    "ExceptionSpec",
+    "Kind",
+    "callable_name",
+    "check_number",
+    "kind_of",
+    "matcher",
+    "settings",
+]
+
+Kind = Literal["sync", "async", "gen", "asyncgen"]
+ExceptionSpec = (
+    type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+)
+
+
+def kind_of(func: Any) -> Kind:
+    """Classify a callable once, at decoration time, so the per-call path does no inspection."""
+    target = func
+    if isinstance(target, classmethod | staticmethod):
+        target = target.__func__
+    if callable(target):
+        target = inspect.unwrap(target)
+    if inspect.isasyncgenfunction(target):
+        return "asyncgen"
+    if inspect.iscoroutinefunction(target):
+        return "async"
+    if inspect.isgeneratorfunction(target):
+        return "gen"
+    return "sync"
+
+
+def callable_name(func: Any) -> str:
+    target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
+    for attr in ("__qualname__", "__name__"):
+        name = getattr(target, attr, None)
+        if isinstance(name, str):
+            return name
+    return type(target).__name__
+
+
+def catalog_retryable(exc: BaseException) -> bool:
+    """The default retry rule: what the catalog marks retryable (timeouts, connection
+    failures, FaultErrors whose code says so). Cheaper than classify(): no fingerprint."""
+    return catalog.resolve(code_for(exc))[0].retryable
+
+
+def matcher(
+    spec: ExceptionSpec | None, argument: str, default: Callable[[BaseException], bool]
+) -> Callable[[BaseException], bool]:
+    """Turn ``on=``/``ignore=``-style arguments (a type, a tuple of types or a predicate)
+    into one predicate, rejecting anything else at decoration time."""
+    if spec is None:
+        return default
+    if isinstance(spec, type) and issubclass(spec, BaseException):
+        types: tuple[type[BaseException], ...] = (spec,)
+    elif isinstance(spec, tuple | list | frozenset | set):
+        items = tuple(spec)
+        bad = [t for t in items if not (isinstance(t, type) and issubclass(t, BaseException))]
+        if bad:
+            raise ConfigError(
+                f"every entry must be an exception class, got {bad[0]!r}; "
+                "pass exception types or a predicate taking the exception",
+                key=argument,
+            )
+        types = items
+    elif callable(spec):
+        return spec
+    else:
+        raise ConfigError(
+            f"expected an exception type, a tuple of types or a predicate, got {spec!r}",
+            key=argument,
+        )
+    if not types:
+        return _never
+
+    def match(exc: BaseException) -> bool:
+        return isinstance(exc, types)
+
+    return match
+
+
+def _never(exc: BaseException) -> bool:
+    return False
+
+
+def check_number(
+    value: Any,
+    argument: str,
+    *,
+    minimum: float = 0.0,
+    strict: bool = False,
+    integer: bool = False,
+    fix: str = "",
+) -> None:
+    """Reject a bad decorator argument with a message naming it and the fix."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and integer:
+        ok = isinstance(value, int)
+    if ok:
+        ok = not math.isnan(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        raise ConfigError(f"must be {kind} {bound}, got {value!r}{'; ' + fix if fix else ''}",
+                          key=argument)
+
+
+def settings() -> Any:
+    """The Settings configure() resolved, or None before configure().
+
+    Read through ``sys.modules`` instead of an import: ``_setup`` wires every layer
+    together (journal included), and importing it here would make the resilience layer
+    depend on layers above it. ``faultlens/__init__`` always imports it first.
+    """
+    mod = sys.modules.get("faultlens._setup")
+    fn = getattr(mod, "current_settings", None)
+    if fn is None:
+        return None
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001 - defaults are a convenience, never a failure
+        return None

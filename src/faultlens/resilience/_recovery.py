@@ -1,0 +1,589 @@
+"""Recovery: what to do once a call has failed for good.
+
+A ``RecoveryManager`` holds an ordered list of strategies. When the guarded call raises an
+``Exception`` the manager covers (``on=``, default every ``Exception``; cancellation and
+other ``BaseException``\\ s are never recovered), the failure is recorded (once, as faultlens
+records every exception) and the strategies are tried in order; the first that produces a
+result wins. If none does, the original exception itself propagates, unchanged.
+
+Strategies:
+
+- ``Restart(factory, argument="resource")``: call the function again with a fresh resource
+  from ``factory()`` in place of the named argument (a new connection, a new session).
+- ``Fallback(f1, f2, ...)``: an ordered chain; each entry is called with the call's own
+  arguments (a non-callable entry is returned as is); the first that succeeds wins.
+- ``Degrade(value | factory=...)``: give up on the real result and return ``Degraded(value)``,
+  so a degraded answer can never be mistaken for a real one.
+- ``ManualIntervention(notify=...)``: a human must act. Records the failure as critical,
+  logs it at CRITICAL, calls ``notify(InterventionRequest)``, and re-raises; later
+  strategies are not tried.
+
+Every step counts ``faultlens.recovery.actions{strategy, outcome}`` with outcome
+``recovered``, ``failed`` (each failing fallback entry counts on its own) or ``skipped``
+(the strategy's ``on=`` does not cover the error, or ``error_handling.recovery.enabled`` is
+false in the configuration), records ``faultlens.recovery.duration{strategy}`` in seconds,
+and adds a ``faultlens.recovery`` event to the current span.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import wrapt
+
+from ..capture import internal_error, record_error
+from ..errors import ConfigError, ErrorInfo, Severity, classify, error_type
+from . import _telemetry as tel
+from ._common import ExceptionSpec, callable_name, kind_of, matcher
+from ._common import settings as current_settings
+
+__all__ = [
+    "Degrade",
+    "Degraded",
+    "Fallback",
+    "InterventionRequest",
+    "ManualIntervention",
+    "RecoveryContext",
+    "RecoveryManager",
+    "Restart",
+    "Strategy",
+    "recover",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+_log = logging.getLogger("faultlens")
+
+
+def _every_exception(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryContext:
+    """What a strategy sees: the failed call and why it failed."""
+
+    operation: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    exception: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class Degraded(Generic[T]):
+    """A result produced by graceful degradation rather than by the real call.
+
+    Check with ``isinstance(result, faultlens.resilience.Degraded)``; ``Degraded.unwrap(x)``
+    gives the plain value whether or not ``x`` was degraded.
+    """
+
+    value: T
+    error_type: str  # the failure that caused the degradation
+    code: str
+
+    @staticmethod
+    def unwrap(result: Any) -> Any:
+        return result.value if isinstance(result, Degraded) else result
+
+
+@dataclass(frozen=True, slots=True)
+class InterventionRequest:
+    """What a ManualIntervention ``notify`` hook receives."""
+
+    operation: str
+    exception: Exception
+    info: ErrorInfo
+    severity: Severity = Severity.CRITICAL
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """One recovery step. ``name`` is the ``strategy`` metric label."""
+
+    name: str
+
+    def applies(self, exc: Exception) -> bool: ...
+
+    def attempt(self, ctx: RecoveryContext) -> Any: ...
+
+    async def attempt_async(self, ctx: RecoveryContext) -> Any: ...
+
+
+class _Escalate(Exception):
+    """Raised by ManualIntervention to stop the chain and re-raise the original error."""
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class Restart:
+    """Re-run the call with a fresh resource: ``factory()`` replaces argument ``argument``.
+
+    With ``factory=None`` the call is simply run again with the same arguments. ``attempts``
+    restarts are tried (a fresh resource each time) before the strategy counts as failed.
+    """
+
+    name = "restart"
+
+    def __init__(
+        self,
+        factory: Callable[[], Any] | None = None,
+        *,
+        argument: str = "resource",
+        attempts: int = 1,
+        on: ExceptionSpec | None = None,
+    ) -> None:
+        if factory is not None and not callable(factory):
+            raise ConfigError(f"must be callable, got {factory!r}", key="Restart.factory")
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            raise ConfigError(f"must be an integer >= 1, got {attempts!r}",
+                              key="Restart.attempts")
+        self.factory = factory
+        self.argument = argument
+        self.attempts = attempts
+        self._on = matcher(on, "Restart.on", _every_exception)
+
+    def applies(self, exc: Exception) -> bool:
+        return bool(self._on(exc))
+
+    def check(self, func: Any) -> None:
+        """At decoration time: the argument to replace must exist."""
+        if self.factory is None:
+            return
+        try:
+            sig = inspect.signature(func)
+        except (TypeError, ValueError):
+            return
+        params = sig.parameters
+        if self.argument not in params and not any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        ):
+            raise ConfigError(
+                f"{callable_name(func)!r} has no parameter {self.argument!r} to receive the "
+                f"fresh resource; pass Restart(..., argument='<its name>')",
+                key="Restart.argument",
+            )
+
+    def _rebind(self, ctx: RecoveryContext, resource: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        try:
+            bound = inspect.signature(ctx.func).bind_partial(*ctx.args, **ctx.kwargs)
+        except (TypeError, ValueError):
+            kwargs = dict(ctx.kwargs)
+            kwargs[self.argument] = resource
+            return ctx.args, kwargs
+        bound.arguments[self.argument] = resource
+        return bound.args, bound.kwargs
+
+    def attempt(self, ctx: RecoveryContext) -> Any:
+        last: Exception | None = None
+        for _ in range(self.attempts):
+            try:
+                if self.factory is None:
+                    return ctx.func(*ctx.args, **ctx.kwargs)
+                args, kwargs = self._rebind(ctx, self.factory())
+                return ctx.func(*args, **kwargs)
+            except Exception as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def attempt_async(self, ctx: RecoveryContext) -> Any:
+        last: Exception | None = None
+        for _ in range(self.attempts):
+            try:
+                if self.factory is None:
+                    return await ctx.func(*ctx.args, **ctx.kwargs)
+                resource = await _maybe_await(self.factory())
+                args, kwargs = self._rebind(ctx, resource)
+                return await ctx.func(*args, **kwargs)
+            except Exception as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+
+class _FallbackStep:
+    """One entry of a fallback chain; a strategy of its own so each failure is counted."""
+
+    name = "fallback"
+
+    def __init__(self, entry: Any, index: int, on: Callable[[BaseException], bool]) -> None:
+        self.entry = entry
+        self.index = index
+        self._on = on
+
+    def applies(self, exc: Exception) -> bool:
+        return bool(self._on(exc))
+
+    def attempt(self, ctx: RecoveryContext) -> Any:
+        if callable(self.entry):
+            return self.entry(*ctx.args, **ctx.kwargs)
+        return self.entry
+
+    async def attempt_async(self, ctx: RecoveryContext) -> Any:
+        if callable(self.entry):
+            return await _maybe_await(self.entry(*ctx.args, **ctx.kwargs))
+        return self.entry
+
+
+class Fallback:
+    """An ordered fallback chain: ``Fallback(from_cache, from_replica, default)``.
+
+    Each entry is called with the failed call's arguments (without ``self`` for methods);
+    an entry that is not callable is the fallback value itself. First success wins.
+    """
+
+    name = "fallback"
+
+    def __init__(self, *fallbacks: Any, on: ExceptionSpec | None = None) -> None:
+        if not fallbacks:
+            raise ConfigError("needs at least one fallback", key="Fallback")
+        self.fallbacks = fallbacks
+        on_match = matcher(on, "Fallback.on", _every_exception)
+        self.steps = tuple(_FallbackStep(f, i, on_match) for i, f in enumerate(fallbacks))
+
+
+class Degrade:
+    """Return ``Degraded(value)`` (or ``Degraded(factory(exc))``) instead of failing."""
+
+    name = "degrade"
+
+    def __init__(
+        self,
+        value: Any = None,
+        *,
+        factory: Callable[[Exception], Any] | None = None,
+        on: ExceptionSpec | None = None,
+    ) -> None:
+        if factory is not None and not callable(factory):
+            raise ConfigError(f"must be callable, got {factory!r}", key="Degrade.factory")
+        self.value = value
+        self.factory = factory
+        self._on = matcher(on, "Degrade.on", _every_exception)
+
+    def applies(self, exc: Exception) -> bool:
+        return bool(self._on(exc))
+
+    def _wrap(self, value: Any, exc: Exception) -> Degraded[Any]:
+        code = getattr(exc, "code", None)
+        if not isinstance(code, str):
+            code = classify(exc).code
+        return Degraded(value, error_type(exc), code)
+
+    def attempt(self, ctx: RecoveryContext) -> Any:
+        value = self.factory(ctx.exception) if self.factory is not None else self.value
+        return self._wrap(value, ctx.exception)
+
+    async def attempt_async(self, ctx: RecoveryContext) -> Any:
+        value = (
+            await _maybe_await(self.factory(ctx.exception)) if self.factory is not None
+            else self.value
+        )
+        return self._wrap(value, ctx.exception)
+
+
+class ManualIntervention:
+    """A human must act: record as critical, notify, re-raise. Ends the chain.
+
+    ``notify`` receives an ``InterventionRequest``; if it raises, that is counted as an
+    internal error and the original exception still propagates.
+    """
+
+    name = "manual_intervention"
+
+    def __init__(
+        self,
+        notify: Callable[[InterventionRequest], Any] | None = None,
+        *,
+        on: ExceptionSpec | None = None,
+    ) -> None:
+        if notify is not None and not callable(notify):
+            raise ConfigError(f"must be callable, got {notify!r}", key="ManualIntervention.notify")
+        self.notify = notify
+        self._on = matcher(on, "ManualIntervention.on", _every_exception)
+
+    def applies(self, exc: Exception) -> bool:
+        return bool(self._on(exc))
+
+    def _escalate(self, ctx: RecoveryContext) -> InterventionRequest:
+        info = classify(ctx.exception)
+        request = InterventionRequest(ctx.operation, ctx.exception, info)
+        tel.add_event(
+            "faultlens.recovery.intervention",
+            {
+                "faultlens.recovery.operation": ctx.operation,
+                "faultlens.error.code": info.code,
+                "faultlens.error.severity": Severity.CRITICAL.value,
+                "error.type": error_type(ctx.exception),
+            },
+            span_name=f"faultlens.recovery {ctx.operation}",
+        )
+        try:
+            _log.critical(
+                "faultlens: manual intervention needed for %s: %s (%s)",
+                ctx.operation, info.code, info.exception_type,
+            )
+        except Exception as e:  # noqa: BLE001
+            internal_error("manual intervention log", e)
+        return request
+
+    def attempt(self, ctx: RecoveryContext) -> Any:
+        request = self._escalate(ctx)
+        if self.notify is not None:
+            try:
+                self.notify(request)
+            except Exception as e:  # noqa: BLE001
+                internal_error("manual intervention notify hook", e)
+        raise _Escalate
+
+    async def attempt_async(self, ctx: RecoveryContext) -> Any:
+        request = self._escalate(ctx)
+        if self.notify is not None:
+            try:
+                await _maybe_await(self.notify(request))
+            except Exception as e:  # noqa: BLE001
+                internal_error("manual intervention notify hook", e)
+        raise _Escalate
+
+
+StrategyLike = Restart | Fallback | Degrade | ManualIntervention | Strategy
+
+
+class RecoveryManager:
+    """An ordered recovery chain; a decorator for sync and async functions, or call
+    ``run(func, *args, **kwargs)`` / ``await run_async(...)`` directly.
+
+    ::
+
+        manager = RecoveryManager(
+            [Restart(connect, argument="conn"), Fallback(from_cache), Degrade([])],
+        )
+
+        @manager
+        def query(conn, sql): ...
+    """
+
+    def __init__(
+        self,
+        strategies: Iterable[StrategyLike],
+        *,
+        on: ExceptionSpec | None = None,
+        operation: str | None = None,
+    ) -> None:
+        steps: list[Any] = []
+        for s in strategies:
+            if isinstance(s, Fallback):
+                steps.extend(s.steps)
+            elif all(hasattr(s, a) for a in ("name", "applies", "attempt", "attempt_async")):
+                steps.append(s)
+            else:
+                raise ConfigError(
+                    f"{s!r} is not a recovery strategy; use Restart, Fallback, Degrade, "
+                    "ManualIntervention or an object with name/applies/attempt/attempt_async",
+                    key="strategies",
+                )
+        if not steps:
+            raise ConfigError("needs at least one strategy", key="strategies")
+        self.strategies: tuple[Any, ...] = tuple(steps)
+        self.on = matcher(on, "on", _every_exception)
+        self.operation = operation
+
+    # -- decoration --------------------------------------------------------------------
+
+    def __call__(self, func: F) -> F:
+        kind = kind_of(func)
+        if kind in ("gen", "asyncgen"):
+            raise ConfigError(
+                f"cannot recover the generator function {callable_name(func)!r} as one call",
+                key="recover",
+            )
+        for s in self.strategies:
+            check = getattr(s, "check", None)
+            if check is not None:
+                check(func)
+            if kind == "sync" and isinstance(s, _FallbackStep) and (
+                inspect.iscoroutinefunction(s.entry)
+            ):
+                raise ConfigError(
+                    f"the fallback {callable_name(s.entry)!r} is async but "
+                    f"{callable_name(func)!r} is not; use a sync fallback",
+                    key="fallbacks",
+                )
+        operation = self.operation or callable_name(func)
+        if kind == "async":
+
+            async def run_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                try:
+                    return await wrapped(*args, **kwargs)
+                except Exception as exc:
+                    failed = exc
+                return await self._recover_async(operation, wrapped, args, kwargs, failed)
+
+            return wrapt.FunctionWrapper(func, run_async)  # type: ignore[no-any-return]
+
+        def run_sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            try:
+                return wrapped(*args, **kwargs)
+            except Exception as exc:
+                failed = exc
+            return self._recover(operation, wrapped, args, kwargs, failed)
+
+        return wrapt.FunctionWrapper(func, run_sync)  # type: ignore[no-any-return]
+
+    def run(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T | Any:
+        """Call ``func(*args, **kwargs)`` and recover from its failure."""
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            failed = exc
+        return self._recover(self.operation or callable_name(func), func, args, kwargs, failed)
+
+    async def run_async(
+        self, func: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+    ) -> T | Any:
+        try:
+            return await func(*args, **kwargs)
+        except Exception as exc:
+            failed = exc
+        return await self._recover_async(
+            self.operation or callable_name(func), func, args, kwargs, failed
+        )
+
+    # -- the chain -----------------------------------------------------------------------
+
+    def _covered(self, exc: Exception) -> bool:
+        try:
+            return bool(self.on(exc))
+        except Exception as e:  # noqa: BLE001
+            internal_error("recover on= predicate", e)
+            return False
+
+    def _plan(self, operation: str, exc: Exception) -> Sequence[Any]:
+        """Record the failure and pick the strategies that apply (the rest are skipped)."""
+        record_error(exc)
+        enabled = _recovery_enabled()
+        chosen = []
+        for s in self.strategies:
+            applies = False
+            if enabled:
+                try:
+                    applies = bool(s.applies(exc))
+                except Exception as e:  # noqa: BLE001
+                    internal_error(f"recovery strategy {s.name} applies()", e)
+            if applies:
+                chosen.append(s)
+            else:
+                _report(operation, s, "skipped", 0.0, exc)
+        return chosen
+
+    def _recover(
+        self, operation: str, func: Any, args: Any, kwargs: Any, exc: Exception
+    ) -> Any:
+        if not self._covered(exc):
+            raise exc
+        ctx = RecoveryContext(operation, func, tuple(args), dict(kwargs), exc)
+        for s in self._plan(operation, exc):
+            start = time.perf_counter()
+            try:
+                result = s.attempt(ctx)
+            except _Escalate:
+                _report(operation, s, "failed", time.perf_counter() - start, exc)
+                break
+            except Exception as step_exc:
+                _report(operation, s, "failed", time.perf_counter() - start, step_exc)
+                continue
+            _report(operation, s, "recovered", time.perf_counter() - start, exc)
+            return result
+        raise exc
+
+    async def _recover_async(
+        self, operation: str, func: Any, args: Any, kwargs: Any, exc: Exception
+    ) -> Any:
+        if not self._covered(exc):
+            raise exc
+        ctx = RecoveryContext(operation, func, tuple(args), dict(kwargs), exc)
+        for s in self._plan(operation, exc):
+            start = time.perf_counter()
+            try:
+                result = await s.attempt_async(ctx)
+            except _Escalate:
+                _report(operation, s, "failed", time.perf_counter() - start, exc)
+                break
+            except Exception as step_exc:
+                _report(operation, s, "failed", time.perf_counter() - start, step_exc)
+                continue
+            _report(operation, s, "recovered", time.perf_counter() - start, exc)
+            return result
+        raise exc
+
+
+def _recovery_enabled() -> bool:
+    s = current_settings()
+    if s is None:
+        return True
+    try:
+        return bool(s.error_handling.recovery.enabled)
+    except AttributeError:
+        return True
+
+
+def _report(operation: str, step: Any, outcome: str, seconds: float, exc: BaseException) -> None:
+    try:
+        name = str(step.name)
+        inst = tel.instruments()
+        if inst is not None:
+            inst.recovery_actions.add(1, {"strategy": name, "outcome": outcome})
+            if outcome != "skipped":
+                inst.recovery_duration.record(seconds, {"strategy": name})
+        attrs: dict[str, str | bool | int | float] = {
+            "faultlens.recovery.operation": operation,
+            "faultlens.recovery.strategy": name,
+            "faultlens.recovery.outcome": outcome,
+            "error.type": error_type(exc),
+        }
+        if isinstance(step, _FallbackStep):
+            attrs["faultlens.recovery.index"] = step.index
+        if outcome != "skipped":
+            attrs["faultlens.recovery.duration"] = seconds
+        tel.add_event("faultlens.recovery", attrs)
+    except Exception as e:  # noqa: BLE001
+        internal_error("recovery telemetry", e)
+
+
+def recover(
+    *strategies: StrategyLike,
+    fallbacks: Sequence[Any] | None = None,
+    on: ExceptionSpec | None = None,
+    operation: str | None = None,
+) -> RecoveryManager:
+    """A recovery decorator::
+
+        @faultlens.recover(fallbacks=[from_cache, default_result])
+        def result(job): ...
+
+        @faultlens.recover(Restart(connect, argument="conn"), Degrade(value=[]))
+        def rows(conn, query): ...
+
+    ``fallbacks=[...]`` is shorthand for a ``Fallback(...)`` strategy placed after the
+    positional strategies.
+    """
+    chain: list[StrategyLike] = list(strategies)
+    if fallbacks is not None:
+        if isinstance(fallbacks, str | bytes) or not isinstance(fallbacks, Sequence):
+            raise ConfigError(
+                f"must be a list of fallbacks, got {fallbacks!r}; "
+                "write fallbacks=[from_cache, default]",
+                key="fallbacks",
+            )
+        chain.append(Fallback(*fallbacks))
+    return RecoveryManager(chain, on=on, operation=operation)

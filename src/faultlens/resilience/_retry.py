@@ -1,0 +1,611 @@
+"""Retry: bounded attempts, an overall deadline and jittered exponential backoff, with every
+call ending in exactly one counted outcome.
+
+Two shapes share one policy object, ``Retry``:
+
+- a decorator for sync and async functions (``@faultlens.retry(...)``), classified once at
+  decoration time; wrapt keeps the signature and method binding;
+- an attempt loop for code that is not a single call::
+
+      for attempt in faultlens.retrying(attempts=3):
+          with attempt:
+              push(batch)
+
+  and ``async for`` the same way.
+
+Semantics, per call (state is per call, so one policy is safe under threads and asyncio):
+
+- An attempt fails with an ``Exception``. If ``on=`` (default: what the error catalog marks
+  retryable) does not cover it, the exception propagates at once: ``non_retryable``.
+- A ``BaseException`` that is not an ``Exception`` (cancellation, KeyboardInterrupt,
+  SystemExit, GeneratorExit, ...) is never retried: ``aborted``.
+- Otherwise the next delay is drawn; if the attempts are used up, or sleeping that long
+  would pass the deadline (``timeout`` seconds after the call started), the call ends:
+  ``exhausted``. The deadline is never slept past; an attempt that is already running is
+  not interrupted.
+- When the call gives up, the **last exception itself** is re-raised, unchanged (no wrapper
+  exception, no added notes), so ``except ConnectionError`` keeps working around a retried
+  call. Its traceback gains only the retry wrapper's frame.
+
+Backoff: the ``n``-th retry waits ``min(wait_max, wait_initial * wait_exp_base ** (n - 1))``
+without jitter; with jitter (the default) a uniformly random delay between ``wait_initial``
+and ``min(wait_max, wait_initial * wait_exp_base ** n)``, i.e. full jitter over the
+exponential band, always within ``[wait_initial, wait_max]``.
+
+Signals: a span event ``faultlens.retry`` on the current span for each failed attempt;
+``faultlens.retry.attempts{operation, error.type}`` per failed attempt;
+``faultlens.retry.backoff.duration{operation}`` per wait; ``faultlens.retry.calls{operation,
+outcome}`` once per call, aggregated locally (see ``_telemetry``).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import wrapt
+
+from ..capture import STATE, internal_error
+from ..errors import ConfigError, error_type
+from . import _telemetry as tel
+from . import _timing
+from ._common import ExceptionSpec, callable_name, catalog_retryable, check_number, kind_of
+from ._common import matcher as make_matcher
+from ._common import settings as current_settings
+
+__all__ = ["Attempt", "Retry", "Retrying", "retry", "retrying"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FIRST, AFTER, EXHAUSTED, NON_RETRYABLE, ABORTED = range(5)  # indexes of RETRY_OUTCOMES
+
+DEFAULT_ATTEMPTS = 3
+DEFAULT_WAIT_INITIAL = 0.1
+DEFAULT_WAIT_MAX = 5.0
+DEFAULT_EXP_BASE = 2.0
+
+_random = random.Random()
+
+
+@dataclass(frozen=True, slots=True)
+class _Params:
+    attempts: int
+    timeout: float | None
+    wait_initial: float
+    wait_max: float
+    wait_exp_base: float
+    wait_jitter: bool
+
+    def delay(self, retry_number: int) -> float:
+        """The wait before retry ``retry_number`` (1 for the first retry)."""
+        lo = self.wait_initial
+        hi = self._ceiling(retry_number if self.wait_jitter else retry_number - 1)
+        if not self.wait_jitter or hi <= lo:
+            return hi if hi >= lo else lo
+        return _random.uniform(lo, hi)
+
+    def _ceiling(self, exponent: int) -> float:
+        try:
+            value = self.wait_initial * self.wait_exp_base**exponent
+        except OverflowError:
+            return self.wait_max
+        return min(self.wait_max, value)
+
+
+class Retry:
+    """A retry policy; ``faultlens.retry(...)`` builds one. Use it as a decorator (on any
+    number of functions) or call ``.retrying()`` for an attempt loop.
+
+    Arguments left as None take the ``error_handling.retry`` section of the configuration
+    when ``faultlens.configure()`` ran (``max_retries + 1`` attempts, ``base_delay``,
+    ``max_delay``, ``exponential_backoff``, ``jitter``), else 3 attempts, 0.1 s initial wait,
+    5 s maximum wait, base 2, jitter on. ``timeout`` (total seconds for the whole call,
+    attempts and waits included) defaults to none. Explicit arguments always win.
+    """
+
+    __slots__ = ("_explicit", "_params", "_params_gen", "on", "operation")
+
+    def __init__(
+        self,
+        *,
+        attempts: int | None = None,
+        timeout: float | None = None,
+        wait_initial: float | None = None,
+        wait_max: float | None = None,
+        wait_exp_base: float | None = None,
+        wait_jitter: bool | None = None,
+        on: ExceptionSpec | None = None,
+        operation: str | None = None,
+    ) -> None:
+        if attempts is not None:
+            check_number(attempts, "attempts", minimum=1, integer=True,
+                         fix="use attempts=1 to call once without retrying")
+        if timeout is not None:
+            check_number(timeout, "timeout", strict=True,
+                         fix="pass the total seconds the call may take, or None for no deadline")
+        if wait_initial is not None:
+            check_number(wait_initial, "wait_initial", fix="pass seconds, e.g. 0.1")
+        if wait_max is not None:
+            check_number(wait_max, "wait_max", fix="pass seconds, e.g. 5.0")
+        if wait_initial is not None and wait_max is not None and wait_max < wait_initial:
+            raise ConfigError(
+                f"must be >= wait_initial ({wait_initial:g}), got {wait_max:g}; "
+                "raise wait_max or lower wait_initial",
+                key="wait_max",
+            )
+        if wait_exp_base is not None:
+            check_number(wait_exp_base, "wait_exp_base", minimum=1,
+                         fix="use 1 for a constant wait, 2 to double it each retry")
+        if wait_jitter is not None and not isinstance(wait_jitter, bool):
+            raise ConfigError(f"must be True or False, got {wait_jitter!r}", key="wait_jitter")
+        if operation is not None and (not isinstance(operation, str) or not operation):
+            raise ConfigError(
+                f"must be a non-empty string (a metric label), got {operation!r}",
+                key="operation",
+            )
+        self.on: Callable[[BaseException], bool] = make_matcher(on, "on", catalog_retryable)
+        self.operation = operation
+        self._explicit = (attempts, timeout, wait_initial, wait_max, wait_exp_base, wait_jitter)
+        self._params: _Params | None = None
+        self._params_gen = -1
+
+    # -- configuration -------------------------------------------------------------------
+
+    def params(self) -> _Params:
+        """The effective parameters (explicit > configured > built-in), per configuration."""
+        gen = STATE.generation
+        p = self._params
+        if p is None or self._params_gen != gen:
+            p = self._resolve()
+            self._params = p
+            self._params_gen = gen
+        return p
+
+    def _resolve(self) -> _Params:
+        attempts, timeout, w_init, w_max, base, jitter = self._explicit
+        cfg = None
+        s = current_settings()
+        if s is not None:
+            try:
+                cfg = s.error_handling.retry
+            except AttributeError:
+                cfg = None
+        if cfg is not None:
+            d_attempts = int(cfg.max_retries) + 1
+            d_init, d_max = float(cfg.base_delay), float(cfg.max_delay)
+            d_base = DEFAULT_EXP_BASE if cfg.exponential_backoff else 1.0
+            d_jitter = bool(cfg.jitter)
+        else:
+            d_attempts, d_init, d_max = DEFAULT_ATTEMPTS, DEFAULT_WAIT_INITIAL, DEFAULT_WAIT_MAX
+            d_base, d_jitter = DEFAULT_EXP_BASE, True
+        init = w_init if w_init is not None else d_init
+        mx = w_max if w_max is not None else d_max
+        if mx < init:  # one side came from defaults: the explicit side wins
+            if w_max is not None:
+                init = mx
+            else:
+                mx = init
+        return _Params(
+            attempts=attempts if attempts is not None else max(1, d_attempts),
+            timeout=timeout if timeout is not None and timeout != float("inf") else None,
+            wait_initial=float(init),
+            wait_max=float(mx),
+            wait_exp_base=float(base if base is not None else d_base),
+            wait_jitter=jitter if jitter is not None else d_jitter,
+        )
+
+    # -- the two shapes -----------------------------------------------------------------
+
+    def __call__(self, func: F) -> F:
+        kind = kind_of(func)
+        if kind in ("gen", "asyncgen"):
+            raise ConfigError(
+                f"cannot retry the generator function {callable_name(func)!r}: items already "
+                "yielded cannot be taken back. Retry the code that consumes it, or use "
+                "faultlens.retrying() inside the generator",
+                key="retry",
+            )
+        call = _Call(self, self.operation or callable_name(func))
+        wrapper = call.run_async if kind == "async" else call.run_sync
+        return wrapt.FunctionWrapper(func, wrapper)  # type: ignore[no-any-return]
+
+    def retrying(self, operation: str | None = None) -> Retrying:
+        """An attempt loop with this policy (``for``/``async for``)."""
+        return Retrying(self, operation or self.operation or _caller_name(2))
+
+    def __repr__(self) -> str:
+        p = self.params()
+        return (
+            f"Retry(attempts={p.attempts}, timeout={p.timeout}, wait_initial={p.wait_initial}, "
+            f"wait_max={p.wait_max}, wait_exp_base={p.wait_exp_base}, "
+            f"wait_jitter={p.wait_jitter}, operation={self.operation!r})"
+        )
+
+
+def _caller_name(depth: int) -> str:
+    try:
+        code = sys._getframe(depth).f_code
+        return getattr(code, "co_qualname", code.co_name)
+    except Exception:  # noqa: BLE001
+        return "retrying"
+
+
+class _Call:
+    """One decorated function: the policy, its operation label and its outcome counts."""
+
+    __slots__ = ("gen", "operation", "policy", "stats")
+
+    def __init__(self, policy: Retry, operation: str) -> None:
+        self.policy = policy
+        self.operation = operation
+        self.stats = tel.retry_stats(operation)
+        self.gen = -1
+
+    def _refresh(self) -> _Params:
+        tel.ensure()
+        p = self.policy.params()
+        self.gen = STATE.generation
+        return p
+
+    def count(self, outcome: int) -> None:
+        stats = self.stats
+        with stats.lock:
+            stats.counts[outcome] += 1
+
+    # The hot path: one generation check, the call, one locked increment. The failure
+    # handling lives outside the ``except`` clause so that a later attempt's exception is
+    # not implicitly chained to the previous one's.
+
+    def run_sync(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        p = self.policy._params
+        if self.gen != STATE.generation or p is None:
+            p = self._refresh()
+        deadline = _timing.monotonic() + p.timeout if p.timeout is not None else None
+        try:
+            result = wrapped(*args, **kwargs)
+        except Exception as exc:
+            failed = exc
+        except BaseException:
+            self.count(ABORTED)
+            raise
+        else:
+            stats = self.stats
+            with stats.lock:
+                stats.counts[FIRST] += 1
+            return result
+        return self._again_sync(wrapped, args, kwargs, failed, p, deadline)
+
+    def _again_sync(
+        self, wrapped: Any, args: Any, kwargs: Any, exc: Exception, p: _Params,
+        deadline: float | None,
+    ) -> Any:
+        number = 1
+        while True:
+            delay = decide(self, exc, number, p, deadline)
+            if delay is None:
+                raise exc
+            _timing.sleep(delay)
+            number += 1
+            try:
+                result = wrapped(*args, **kwargs)
+            except Exception as e:
+                exc = e
+                continue
+            except BaseException:
+                self.count(ABORTED)
+                raise
+            self.count(AFTER)
+            return result
+
+    async def run_async(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        p = self.policy._params
+        if self.gen != STATE.generation or p is None:
+            p = self._refresh()
+        deadline = _timing.monotonic() + p.timeout if p.timeout is not None else None
+        number = 1
+        while True:
+            try:
+                result = await wrapped(*args, **kwargs)
+            except Exception as e:
+                exc = e
+            except BaseException:
+                self.count(ABORTED)
+                raise
+            else:
+                self.count(FIRST if number == 1 else AFTER)
+                return result
+            delay = decide(self, exc, number, p, deadline)
+            if delay is None:
+                raise exc
+            await _timing.asleep(delay)
+            number += 1
+
+
+def decide(
+    call: _Call, exc: Exception, number: int, p: _Params, deadline: float | None
+) -> float | None:
+    """Attempt ``number`` failed with ``exc``: record it, and return the delay before the
+    next attempt, or None when the call ends here (its outcome is then counted)."""
+    try:
+        retryable = bool(call.policy.on(exc))
+    except Exception as pe:  # noqa: BLE001 - a broken predicate must not hide the real error
+        internal_error("retry on= predicate", pe)
+        retryable = False
+    delay: float | None = None
+    outcome = NON_RETRYABLE
+    if retryable:
+        outcome = EXHAUSTED
+        if number < p.attempts:
+            d = p.delay(number)
+            if deadline is None or _timing.monotonic() + d <= deadline:
+                delay, outcome = d, -1
+    _report_attempt(call.operation, exc, number, delay, outcome)
+    if delay is None:
+        call.count(outcome)
+    return delay
+
+
+def _report_attempt(
+    operation: str, exc: BaseException, number: int, delay: float | None, outcome: int
+) -> None:
+    try:
+        etype = error_type(exc)
+        inst = tel.instruments()
+        if inst is not None:
+            inst.attempts.add(1, {"operation": operation, "error.type": etype})
+            if delay is not None:
+                inst.backoff.record(delay, {"operation": operation})
+        attrs: dict[str, str | bool | int | float] = {
+            "faultlens.retry.operation": operation,
+            "faultlens.retry.attempt": number,
+            "error.type": etype,
+        }
+        if delay is not None:
+            attrs["faultlens.retry.delay"] = delay
+        else:
+            attrs["faultlens.retry.outcome"] = tel.RETRY_OUTCOMES[outcome]
+        tel.add_event("faultlens.retry", attrs)
+    except Exception as e:  # noqa: BLE001
+        internal_error("retry telemetry", e)
+
+
+# -- the attempt loop ---------------------------------------------------------------------
+
+
+class Attempt:
+    """One attempt of a ``retrying()`` loop; use it as ``with attempt:``.
+
+    A retryable failure inside the block is swallowed and the loop moves on to the next
+    attempt (after the backoff); any other failure, or the last one, propagates from the
+    ``with`` statement itself, unchanged.
+    """
+
+    __slots__ = ("_loop", "number")
+
+    def __init__(self, loop: _Loop, number: int) -> None:
+        self._loop = loop
+        self.number = number
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return self._loop.exit(self.number, exc)
+
+    async def __aenter__(self) -> Attempt:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return self._loop.exit(self.number, exc)
+
+    def __repr__(self) -> str:
+        return f"<Attempt {self.number}>"
+
+
+class _Loop:
+    """The per-call state of one attempt loop."""
+
+    __slots__ = ("call", "deadline", "done", "number", "params", "pending")
+
+    def __init__(self, call: _Call) -> None:
+        self.call = call
+        p = call._refresh() if call.gen != STATE.generation else call.policy.params()
+        self.params = p
+        self.deadline = _timing.monotonic() + p.timeout if p.timeout is not None else None
+        self.number = 0
+        self.pending: float | None = None
+        self.done = False
+
+    def next_number(self) -> int | None:
+        if self.done:
+            return None
+        if self.number == 0 or self.pending is not None:
+            self.number += 1
+            return self.number
+        # The previous attempt was never entered or ended without deciding: stop here.
+        self.done = True
+        return None
+
+    def exit(self, number: int, exc: BaseException | None) -> bool:
+        if number != self.number or self.done:
+            return False  # a stale Attempt object used again: leave the exception alone
+        if exc is None:
+            self.done = True
+            self.call.count(FIRST if number == 1 else AFTER)
+            return False
+        if not isinstance(exc, Exception):
+            self.done = True
+            self.call.count(ABORTED)
+            return False
+        delay = decide(self.call, exc, number, self.params, self.deadline)
+        if delay is None:
+            self.done = True
+            return False
+        self.pending = delay
+        return True
+
+
+class _SyncLoop(_Loop):
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[Attempt]:
+        return self
+
+    def __next__(self) -> Attempt:
+        delay = self.pending
+        n = self.next_number()
+        if n is None:
+            raise StopIteration
+        if delay is not None:
+            self.pending = None
+            _timing.sleep(delay)
+        return Attempt(self, n)
+
+
+class _AsyncLoop(_Loop):
+    __slots__ = ()
+
+    def __aiter__(self) -> AsyncIterator[Attempt]:
+        return self
+
+    async def __anext__(self) -> Attempt:
+        delay = self.pending
+        n = self.next_number()
+        if n is None:
+            raise StopAsyncIteration
+        if delay is not None:
+            self.pending = None
+            await _timing.asleep(delay)
+        return Attempt(self, n)
+
+
+class Retrying:
+    """An iterable of attempts; each ``for``/``async for`` over it is an independent call
+    with its own attempt count, deadline and one outcome."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, policy: Retry, operation: str) -> None:
+        self._call = _Call(policy, operation)
+
+    @property
+    def operation(self) -> str:
+        return self._call.operation
+
+    def __iter__(self) -> Iterator[Attempt]:
+        return _SyncLoop(self._call)
+
+    def __aiter__(self) -> AsyncIterator[Attempt]:
+        return _AsyncLoop(self._call)
+
+
+# -- public constructors ------------------------------------------------------------------
+
+
+@overload
+def retry(func: F, /) -> F: ...
+
+
+@overload
+def retry(
+    *,
+    attempts: int | None = None,
+    timeout: float | None = None,
+    wait_initial: float | None = None,
+    wait_max: float | None = None,
+    wait_exp_base: float | None = None,
+    wait_jitter: bool | None = None,
+    on: ExceptionSpec | None = None,
+    operation: str | None = None,
+) -> Retry: ...
+
+
+def retry(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    attempts: int | None = None,
+    timeout: float | None = None,
+    wait_initial: float | None = None,
+    wait_max: float | None = None,
+    wait_exp_base: float | None = None,
+    wait_jitter: bool | None = None,
+    on: ExceptionSpec | None = None,
+    operation: str | None = None,
+) -> Any:
+    """Retry a sync or async function on retryable errors; see the module docs.
+
+    ::
+
+        @faultlens.retry(attempts=5, timeout=30.0, wait_initial=0.1, wait_max=5.0,
+                         on=ConnectionError)
+        def fetch(url): ...
+
+    ``on`` is an exception type, a tuple of types, or a predicate ``exc -> bool``; by
+    default, whatever the error catalog marks retryable. ``operation`` labels the metrics
+    (default: the function's qualified name). When the call gives up, the last exception
+    itself propagates.
+    """
+    policy = Retry(
+        attempts=attempts,
+        timeout=timeout,
+        wait_initial=wait_initial,
+        wait_max=wait_max,
+        wait_exp_base=wait_exp_base,
+        wait_jitter=wait_jitter,
+        on=on,
+        operation=operation,
+    )
+    if func is not None:
+        return policy(func)
+    return policy
+
+
+def retrying(
+    *,
+    attempts: int | None = None,
+    timeout: float | None = None,
+    wait_initial: float | None = None,
+    wait_max: float | None = None,
+    wait_exp_base: float | None = None,
+    wait_jitter: bool | None = None,
+    on: ExceptionSpec | None = None,
+    operation: str | None = None,
+) -> Retrying:
+    """The attempt-loop form of ``retry`` for code that is not one function call::
+
+        for attempt in faultlens.retrying(attempts=3, on=ConnectionError):
+            with attempt:
+                send(batch)
+
+        async for attempt in faultlens.retrying(timeout=10.0):
+            with attempt:
+                await send(batch)
+
+    ``operation`` defaults to the qualified name of the function containing the loop.
+    """
+    policy = Retry(
+        attempts=attempts,
+        timeout=timeout,
+        wait_initial=wait_initial,
+        wait_max=wait_max,
+        wait_exp_base=wait_exp_base,
+        wait_jitter=wait_jitter,
+        on=on,
+        operation=operation,
+    )
+    return Retrying(policy, operation or _caller_name(2))
