@@ -1,0 +1,101 @@
+"""Reports over the journal: JSON (stats + records), CSV (one row per error), HTML (one
+self-contained file with charts).
+
+``render_report`` turns already-computed stats and records into text; ``write_report``
+reads the journal, computes the stats and writes the file (what ``faultlens report`` runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..journal import Stats, compute_stats, read_records
+from ._csv import COLUMNS, neutralise, render_csv
+from ._html import MAX_ROWS, render_html, trace_link
+
+__all__ = [
+    "COLUMNS",
+    "FORMATS",
+    "MAX_ROWS",
+    "neutralise",
+    "render_report",
+    "trace_link",
+    "write_report",
+]
+
+FORMATS = ("json", "csv", "html")
+DEFAULT_TITLE = "faultlens error report"
+
+
+def render_report(
+    stats: Stats,
+    records: Sequence[Mapping[str, Any]],
+    fmt: str,
+    *,
+    jaeger_url: str | None = None,
+    title: str = DEFAULT_TITLE,
+) -> str:
+    """The report as text. ``fmt``: ``json`` (``{"title", "generated_at", "stats",
+    "records"}``), ``csv`` (one row per error, formula cells neutralised) or ``html``."""
+    fmt = fmt.lower()
+    if fmt == "json":
+        doc = {
+            "title": title,
+            "generated_at": stats.now,
+            "jaeger_url": jaeger_url,
+            "stats": stats.to_dict(),
+            "records": list(records),
+        }
+        return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+    if fmt == "csv":
+        return render_csv(records)
+    if fmt == "html":
+        return render_html(stats, records, jaeger_url=jaeger_url, title=title)
+    raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
+
+
+def write_report(
+    path: str,
+    fmt: str,
+    *,
+    journal_path: str,
+    since: float | None,
+    jaeger_url: str | None = None,
+    until: float | None = None,
+    title: str = DEFAULT_TITLE,
+    now: float | None = None,
+) -> str:
+    """Read the journal (``since``/``until`` in epoch seconds), render, write ``path``
+    atomically (a reader never sees half a report) and return the path written.
+
+    When ``path`` is an existing directory the file is ``faultlens-report.<fmt>`` in it.
+    """
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    now = time.time() if now is None else now
+    records = list(read_records(journal_path, since=since, until=until))
+    stats = compute_stats(records, now=now if until is None else min(now, until))
+    text = render_report(stats, records, fmt, jaeger_url=jaeger_url, title=title)
+    if os.path.isdir(path):
+        path = os.path.join(path, f"faultlens-report.{fmt}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".faultlens-report-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
