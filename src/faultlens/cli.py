@@ -175,77 +175,65 @@ def _stats_payload(path: str, since_seconds: float, out: _Output) -> dict[str, A
     return payload
 
 
-def _rows(value: Any, key_name: str = "key") -> list[tuple[str, Any]]:
-    """A breakdown as (name, count) pairs, whether it is a mapping or a list of items."""
-    if isinstance(value, Mapping):
-        pairs = [
-            (str(k), v.get("count", v) if isinstance(v, Mapping) else v) for k, v in value.items()
-        ]
-    elif isinstance(value, list):
-        pairs = []
-        for item in value:
-            if isinstance(item, Mapping):
-                name = item.get(key_name, item.get("key", item.get("name")))
-                pairs.append((str(name), item.get("count")))
-            elif isinstance(item, (list, tuple)) and len(item) == 2:
-                pairs.append((str(item[0]), item[1]))
-    else:
-        return []
-    return sorted(pairs, key=lambda kv: -(kv[1] if isinstance(kv[1], (int, float)) else 0))
-
-
 def _render_stats(s: Mapping[str, Any], out: _Output) -> None:
-    total = s.get("total", 0)
-    unique = s.get("unique_fingerprints", s.get("unique", "-"))
-    out.text(f"journal  {s.get('journal')}")
-    out.text(
-        f"errors   {total} total, {unique} distinct"
-        + (f", trend {s['trend']}" if isinstance(s.get("trend"), str) else "")
-    )
-    top = s.get("top_errors") or s.get("top") or []
+    """The text form of ``faultlens stats``: headline, top errors, breakdowns, trend."""
+    trend = s.get("trend") or {}
+    out.text(f"journal   {s.get('journal')}")
+    line = f"errors    {s.get('total', 0)} recorded, {s.get('unique_fingerprints', 0)} distinct"
+    if s.get("suppressed"):
+        line += f", {s['suppressed']} more suppressed by the rate limit"
+    out.text(line)
+    if s.get("first_seen") and s.get("last_seen"):
+        out.text(f"window    {_when(s['first_seen'])} .. {_when(s['last_seen'])}")
+    top = [t for t in s.get("top") or [] if isinstance(t, Mapping)]
     if top:
         out.text()
         out.text("Top errors")
         _table(
             [
-                (
-                    t.get("count"),
-                    t.get("code"),
-                    t.get("severity"),
-                    t.get("stage"),
-                    t.get("message") or t.get("sample_message") or "",
-                )
-                for t in top[:10]
-                if isinstance(t, Mapping)
+                (t.get("count"), t.get("code"), t.get("severity"), t.get("stage"), t.get("message"))
+                for t in top
             ],
             ("count", "code", "severity", "stage", "message"),
             out,
         )
     for key, title in (
-        ("by_code", "By code"),
-        ("by_category", "By category"),
-        ("by_severity", "By severity"),
-        ("by_stage", "By stage"),
+        ("by_code", "code"),
+        ("by_category", "category"),
+        ("by_severity", "severity"),
+        ("by_stage", "stage"),
     ):
-        rows = _rows(s.get(key))
-        if rows:
+        counts = s.get(key) or {}
+        if counts:
             out.text()
-            out.text(title)
-            _table(rows, (title.split()[-1], "count"), out)
-    trend = s.get("trend")
-    series = s.get("timeline") or s.get("over_time") or s.get("buckets")
-    if isinstance(trend, Mapping) or series:
+            out.text(f"By {title}")
+            _table(list(counts.items()), (title, "count"), out)
+    buckets = [b for b in s.get("buckets") or [] if isinstance(b, Mapping)]
+    if buckets:
         out.text()
-        out.text("Trend")
-        if isinstance(trend, Mapping):
-            out.text("  " + ", ".join(f"{k}: {_cell(v)}" for k, v in trend.items()))
-        if isinstance(series, list) and series:
-            counts = [b.get("count", 0) if isinstance(b, Mapping) else b for b in series]
-            out.text("  " + _sparkline([c for c in counts if isinstance(c, (int, float))]))
-    spikes = s.get("spikes")
-    if spikes:
+        width = _cell(s.get("bucket_seconds"))
+        plural = "s" if len(buckets) != 1 else ""
+        out.text(
+            f"Trend ({len(buckets)} bucket{plural} of {width}s): {trend.get('direction', 'flat')}"
+        )
+        out.text("  " + _sparkline([float(b.get("count", 0)) for b in buckets]))
+        out.text(
+            f"  recent {_cell(s.get('recent_rate_per_hour'))}/h vs baseline "
+            f"{_cell(s.get('baseline_rate_per_hour'))}/h" + ("  SPIKE" if s.get("spike") else "")
+        )
+    signals = [g for g in s.get("signals") or [] if isinstance(g, Mapping)]
+    if signals:
         out.text()
-        out.text(f"Spikes: {len(spikes)} bucket(s) above the baseline")
+        out.text("Signals")
+        for g in signals:
+            out.text(f"  [{g.get('severity')}] {g.get('summary')}")
+
+
+def _when(ts: Any) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))
+    except (TypeError, ValueError, OverflowError):
+        return str(ts)
 
 
 def _sparkline(values: Sequence[float]) -> str:
@@ -279,7 +267,9 @@ def cmd_report(args: argparse.Namespace, out: _Output) -> int:
 
         jaeger = load_settings().jaeger_url
     output = args.output or f"faultlens-report.{args.format}"
-    path = write_report(output, args.format, journal_path=journal, since=since, jaeger_url=jaeger)
+    path = write_report(
+        output, args.format, journal_path=journal, since=time.time() - since, jaeger_url=jaeger
+    )
     out.data({"path": os.path.abspath(path), "format": args.format})
     out.text(f"report written: {os.path.abspath(path)}")
     return 0
@@ -577,18 +567,18 @@ def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
     started = time.monotonic()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if not out.json and proc.stdout:
-        out.text(proc.stdout.rstrip())
+        out.text("pipeline: " + proc.stdout.strip().splitlines()[0])
         out.text()
     if proc.returncode != 0:
         out.note(proc.stderr[-4000:])
         raise RuntimeError(f"the example pipeline failed with exit code {proc.returncode}")
-    payload = _stats_payload(str(journal), 86400.0, out)
+    payload = _stats_payload(str(journal), 3600.0, out)
     _render_stats(payload, out)
 
     from .reports import write_report
 
     report = write_report(
-        str(workdir / "report.html"), "html", journal_path=str(journal), since=86400.0
+        str(workdir / "report.html"), "html", journal_path=str(journal), since=None
     )
     elapsed = time.monotonic() - started
     out.data({"stats": payload, "report": os.path.abspath(report), "seconds": round(elapsed, 2)})

@@ -129,6 +129,8 @@ def _wrap_class(cls: type, module_name: str, depth: int, out: list[Replacement])
 def wrap_module(module: types.ModuleType) -> int:
     """Wrap every function and method ``module`` defines; returns how many were wrapped.
 
+    A module opts out by setting ``__faultlens_auto__ = False`` (for code that stands in for
+    a third-party library, or whose functions raise on purpose as part of their protocol).
     Never raises: a member that cannot be wrapped is skipped (and the failure counted and
     logged once), the rest of the module is still instrumented.
     """
@@ -138,6 +140,8 @@ def wrap_module(module: types.ModuleType) -> int:
     done: list[Replacement] = []
     try:
         namespace = vars(module)
+        if namespace.get("__faultlens_auto__") is False:
+            return 0
         for name, value in list(namespace.items()):
             if name.startswith("__") and name.endswith("__"):
                 continue

@@ -1,0 +1,12 @@
+"""``python examples/scoring_pipeline [--jobs N] [--seed S]`` or ``python -m scoring_pipeline``."""
+
+import os
+import sys
+
+if not __package__:  # run as a directory: make the package importable by its name
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from scoring_pipeline.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
