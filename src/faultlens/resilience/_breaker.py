@@ -41,7 +41,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import wrapt
 
@@ -201,47 +201,81 @@ class CircuitBreaker:
             explicit_threshold = failure_threshold
             use_threshold = failure_threshold is not None
             if failure_threshold is not None:
-                check_number(failure_threshold, "failure_threshold", minimum=1, integer=True,
-                             fix="the number of consecutive failures that opens the breaker")
+                check_number(
+                    failure_threshold,
+                    "failure_threshold",
+                    minimum=1,
+                    integer=True,
+                    fix="the number of consecutive failures that opens the breaker",
+                )
         if open_timeout is not None:
-            check_number(open_timeout, "open_timeout",
-                         fix="seconds the breaker stays open before a trial call")
-        check_number(half_open_max_calls, "half_open_max_calls", minimum=1, integer=True,
-                     fix="how many trial calls may run at once in half-open")
+            check_number(
+                open_timeout,
+                "open_timeout",
+                fix="seconds the breaker stays open before a trial call",
+            )
+        check_number(
+            half_open_max_calls,
+            "half_open_max_calls",
+            minimum=1,
+            integer=True,
+            fix="how many trial calls may run at once in half-open",
+        )
         if failure_rate_threshold is not None:
-            check_number(failure_rate_threshold, "failure_rate_threshold", strict=True,
-                         fix="a ratio in (0, 1], e.g. 0.5 for 50%")
+            check_number(
+                failure_rate_threshold,
+                "failure_rate_threshold",
+                strict=True,
+                fix="a ratio in (0, 1], e.g. 0.5 for 50%",
+            )
             if failure_rate_threshold > 1:
                 raise ConfigError(
-                    f"must be a ratio in (0, 1], got {failure_rate_threshold!r}; "
-                    "write 0.5 for 50%",
+                    f"must be a ratio in (0, 1], got {failure_rate_threshold!r}; write 0.5 for 50%",
                     key="failure_rate_threshold",
                 )
         if window_type not in ("count", "time"):
-            raise ConfigError(f"must be 'count' or 'time', got {window_type!r}",
-                              key="window_type")
+            raise ConfigError(f"must be 'count' or 'time', got {window_type!r}", key="window_type")
         if window_type == "count":
             size = DEFAULT_COUNT_WINDOW if window_size is None else window_size
-            check_number(size, "window_size", minimum=1, integer=True,
-                         fix="the number of most recent calls the failure rate is taken over")
-        else:
-            size = DEFAULT_TIME_WINDOW if window_size is None else window_size
-            check_number(size, "window_size", strict=True,
-                         fix="the seconds of history the failure rate is taken over")
-        if minimum_calls is None:
-            minimum = min(DEFAULT_MINIMUM_CALLS, int(size)) if window_type == "count" else (
-                DEFAULT_MINIMUM_CALLS
+            check_number(
+                size,
+                "window_size",
+                minimum=1,
+                integer=True,
+                fix="the number of most recent calls the failure rate is taken over",
             )
         else:
-            check_number(minimum_calls, "minimum_calls", minimum=1, integer=True,
-                         fix="calls needed in the window before the failure rate counts")
+            size = DEFAULT_TIME_WINDOW if window_size is None else window_size
+            check_number(
+                size,
+                "window_size",
+                strict=True,
+                fix="the seconds of history the failure rate is taken over",
+            )
+        if minimum_calls is None:
+            minimum = (
+                min(DEFAULT_MINIMUM_CALLS, int(size))
+                if window_type == "count"
+                else (DEFAULT_MINIMUM_CALLS)
+            )
+        else:
+            check_number(
+                minimum_calls,
+                "minimum_calls",
+                minimum=1,
+                integer=True,
+                fix="calls needed in the window before the failure rate counts",
+            )
             minimum = minimum_calls
         if slow_call_duration is not None:
-            check_number(slow_call_duration, "slow_call_duration", strict=True,
-                         fix="seconds after which a successful call counts as a failure")
+            check_number(
+                slow_call_duration,
+                "slow_call_duration",
+                strict=True,
+                fix="seconds after which a successful call counts as a failure",
+            )
         if clock is not None and not callable(clock):
-            raise ConfigError(f"must be a callable returning seconds, got {clock!r}",
-                              key="clock")
+            raise ConfigError(f"must be a callable returning seconds, got {clock!r}", key="clock")
 
         self.name = name
         self.half_open_max_calls = half_open_max_calls
@@ -291,8 +325,8 @@ class CircuitBreaker:
             except AttributeError:
                 cfg = None
         if threshold is None and self._use_threshold:
-            threshold = int(cfg.failure_threshold) if cfg is not None else (
-                DEFAULT_FAILURE_THRESHOLD
+            threshold = (
+                int(cfg.failure_threshold) if cfg is not None else (DEFAULT_FAILURE_THRESHOLD)
             )
         if timeout is None:
             timeout = float(cfg.timeout) if cfg is not None else DEFAULT_OPEN_TIMEOUT
@@ -431,7 +465,7 @@ class CircuitBreaker:
             self._expire_open(changes)
             st = self._state
             epoch = self._epoch
-            if st == CLOSED or st == DISABLED:
+            if st in (CLOSED, DISABLED):
                 pass
             elif st == HALF_OPEN and self._in_flight < self.half_open_max_calls:
                 self._in_flight += 1
@@ -487,8 +521,7 @@ class CircuitBreaker:
                 self._window.failure()
                 threshold = self._resolved()[0]
                 if threshold is not None and self._consecutive >= threshold:
-                    self._to(OPEN, f"{self._consecutive} consecutive failures ({reason})",
-                             changes)
+                    self._to(OPEN, f"{self._consecutive} consecutive failures ({reason})", changes)
                 elif self.failure_rate_threshold is not None:
                     calls, failures = self._window.counts()
                     if calls >= self.minimum_calls and (
@@ -514,7 +547,7 @@ class CircuitBreaker:
                 return
             try:
                 ignored = bool(self._ignore(exc))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 internal_error(f"breaker {self.name} ignore= predicate", e)
                 ignored = False
             if ignored:
@@ -522,22 +555,21 @@ class CircuitBreaker:
                 return
             try:
                 failed = bool(self._failure_on(exc))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 internal_error(f"breaker {self.name} failure_on= predicate", e)
                 failed = True
             if failed:
                 self._failure(epoch, type(exc).__name__)
             else:
                 self._success(epoch, math.inf)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             internal_error(f"breaker {self.name}", e)
 
     def _emit(self, changes: list[StateChange]) -> None:
         """Metrics, span event and listeners for transitions; outside the lock."""
         for change in changes:
             try:
-                labels = {"breaker": self.name, "from": change.from_state,
-                          "to": change.to_state}
+                labels = {"breaker": self.name, "from": change.from_state, "to": change.to_state}
                 inst = tel.instruments()
                 if inst is not None:
                     inst.transitions.add(1, labels)
@@ -552,12 +584,12 @@ class CircuitBreaker:
                     },
                     span_name=f"faultlens.circuit_breaker {self.name}",
                 )
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 internal_error("breaker transition telemetry", e)
             for listener in self._listeners:
                 try:
                     listener(change)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     internal_error(f"breaker {self.name} listener {listener!r}", e)
 
     # -- the call paths --------------------------------------------------------------------
@@ -603,7 +635,7 @@ class CircuitBreaker:
                 key="CircuitBreaker",
             )
         wrapper = self._run_async if kind == "async" else self._run_sync
-        return wrapt.FunctionWrapper(func, wrapper)  # type: ignore[no-any-return]
+        return cast(F, wrapt.FunctionWrapper(func, wrapper))
 
     def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``func(*args, **kwargs)`` through the breaker (sync)."""

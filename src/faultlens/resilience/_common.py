@@ -7,7 +7,7 @@ import inspect
 import math
 import sys
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ..errors import ConfigError, catalog, code_for
 
@@ -78,7 +78,7 @@ def matcher(
             )
         types = items
     elif callable(spec):
-        return spec
+        return cast(Callable[[BaseException], bool], spec)
     else:
         raise ConfigError(
             f"expected an exception type, a tuple of types or a predicate, got {spec!r}",
@@ -115,8 +115,9 @@ def check_number(
     if not ok:
         kind = "an integer" if integer else "a number"
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ConfigError(f"must be {kind} {bound}, got {value!r}{'; ' + fix if fix else ''}",
-                          key=argument)
+        raise ConfigError(
+            f"must be {kind} {bound}, got {value!r}{'; ' + fix if fix else ''}", key=argument
+        )
 
 
 def settings() -> Any:
@@ -132,5 +133,5 @@ def settings() -> Any:
         return None
     try:
         return fn()
-    except Exception:  # noqa: BLE001 - defaults are a convenience, never a failure
+    except Exception:
         return None

@@ -96,14 +96,14 @@ def resilient(
     manager = recovery
     if fallbacks is not None:
         if isinstance(fallbacks, str | bytes) or not isinstance(fallbacks, Sequence):
-            raise ConfigError(f"must be a list of fallbacks, got {fallbacks!r}",
-                              key="fallbacks")
+            raise ConfigError(f"must be a list of fallbacks, got {fallbacks!r}", key="fallbacks")
         extra = Fallback(*fallbacks)
         if manager is None:
             manager = RecoveryManager([extra])
         else:
-            manager = RecoveryManager([*manager.strategies, extra], on=manager.on,
-                                      operation=manager.operation)
+            manager = RecoveryManager(
+                [*manager.strategies, extra], on=manager.on, operation=manager.operation
+            )
     if recovery is not None and not isinstance(recovery, RecoveryManager):
         raise ConfigError(f"expected a RecoveryManager, got {recovery!r}", key="recovery")
 

@@ -2,9 +2,10 @@
 
 A ``RecoveryManager`` holds an ordered list of strategies. When the guarded call raises an
 ``Exception`` the manager covers (``on=``, default every ``Exception``; cancellation and
-other ``BaseException``\\ s are never recovered), the failure is recorded (once, as faultlens
-records every exception) and the strategies are tried in order; the first that produces a
-result wins. If none does, the original exception itself propagates, unchanged.
+other ``BaseException``\\ s are never recovered), the strategies are tried in order; the
+first that produces a result wins. If none does, the original exception itself propagates,
+unchanged. Either way the original failure is recorded (``record_error``, once per
+exception object as always), so a fallback never hides an error from the telemetry.
 
 Strategies:
 
@@ -32,7 +33,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 import wrapt
 
@@ -146,8 +147,7 @@ class Restart:
         if factory is not None and not callable(factory):
             raise ConfigError(f"must be callable, got {factory!r}", key="Restart.factory")
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
-            raise ConfigError(f"must be an integer >= 1, got {attempts!r}",
-                              key="Restart.attempts")
+            raise ConfigError(f"must be an integer >= 1, got {attempts!r}", key="Restart.attempts")
         self.factory = factory
         self.argument = argument
         self.attempts = attempts
@@ -174,7 +174,9 @@ class Restart:
                 key="Restart.argument",
             )
 
-    def _rebind(self, ctx: RecoveryContext, resource: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def _rebind(
+        self, ctx: RecoveryContext, resource: Any
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         try:
             bound = inspect.signature(ctx.func).bind_partial(*ctx.args, **ctx.kwargs)
         except (TypeError, ValueError):
@@ -286,7 +288,8 @@ class Degrade:
 
     async def attempt_async(self, ctx: RecoveryContext) -> Any:
         value = (
-            await _maybe_await(self.factory(ctx.exception)) if self.factory is not None
+            await _maybe_await(self.factory(ctx.exception))
+            if self.factory is not None
             else self.value
         )
         return self._wrap(value, ctx.exception)
@@ -331,9 +334,11 @@ class ManualIntervention:
         try:
             _log.critical(
                 "faultlens: manual intervention needed for %s: %s (%s)",
-                ctx.operation, info.code, info.exception_type,
+                ctx.operation,
+                info.code,
+                info.exception_type,
             )
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             internal_error("manual intervention log", e)
         return request
 
@@ -342,7 +347,7 @@ class ManualIntervention:
         if self.notify is not None:
             try:
                 self.notify(request)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 internal_error("manual intervention notify hook", e)
         raise _Escalate
 
@@ -351,7 +356,7 @@ class ManualIntervention:
         if self.notify is not None:
             try:
                 await _maybe_await(self.notify(request))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 internal_error("manual intervention notify hook", e)
         raise _Escalate
 
@@ -411,8 +416,10 @@ class RecoveryManager:
             check = getattr(s, "check", None)
             if check is not None:
                 check(func)
-            if kind == "sync" and isinstance(s, _FallbackStep) and (
-                inspect.iscoroutinefunction(s.entry)
+            if (
+                kind == "sync"
+                and isinstance(s, _FallbackStep)
+                and (inspect.iscoroutinefunction(s.entry))
             ):
                 raise ConfigError(
                     f"the fallback {callable_name(s.entry)!r} is async but "
@@ -429,7 +436,7 @@ class RecoveryManager:
                     failed = exc
                 return await self._recover_async(operation, wrapped, args, kwargs, failed)
 
-            return wrapt.FunctionWrapper(func, run_async)  # type: ignore[no-any-return]
+            return cast(F, wrapt.FunctionWrapper(func, run_async))
 
         def run_sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             try:
@@ -438,7 +445,7 @@ class RecoveryManager:
                 failed = exc
             return self._recover(operation, wrapped, args, kwargs, failed)
 
-        return wrapt.FunctionWrapper(func, run_sync)  # type: ignore[no-any-return]
+        return cast(F, wrapt.FunctionWrapper(func, run_sync))
 
     def run(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T | Any:
         """Call ``func(*args, **kwargs)`` and recover from its failure."""
@@ -464,13 +471,12 @@ class RecoveryManager:
     def _covered(self, exc: Exception) -> bool:
         try:
             return bool(self.on(exc))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             internal_error("recover on= predicate", e)
             return False
 
     def _plan(self, operation: str, exc: Exception) -> Sequence[Any]:
-        """Record the failure and pick the strategies that apply (the rest are skipped)."""
-        record_error(exc)
+        """Pick the strategies that apply to ``exc``; the rest are counted as skipped."""
         enabled = _recovery_enabled()
         chosen = []
         for s in self.strategies:
@@ -478,7 +484,7 @@ class RecoveryManager:
             if enabled:
                 try:
                     applies = bool(s.applies(exc))
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     internal_error(f"recovery strategy {s.name} applies()", e)
             if applies:
                 chosen.append(s)
@@ -486,24 +492,28 @@ class RecoveryManager:
                 _report(operation, s, "skipped", 0.0, exc)
         return chosen
 
-    def _recover(
-        self, operation: str, func: Any, args: Any, kwargs: Any, exc: Exception
-    ) -> Any:
+    def _recover(self, operation: str, func: Any, args: Any, kwargs: Any, exc: Exception) -> Any:
         if not self._covered(exc):
             raise exc
         ctx = RecoveryContext(operation, func, tuple(args), dict(kwargs), exc)
         for s in self._plan(operation, exc):
             start = time.perf_counter()
+            escalated = False
             try:
                 result = s.attempt(ctx)
             except _Escalate:
-                _report(operation, s, "failed", time.perf_counter() - start, exc)
-                break
+                escalated = True
             except Exception as step_exc:
                 _report(operation, s, "failed", time.perf_counter() - start, step_exc)
                 continue
+            if escalated:  # raised outside the except clause: no implicit chaining
+                _report(operation, s, "failed", time.perf_counter() - start, exc)
+                record_error(exc, severity=Severity.CRITICAL)
+                raise exc
             _report(operation, s, "recovered", time.perf_counter() - start, exc)
+            record_error(exc)
             return result
+        record_error(exc)
         raise exc
 
     async def _recover_async(
@@ -514,16 +524,22 @@ class RecoveryManager:
         ctx = RecoveryContext(operation, func, tuple(args), dict(kwargs), exc)
         for s in self._plan(operation, exc):
             start = time.perf_counter()
+            escalated = False
             try:
                 result = await s.attempt_async(ctx)
             except _Escalate:
-                _report(operation, s, "failed", time.perf_counter() - start, exc)
-                break
+                escalated = True
             except Exception as step_exc:
                 _report(operation, s, "failed", time.perf_counter() - start, step_exc)
                 continue
+            if escalated:  # raised outside the except clause: no implicit chaining
+                _report(operation, s, "failed", time.perf_counter() - start, exc)
+                record_error(exc, severity=Severity.CRITICAL)
+                raise exc
             _report(operation, s, "recovered", time.perf_counter() - start, exc)
+            record_error(exc)
             return result
+        record_error(exc)
         raise exc
 
 
@@ -556,7 +572,7 @@ def _report(operation: str, step: Any, outcome: str, seconds: float, exc: BaseEx
         if outcome != "skipped":
             attrs["faultlens.recovery.duration"] = seconds
         tel.add_event("faultlens.recovery", attrs)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         internal_error("recovery telemetry", e)
 
 

@@ -45,7 +45,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import wrapt
 
@@ -122,11 +122,20 @@ class Retry:
         operation: str | None = None,
     ) -> None:
         if attempts is not None:
-            check_number(attempts, "attempts", minimum=1, integer=True,
-                         fix="use attempts=1 to call once without retrying")
+            check_number(
+                attempts,
+                "attempts",
+                minimum=1,
+                integer=True,
+                fix="use attempts=1 to call once without retrying",
+            )
         if timeout is not None:
-            check_number(timeout, "timeout", strict=True,
-                         fix="pass the total seconds the call may take, or None for no deadline")
+            check_number(
+                timeout,
+                "timeout",
+                strict=True,
+                fix="pass the total seconds the call may take, or None for no deadline",
+            )
         if wait_initial is not None:
             check_number(wait_initial, "wait_initial", fix="pass seconds, e.g. 0.1")
         if wait_max is not None:
@@ -138,8 +147,12 @@ class Retry:
                 key="wait_max",
             )
         if wait_exp_base is not None:
-            check_number(wait_exp_base, "wait_exp_base", minimum=1,
-                         fix="use 1 for a constant wait, 2 to double it each retry")
+            check_number(
+                wait_exp_base,
+                "wait_exp_base",
+                minimum=1,
+                fix="use 1 for a constant wait, 2 to double it each retry",
+            )
         if wait_jitter is not None and not isinstance(wait_jitter, bool):
             raise ConfigError(f"must be True or False, got {wait_jitter!r}", key="wait_jitter")
         if operation is not None and (not isinstance(operation, str) or not operation):
@@ -211,7 +224,7 @@ class Retry:
             )
         call = _Call(self, self.operation or callable_name(func))
         wrapper = call.run_async if kind == "async" else call.run_sync
-        return wrapt.FunctionWrapper(func, wrapper)  # type: ignore[no-any-return]
+        return cast(F, wrapt.FunctionWrapper(func, wrapper))
 
     def retrying(self, operation: str | None = None) -> Retrying:
         """An attempt loop with this policy (``for``/``async for``)."""
@@ -230,7 +243,7 @@ def _caller_name(depth: int) -> str:
     try:
         code = sys._getframe(depth).f_code
         return getattr(code, "co_qualname", code.co_name)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "retrying"
 
 
@@ -280,7 +293,12 @@ class _Call:
         return self._again_sync(wrapped, args, kwargs, failed, p, deadline)
 
     def _again_sync(
-        self, wrapped: Any, args: Any, kwargs: Any, exc: Exception, p: _Params,
+        self,
+        wrapped: Any,
+        args: Any,
+        kwargs: Any,
+        exc: Exception,
+        p: _Params,
         deadline: float | None,
     ) -> Any:
         number = 1
@@ -332,7 +350,7 @@ def decide(
     next attempt, or None when the call ends here (its outcome is then counted)."""
     try:
         retryable = bool(call.policy.on(exc))
-    except Exception as pe:  # noqa: BLE001 - a broken predicate must not hide the real error
+    except Exception as pe:
         internal_error("retry on= predicate", pe)
         retryable = False
     delay: float | None = None
@@ -369,7 +387,7 @@ def _report_attempt(
         else:
             attrs["faultlens.retry.outcome"] = tel.RETRY_OUTCOMES[outcome]
         tel.add_event("faultlens.retry", attrs)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         internal_error("retry telemetry", e)
 
 

@@ -166,7 +166,7 @@ def _rebuild() -> Instruments | None:
             return cur
         try:
             _current = Instruments(gen)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             internal_error("resilience instruments", exc)
             return None
         return _current
@@ -190,7 +190,7 @@ def _register_observables(meter: Any) -> None:
                     value = now[i] - (base[i] if base is not None else 0)
                     if value > 0:
                         out.append(Observation(value, {"operation": op, "outcome": outcome}))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             internal_error("observe faultlens.retry.calls", exc)
         return out
 
@@ -204,7 +204,7 @@ def _register_observables(meter: Any) -> None:
                     value = now[i] - (base[i] if base is not None else 0)
                     if value > 0:
                         out.append(Observation(value, {"breaker": name, "outcome": outcome}))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             internal_error("observe faultlens.circuit_breaker.calls", exc)
         return out
 
@@ -241,7 +241,7 @@ def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
             state = b.state
             for s in BREAKER_STATES:
                 out.append(Observation(1 if s == state else 0, {"breaker": name, "state": s}))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         internal_error("observe faultlens.circuit_breaker.state", exc)
     return out
 
@@ -251,7 +251,7 @@ def _observe_ratio(options: CallbackOptions) -> Iterable[Observation]:
     try:
         for name, b in breakers().items():
             out.append(Observation(b.failure_ratio, {"breaker": name}))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         internal_error("observe faultlens.circuit_breaker.failure_ratio", exc)
     return out
 
@@ -277,7 +277,7 @@ def add_event(
                 own.add_event(name, attributes)
             finally:
                 own.end()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         internal_error(f"span event {name}", exc)
 
 
@@ -285,7 +285,7 @@ def safely(where: str, fn: Callable[[], Any]) -> None:
     """Run one instrumentation step; a failure is counted and logged once, never raised."""
     try:
         fn()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         internal_error(where, exc)
 
 
