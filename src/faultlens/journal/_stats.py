@@ -299,13 +299,13 @@ def compute_stats(
     ]
     signals: list[Signal] = []
     if spike_now:
-        ratio = f"{recent_rate / base_rate:.1f}x the baseline" if base_rate else "no baseline"
+        versus = f"{recent_rate / base_rate:.1f}x the {base_rate:.1f}/h" if base_rate else "none"
         signals.append(
             Signal(
                 "spike",
                 "high",
-                f"{recent_count} errors in the last {_dur(recent_window)} "
-                f"({recent_rate:.0f}/h, {ratio} of {base_rate:.1f}/h)",
+                f"{recent_count} errors in the last {_dur(recent_window)} ({recent_rate:.0f}/h; "
+                f"{versus} in the {_dur(baseline_window)} before)",
             )
         )
     had_history = first is not None and first < recent_start

@@ -92,7 +92,8 @@ def _top_section(top: Sequence[TopError], jaeger_url: str | None) -> str:
     chart = bar_chart(
         [(f"{t.code} {t.fingerprint[:8]}", t.count) for t in top],
         title="Top fingerprints",
-        label_width=200,
+        label_width=300,
+        width=900,
     )
     rows = []
     for i, t in enumerate(top, 1):

@@ -106,10 +106,11 @@ def bar_chart(
     title: str,
     css: Mapping[str, str] | None = None,
     label_width: int = 170,
+    width: int = 440,
 ) -> str:
     """Horizontal bars, one per item, largest first as given."""
     rows = list(items.items()) if isinstance(items, Mapping) else list(items)
-    width, row_h = 440, 24
+    row_h = 24
     height = max(len(rows), 1) * row_h + 8
     peak = max((v for _, v in rows), default=0) or 1
     pw = width - label_width - 50
@@ -123,7 +124,8 @@ def bar_chart(
         y = 4 + i * row_h
         w = max(pw * value / peak, 1.0)
         cls = (css or {}).get(name, "bar")
-        shown = name if len(name) <= 26 else name[:25] + "\u2026"
+        limit = max(label_width // 7, 8)
+        shown = name if len(name) <= limit else name[: limit - 1] + "\u2026"
         out.append(
             f'<g class="row" data-name="{_e(name)}" data-count="{value}">'
             f"<title>{_e(name)}: {value}</title>"
