@@ -307,6 +307,7 @@ class CircuitBreaker:
         self._counts = [0, 0, 0, 0]
         self._gen = -1
         tel.register_breaker(self)
+        tel.ensure()  # so the state gauge shows the breaker before its first call
 
     # -- configuration -------------------------------------------------------------------
 
