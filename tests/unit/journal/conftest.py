@@ -64,7 +64,7 @@ def webhook() -> Iterator[Webhook]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     hook.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     try:
