@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from plain_app.orders import main  # noqa: E402
+from plain_app.orders import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -6,7 +6,7 @@ import sys
 if not __package__:  # run as a directory: make the package importable by its name
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from scoring_pipeline.cli import main  # noqa: E402
+from scoring_pipeline.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -33,7 +33,8 @@ class PaymentGateway:
 
     @staticmethod
     def amount_for(sku: str, quantity: int) -> int:
-        return {"book": 12, "pen": 2, "lamp": 30, "desk": 150, "chair": 80, "mug": 8}[sku] * quantity
+        prices = {"book": 12, "pen": 2, "lamp": 30, "desk": 150, "chair": 80, "mug": 8}
+        return prices[sku] * quantity
 
 
 def check_quantity(quantity: object) -> int:
