@@ -89,8 +89,9 @@ def test_a_rejection_says_when_the_next_trial_is(clock):
 
 
 def test_failure_rate_over_a_count_window_needs_the_minimum_calls(clock):
-    b = CircuitBreaker("api", failure_rate_threshold=0.5, window_size=10, minimum_calls=6,
-                       clock=clock)
+    b = CircuitBreaker(
+        "api", failure_rate_threshold=0.5, window_size=10, minimum_calls=6, clock=clock
+    )
     assert b.failure_threshold is None  # the rate alone decides
     for fn in (fail(), ok, fail(), ok, fail()):
         run(b, fn)
@@ -102,8 +103,9 @@ def test_failure_rate_over_a_count_window_needs_the_minimum_calls(clock):
 
 
 def test_the_count_window_forgets_old_calls(clock):
-    b = CircuitBreaker("api", failure_rate_threshold=0.5, window_size=4, minimum_calls=4,
-                       clock=clock)
+    b = CircuitBreaker(
+        "api", failure_rate_threshold=0.5, window_size=4, minimum_calls=4, clock=clock
+    )
     run(b, fail())
     for _ in range(4):
         run(b, ok)
@@ -113,8 +115,14 @@ def test_the_count_window_forgets_old_calls(clock):
 
 
 def test_failure_rate_over_a_time_window(clock):
-    b = CircuitBreaker("api", failure_rate_threshold=0.5, window_type="time", window_size=10,
-                       minimum_calls=4, clock=clock)
+    b = CircuitBreaker(
+        "api",
+        failure_rate_threshold=0.5,
+        window_type="time",
+        window_size=10,
+        minimum_calls=4,
+        clock=clock,
+    )
     run(b, fail())
     run(b, fail())
     clock.advance(11)  # those two fell out of the window
@@ -192,8 +200,9 @@ def test_the_exception_passes_through_unchanged(clock):
 
 
 def test_half_open_after_the_timeout_then_closed_after_the_trials_succeed(cap, clock):
-    b = CircuitBreaker("db", failure_threshold=1, open_timeout=5, half_open_max_calls=2,
-                       clock=clock)
+    b = CircuitBreaker(
+        "db", failure_threshold=1, open_timeout=5, half_open_max_calls=2, clock=clock
+    )
     run(b, fail())
     clock.advance(4.9)
     assert b.state == "open"
@@ -207,7 +216,11 @@ def test_half_open_after_the_timeout_then_closed_after_the_trials_succeed(cap, c
         (p.attributes["from"], p.attributes["to"])
         for p in cap.metric_points("faultlens.circuit_breaker.transitions")
     ]
-    assert sorted(transitions) == [("closed", "open"), ("half_open", "closed"), ("open", "half_open")]
+    assert sorted(transitions) == [
+        ("closed", "open"),
+        ("half_open", "closed"),
+        ("open", "half_open"),
+    ]
 
 
 def test_a_failed_trial_reopens_and_restarts_the_timeout(clock):
@@ -351,8 +364,7 @@ def test_listeners_get_every_change_and_cannot_break_the_caller(clock):
     def broken(change):
         raise RuntimeError("listener bug")
 
-    b = CircuitBreaker("db", failure_threshold=1, open_timeout=1, clock=clock,
-                       listeners=[broken])
+    b = CircuitBreaker("db", failure_threshold=1, open_timeout=1, clock=clock, listeners=[broken])
     b.add_listener(seen.append)
     assert run(b, fail()) == "raised"  # the ConnectionError, not the listener's error
     clock.advance(1)
@@ -381,11 +393,14 @@ def test_registry_by_name():
 
 def test_configured_defaults_apply_and_explicit_arguments_win(tmp_path):
     (tmp_path / "faultlens.yaml").write_text(
-        "error_handling:\n"
-        "  recovery: {circuit_breaker: {failure_threshold: 7, timeout: 12}}\n"
+        "error_handling:\n  recovery: {circuit_breaker: {failure_threshold: 7, timeout: 12}}\n"
     )
-    faultlens.configure(service_name="t", journal=False, exporter="none",
-                        config_file=str(tmp_path / "faultlens.yaml"))
+    faultlens.configure(
+        service_name="t",
+        journal=False,
+        exporter="none",
+        config_file=str(tmp_path / "faultlens.yaml"),
+    )
     b = CircuitBreaker("cfg")
     assert (b.failure_threshold, b.open_timeout) == (7, 12.0)
     b2 = CircuitBreaker("cfg2", failure_threshold=2, open_timeout=1)

@@ -119,8 +119,12 @@ def test_recovery_disabled_in_the_configuration_skips_every_strategy(tmp_path):
     import faultlens
 
     (tmp_path / "faultlens.yaml").write_text("error_handling:\n  recovery: {enabled: false}\n")
-    faultlens.configure(service_name="t", journal=False, exporter="none",
-                        config_file=str(tmp_path / "faultlens.yaml"))
+    faultlens.configure(
+        service_name="t",
+        journal=False,
+        exporter="none",
+        config_file=str(tmp_path / "faultlens.yaml"),
+    )
     with faultlens.testing.capture() as cap:  # after configure(), which installs providers
         with pytest.raises(ConnectionError):
             recover(fallbacks=["x"])(broken)()

@@ -48,9 +48,9 @@ def test_a_first_attempt_success_is_counted_and_emits_nothing_else(cap, slept):
         return x * 2
 
     assert fetch(21) == 42
-    assert outcomes(cap, "test_a_first_attempt_success_is_counted_and_emits_nothing_else.<locals>.fetch") == {
-        "success_first_attempt": 1
-    }
+    assert outcomes(
+        cap, "test_a_first_attempt_success_is_counted_and_emits_nothing_else.<locals>.fetch"
+    ) == {"success_first_attempt": 1}
     assert cap.metric_points("faultlens.retry.attempts") == []
     assert slept.delays == []
 
@@ -65,7 +65,12 @@ def test_retryable_failures_are_retried_until_success(cap, slept):
     assert flaky.calls == 3
     assert len(slept.delays) == 2
     assert outcomes(cap, "fetch") == {"success_after_retry": 1}
-    assert cap.counter("faultlens.retry.attempts", operation="fetch", **{"error.type": "ConnectionError"}) == 2
+    assert (
+        cap.counter(
+            "faultlens.retry.attempts", operation="fetch", **{"error.type": "ConnectionError"}
+        )
+        == 2
+    )
     (backoff,) = cap.metric_points("faultlens.retry.backoff.duration")
     assert backoff.value.count == 2
     assert backoff.value.sum == pytest.approx(sum(slept.delays))
@@ -188,8 +193,14 @@ def test_wait_exp_base_one_gives_a_constant_wait(slept):
 
 def test_the_deadline_is_never_slept_past(cap, slept):
     flaky = Flaky(100)
-    fetch = retry(attempts=100, timeout=1.0, wait_initial=0.3, wait_exp_base=1,
-                  wait_jitter=False, operation="d")(flaky)
+    fetch = retry(
+        attempts=100,
+        timeout=1.0,
+        wait_initial=0.3,
+        wait_exp_base=1,
+        wait_jitter=False,
+        operation="d",
+    )(flaky)
     with pytest.raises(ConnectionError):
         fetch()
     assert slept.delays == pytest.approx([0.3, 0.3, 0.3])  # a 4th wait would end at 1.2 s
@@ -306,8 +317,12 @@ def test_configured_defaults_apply_and_explicit_arguments_win(tmp_path, slept):
         "error_handling:\n"
         "  retry: {max_retries: 1, base_delay: 0.25, max_delay: 0.25, jitter: false}\n"
     )
-    faultlens.configure(service_name="t", journal=False, exporter="none",
-                        config_file=str(tmp_path / "faultlens.yaml"))
+    faultlens.configure(
+        service_name="t",
+        journal=False,
+        exporter="none",
+        config_file=str(tmp_path / "faultlens.yaml"),
+    )
     with pytest.raises(ConnectionError):
         retry(Flaky(10))()
     assert slept.delays == [0.25]  # max_retries 1 -> 2 attempts, base_delay 0.25
