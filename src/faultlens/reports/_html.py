@@ -238,4 +238,4 @@ def _bucket_name(seconds: float) -> str:
         if s >= n and s % n == 0:
             k = s // n
             return unit if k == 1 else f"{k} {unit}s"
-    return f"{s} seconds"
+    return "second" if s == 1 else f"{s} seconds"

@@ -51,7 +51,7 @@ def timeline_chart(buckets: Sequence[Bucket], bucket_seconds: float, *, title: s
     n = max(len(buckets), 1)
     peak = _nice_max(max((b.count for b in buckets), default=0))
     slot = pw / n
-    bw = max(slot * 0.8, 1.0)
+    bw = min(max(slot * 0.8, 1.0), 48.0)  # a few buckets: bars, not walls
     out = [
         f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>'
