@@ -39,9 +39,9 @@ def parse_threshold(raw: str | None) -> float:
     try:
         value = float(raw if raw is not None else "0.5")
     except ValueError:
-        raise InvalidParams(f"threshold must be a number, got {raw!r}") from None
+        raise InvalidParams(f"threshold must be a number, got {raw!r}", stage="parse") from None
     if not 0.0 <= value <= 1.0:
-        raise InvalidParams(f"threshold must be within 0..1, got {value}")
+        raise InvalidParams(f"threshold must be within 0..1, got {value}", stage="parse")
     return value
 
 
