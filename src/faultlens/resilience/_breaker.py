@@ -43,13 +43,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, cast
 
-import wrapt
-
 from ..capture import STATE, internal_error
 from ..errors import ConfigError, FaultError
 from . import _telemetry as tel
 from . import _timing
-from ._common import ExceptionSpec, callable_name, check_number, kind_of, matcher
+from ._common import ExceptionSpec, callable_name, check_number, kind_of, matcher, wrap
 from ._common import settings as current_settings
 from ._window import CountWindow, TimeWindow
 
@@ -636,7 +634,7 @@ class CircuitBreaker:
                 key="CircuitBreaker",
             )
         wrapper = self._run_async if kind == "async" else self._run_sync
-        return cast(F, wrapt.FunctionWrapper(func, wrapper))
+        return cast(F, wrap(func, wrapper, kind == "async"))
 
     def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``func(*args, **kwargs)`` through the breaker (sync)."""

@@ -3,11 +3,14 @@ matchers, argument validation and access to the configured defaults."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import sys
 from collections.abc import Callable
 from typing import Any, Literal, cast
+
+import wrapt
 
 from ..errors import ConfigError, catalog, code_for
 
@@ -19,6 +22,7 @@ __all__ = [
     "kind_of",
     "matcher",
     "settings",
+    "wrap",
 ]
 
 Kind = Literal["sync", "async", "gen", "asyncgen"]
@@ -135,3 +139,27 @@ def settings() -> Any:
         return fn()
     except Exception:
         return None
+
+
+def wrap(func: Any, run: Callable[[Any, Any, Any, Any], Any], is_async: bool) -> Any:
+    """Wrap ``func`` so each call goes through ``run(wrapped, instance, args, kwargs)``.
+
+    Plain functions (the common case, and the hot path) get a closure with
+    ``functools.wraps``: it keeps the name, docstring and signature (``__wrapped__``) and
+    binds as a method like any function, at a third of wrapt's per-call cost. Everything
+    else (classmethod/staticmethod objects, callable instances, builtins) gets a wrapt
+    FunctionWrapper, which handles those descriptors correctly.
+    """
+    if not inspect.isfunction(func):
+        return wrapt.FunctionWrapper(func, run)
+    if is_async:
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await run(func, None, args, kwargs)
+
+        return functools.update_wrapper(async_wrapper, func)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return run(func, None, args, kwargs)
+
+    return functools.update_wrapper(wrapper, func)

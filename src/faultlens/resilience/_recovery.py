@@ -35,12 +35,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
-import wrapt
-
 from ..capture import internal_error, record_error
 from ..errors import ConfigError, ErrorInfo, Severity, classify, error_type
 from . import _telemetry as tel
-from ._common import ExceptionSpec, callable_name, kind_of, matcher
+from ._common import ExceptionSpec, callable_name, kind_of, matcher, wrap
 from ._common import settings as current_settings
 
 __all__ = [
@@ -436,7 +434,7 @@ class RecoveryManager:
                     failed = exc
                 return await self._recover_async(operation, wrapped, args, kwargs, failed)
 
-            return cast(F, wrapt.FunctionWrapper(func, run_async))
+            return cast(F, wrap(func, run_async, True))
 
         def run_sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             try:
@@ -445,7 +443,7 @@ class RecoveryManager:
                 failed = exc
             return self._recover(operation, wrapped, args, kwargs, failed)
 
-        return cast(F, wrapt.FunctionWrapper(func, run_sync))
+        return cast(F, wrap(func, run_sync, False))
 
     def run(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T | Any:
         """Call ``func(*args, **kwargs)`` and recover from its failure."""

@@ -4,7 +4,7 @@ call ending in exactly one counted outcome.
 Two shapes share one policy object, ``Retry``:
 
 - a decorator for sync and async functions (``@faultlens.retry(...)``), classified once at
-  decoration time; wrapt keeps the signature and method binding;
+  decoration time; the wrapper keeps the signature and method binding (see ``_common.wrap``);
 - an attempt loop for code that is not a single call::
 
       for attempt in faultlens.retrying(attempts=3):
@@ -47,13 +47,18 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
-import wrapt
-
 from ..capture import STATE, internal_error
 from ..errors import ConfigError, error_type
 from . import _telemetry as tel
 from . import _timing
-from ._common import ExceptionSpec, callable_name, catalog_retryable, check_number, kind_of
+from ._common import (
+    ExceptionSpec,
+    callable_name,
+    catalog_retryable,
+    check_number,
+    kind_of,
+    wrap,
+)
 from ._common import matcher as make_matcher
 from ._common import settings as current_settings
 
@@ -224,7 +229,7 @@ class Retry:
             )
         call = _Call(self, self.operation or callable_name(func))
         wrapper = call.run_async if kind == "async" else call.run_sync
-        return cast(F, wrapt.FunctionWrapper(func, wrapper))
+        return cast(F, wrap(func, wrapper, kind == "async"))
 
     def retrying(self, operation: str | None = None) -> Retrying:
         """An attempt loop with this policy (``for``/``async for``)."""

@@ -432,3 +432,22 @@ def test_bad_arguments_are_refused_with_the_argument_named(kwargs, named):
 def test_a_name_is_required():
     with pytest.raises(ConfigError, match="name"):
         CircuitBreaker("")
+
+
+def test_methods_and_callable_objects_can_be_guarded(clock):
+    b = CircuitBreaker("db", clock=clock)
+
+    class Repo:
+        @b
+        def get(self, key):
+            return (self, key)
+
+        @b
+        @staticmethod
+        def version():
+            return 2
+
+    repo = Repo()
+    assert repo.get("k") == (repo, "k")
+    assert Repo.version() == 2
+    assert b.stats().success == 2

@@ -337,3 +337,24 @@ def test_params_report_the_effective_values():
     p = Retry(attempts=4, wait_initial=0.5).params()
     assert (p.attempts, p.wait_initial, p.wait_max, p.timeout) == (4, 0.5, 5.0, None)
     assert "attempts=4" in repr(Retry(attempts=4))
+
+
+def test_classmethods_staticmethods_and_callable_objects_are_wrapped_too(slept):
+    class Api:
+        @retry(attempts=2)
+        @classmethod
+        def create(cls):
+            return cls.__name__
+
+        @retry(attempts=2)
+        @staticmethod
+        def ping():
+            return "pong"
+
+    class Callable:
+        def __call__(self, x):
+            return x
+
+    assert Api.create() == "Api" and Api().create() == "Api"
+    assert Api.ping() == "pong" and Api().ping() == "pong"
+    assert retry(attempts=2)(Callable())(3) == 3
