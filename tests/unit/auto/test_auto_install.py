@@ -122,9 +122,8 @@ def test_one_record_per_error_however_many_wrapped_frames_it_crosses(make_packag
     pkg = make_package(core=APP)
     faultlens.auto.install([f"{pkg}.*"])
     core = importlib.import_module(f"{pkg}.core")
-    with faultlens.testing.capture() as cap:
-        with pytest.raises(ValueError) as raised:
-            core.outer(1)
+    with faultlens.testing.capture() as cap, pytest.raises(ValueError) as raised:
+        core.outer(1)
     assert len(cap.errors) == 1
     assert len(cap.events()) == 1
     # every frame got its span with status ERROR, the event sits on the innermost one
