@@ -358,12 +358,26 @@ class CircuitBreaker:
     def state(self) -> State:
         """``closed``, ``open`` or ``half_open``; forced-open reads as ``open`` and disabled as
         ``closed`` (see ``mode``). An open breaker whose timeout has passed reads (and
-        becomes) ``half_open``, so the state gauge follows the clock."""
+        becomes) ``half_open`` without waiting for the next call."""
         changes: list[StateChange] = []
         with self._lock:
             self._expire_open(changes)
             st = self._state
         self._emit(changes)
+        if st == FORCED_OPEN:
+            return "open"
+        if st == DISABLED:
+            return "closed"
+        return st  # type: ignore[return-value]
+
+    def _observed_state(self) -> State:
+        """The state as the gauge reports it, without making a transition: callbacks run
+        inside the metric reader's collection, which is no place for span events and
+        listeners. An open breaker whose timeout passed reads ``half_open``."""
+        with self._lock:
+            st = self._state
+            if st == OPEN and self._clock() >= self._opened_at + self._resolved()[1]:
+                st = HALF_OPEN
         if st == FORCED_OPEN:
             return "open"
         if st == DISABLED:

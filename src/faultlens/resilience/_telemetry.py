@@ -138,35 +138,43 @@ class Instruments:
 
 
 _current: Instruments | None = None
+_failed_gen = -1  # a generation whose meter refused to build them: do not retry per call
 _lock = threading.Lock()
 
 
 def instruments() -> Instruments | None:
     """This generation's instruments, built on first use; None if the meter cannot build
-    them (counted as an internal error; the caller simply skips the measurement)."""
+    them (counted once as an internal error; callers simply skip the measurement)."""
     cur = _current
-    if cur is not None and cur.generation == STATE.generation:
+    gen = STATE.generation
+    if cur is not None and cur.generation == gen:
         return cur
+    if _failed_gen == gen:
+        return None
     return _rebuild()
 
 
 def ensure() -> None:
     """Make sure this generation's observables are registered (cheap once they are)."""
     cur = _current
-    if cur is None or cur.generation != STATE.generation:
+    gen = STATE.generation
+    if (cur is None or cur.generation != gen) and _failed_gen != gen:
         _rebuild()
 
 
 def _rebuild() -> Instruments | None:
-    global _current
+    global _current, _failed_gen
     with _lock:
         gen = STATE.generation
         cur = _current
         if cur is not None and cur.generation == gen:
             return cur
+        if _failed_gen == gen:
+            return None
         try:
             _current = Instruments(gen)
         except Exception as exc:
+            _failed_gen = gen
             internal_error("resilience instruments", exc)
             return None
         return _current
@@ -238,7 +246,7 @@ def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
     out: list[Observation] = []
     try:
         for name, b in breakers().items():
-            state = b.state
+            state = b._observed_state()
             for s in BREAKER_STATES:
                 out.append(Observation(1 if s == state else 0, {"breaker": name, "state": s}))
     except Exception as exc:
@@ -291,9 +299,10 @@ def safely(where: str, fn: Callable[[], Any]) -> None:
 
 def reset() -> None:
     """Forget local counts and registries (faultlens.testing.reset())."""
-    global _current
+    global _current, _failed_gen
     with _registry_lock:
         _retry_stats.clear()
         _breakers.clear()
     with _lock:
         _current = None
+        _failed_gen = -1
