@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -287,14 +287,6 @@ def add_event(
                 own.end()
     except Exception as exc:
         internal_error(f"span event {name}", exc)
-
-
-def safely(where: str, fn: Callable[[], Any]) -> None:
-    """Run one instrumentation step; a failure is counted and logged once, never raised."""
-    try:
-        fn()
-    except Exception as exc:
-        internal_error(where, exc)
 
 
 def reset() -> None:
