@@ -42,7 +42,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         ours = retry(attempts=3, wait_initial=0.1, wait_max=5.0, on=ConnectionError)(plain)
         ten = tenacity.retry(
             stop=tenacity.stop_after_attempt(3),
-            wait=tenacity.wait_exponential_jitter(initial=0.1, max=5.0),
+            wait=tenacity.wait_random_exponential(multiplier=0.1, max=5.0),
             retry=tenacity.retry_if_exception_type(ConnectionError),
             reraise=True,
         )(plain)
