@@ -1,0 +1,71 @@
+"""Static checks of the stack's files with the real tools (promtool, amtool, the built
+collector and Jaeger, docker-compose). A missing tool fails under CI=true, naming the make
+target that installs it (`make stack-deps`), and skips otherwise.
+
+Fixtures: ``tool(name)`` -> path of a tool ("collector"/"jaeger" are the cached builds);
+``run(*argv, env=None)`` -> its output, failing the test when it exits non-zero."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COLLECTOR = REPO / "collector"
+STACK_SH = REPO / "scripts" / "stack.sh"
+
+
+def missing_component(message: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+def find_tool(name: str) -> str:
+    """Path of a stack tool: the cached builds via scripts/stack.sh, the rest from PATH."""
+    if name in ("collector", "jaeger"):
+        proc = subprocess.run(
+            [str(STACK_SH), "bin", name], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            missing_component(f"{name} is not built ({proc.stdout.strip()}); run `make stack-deps`")
+        return proc.stdout.strip()
+    found = shutil.which(name)
+    if found is None:
+        missing_component(f"{name} is not installed; run `make stack-deps`")
+    assert found is not None
+    return found
+
+
+def _run(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:
+    """Run a tool; fail the test with its output when it exits non-zero."""
+    proc = subprocess.run(
+        list(args),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=None if env is None else os.environ | env,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}",
+            pytrace=False,
+        )
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def tool() -> Callable[[str], str]:
+    return find_tool
+
+
+@pytest.fixture(scope="session")
+def run() -> Callable[..., str]:
+    return _run
