@@ -62,6 +62,9 @@ STACK_SH = REPO / "scripts" / "stack.sh"
 COMPONENTS = ("collector", "jaeger", "prometheus", "alertmanager")
 INTERVAL_S = 2
 HOST = "127.0.0.1"
+# Captured at import: the suite's autouse fixture strips FAULTLENS_*/OTEL_* from the
+# environment of each test (FAULTLENS_CACHE_DIR says where the builds are).
+ENV_AT_START = dict(os.environ)
 
 
 def missing_component(message: str) -> None:
@@ -75,7 +78,11 @@ def _binaries_missing() -> list[str]:
     missing = []
     for name in COMPONENTS:
         proc = subprocess.run(
-            [str(STACK_SH), "bin", name], capture_output=True, text=True, check=False
+            [str(STACK_SH), "bin", name],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=ENV_AT_START,
         )
         if proc.returncode != 0:
             missing.append(f"{name} ({proc.stdout.strip()})")
@@ -316,14 +323,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) ->
             "stack components not installed: " + ", ".join(missing) + "; run `make stack-deps`"
         )
     state = tmp_path_factory.mktemp("stack")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULTLENS_", "OTEL_"))} | {
+    env = {k: v for k, v in ENV_AT_START.items() if not k.startswith(("FAULTLENS_", "OTEL_"))} | {
         "FAULTLENS_STACK_DIR": str(state),
         "FAULTLENS_STACK_INTERVAL": f"{INTERVAL_S}s",
         "FAULTLENS_SPANMETRICS_FLUSH_INTERVAL": f"{INTERVAL_S}s",
         "FAULTLENS_ALERT_WEBHOOK_URL": webhook.url,
     }
-    if "FAULTLENS_CACHE_DIR" in os.environ:
-        env["FAULTLENS_CACHE_DIR"] = os.environ["FAULTLENS_CACHE_DIR"]
+    if "FAULTLENS_CACHE_DIR" in ENV_AT_START:
+        env["FAULTLENS_CACHE_DIR"] = ENV_AT_START["FAULTLENS_CACHE_DIR"]
     stack = Stack(state_dir=state, webhook=webhook, env=env)
     try:
         stack.sh("up")

@@ -18,6 +18,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 COLLECTOR = REPO / "collector"
 STACK_SH = REPO / "scripts" / "stack.sh"
+# Captured at import: the suite's autouse fixture strips FAULTLENS_* (e.g. FAULTLENS_CACHE_DIR,
+# which says where the builds are) from the environment each test runs in.
+ENV_AT_START = dict(os.environ)
 
 
 def missing_component(message: str) -> None:
@@ -30,7 +33,11 @@ def find_tool(name: str) -> str:
     """Path of a stack tool: the cached builds via scripts/stack.sh, the rest from PATH."""
     if name in ("collector", "jaeger"):
         proc = subprocess.run(
-            [str(STACK_SH), "bin", name], capture_output=True, text=True, check=False
+            [str(STACK_SH), "bin", name],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=ENV_AT_START,
         )
         if proc.returncode != 0:
             missing_component(f"{name} is not built ({proc.stdout.strip()}); run `make stack-deps`")
