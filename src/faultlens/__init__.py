@@ -6,7 +6,7 @@ The public API is what ``__all__`` lists; everything in underscored modules may 
 
 from . import testing
 from ._config import Settings
-from ._setup import configure, current_settings, is_configured, shutdown
+from ._setup import configure, current_settings, flush, is_configured, shutdown
 from ._version import __version__
 from .capture import (
     ErrorRecord,
@@ -31,17 +31,31 @@ from .errors import (
     classify,
     fingerprint,
 )
+from .resilience import (
+    CircuitBreaker,
+    CircuitOpenError,
+    Degraded,
+    RecoveryManager,
+    recover,
+    resilient,
+    retry,
+    retrying,
+)
 
 __all__ = [
     "Catalog",
     "CatalogError",
     "Category",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "CodeSpec",
     "ConfigError",
+    "Degraded",
     "ErrorInfo",
     "ErrorRecord",
     "FaultError",
     "FaultlensError",
+    "RecoveryManager",
     "Settings",
     "Severity",
     "UnknownCodeError",
@@ -52,9 +66,14 @@ __all__ = [
     "configure",
     "current_settings",
     "fingerprint",
+    "flush",
     "instrument",
     "is_configured",
     "record_error",
+    "recover",
+    "resilient",
+    "retry",
+    "retrying",
     "shutdown",
     "testing",
     "to_api_envelope",

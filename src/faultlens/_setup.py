@@ -33,7 +33,14 @@ from .capture import STATE, Limits, count_dropped, internal_error
 from .capture._record import reset_rate_limiter
 from .errors import ConfigError, catalog
 
-__all__ = ["configure", "current_settings", "is_configured", "shutdown"]
+__all__ = [
+    "bootstrap_configure",
+    "configure",
+    "current_settings",
+    "flush",
+    "is_configured",
+    "shutdown",
+]
 
 _log = logging.getLogger("faultlens")
 _lock = threading.RLock()
@@ -46,6 +53,8 @@ class _Runtime:
     tracer_provider: TracerProvider | None = None  # only the ones faultlens created
     meter_provider: MeterProvider | None = None
     components: list[Any] = field(default_factory=list)  # things with .shutdown(timeout)
+    bootstrap: bool = False  # configured by `faultlens run`; the app's own configure() wins
+    retired: list[Any] = field(default_factory=list)  # earlier providers still serving spans
 
 
 _runtime: _Runtime | None = None
@@ -215,6 +224,7 @@ def _apply_capture_settings(settings: Settings) -> None:
     )
     STATE.service_name = settings.service_name
     STATE.service_version = settings.service_version
+    STATE.settings = settings
     STATE.enabled = settings.enabled
     reset_rate_limiter()
     if settings.scrub_keys or settings.scrub_patterns:
@@ -254,32 +264,81 @@ def configure(
     with a ConfigError until ``shutdown()`` (exporters cannot be swapped under running code).
     Returns the resolved Settings.
     """
-    global _runtime, _atexit_registered
+    global _runtime
     args = {k: v for k, v in locals().items() if v is not None and k != "config_file"}
     with _lock:
-        if _runtime is not None:
-            if _runtime.args == args and config_file in (None, _runtime.settings.config_file):
-                return _runtime.settings
-            raise ConfigError(
-                "faultlens is already configured with different options; call "
-                "faultlens.shutdown() first to reconfigure",
-                key="configure()",
-            )
-        settings = load_settings(args, config_file=config_file, known_categories=catalog.categories)
-        for path in settings.catalogs:
-            catalog.load(path)
-        _apply_capture_settings(settings)
-        rt = _Runtime(settings=settings, args=args)
-        if settings.sdk_disabled:
-            _log.info("faultlens: OTEL_SDK_DISABLED is set; recording through no-op providers")
+        previous = _runtime
+        if previous is not None:
+            same_file = config_file in (None, previous.settings.config_file)
+            if previous.args == args and same_file:
+                return previous.settings
+            if not previous.bootstrap:
+                raise ConfigError(
+                    "faultlens is already configured with different options; call "
+                    "faultlens.shutdown() first to reconfigure",
+                    key="configure()",
+                )
+        return _configure_locked(args, config_file, previous)
+
+
+def _provider_key(settings: Settings) -> tuple[Any, ...]:
+    """What a provider is built from: when it is unchanged, a provider can be kept."""
+    return (
+        settings.service_name,
+        settings.service_version,
+        settings.environment,
+        tuple(sorted(settings.resource_attributes.items())),
+        settings.exporter,
+    )
+
+
+def _configure_locked(
+    args: dict[str, Any], config_file: str | None, previous: _Runtime | None
+) -> Settings:
+    global _runtime, _atexit_registered
+    settings = load_settings(args, config_file=config_file, known_categories=catalog.categories)
+    for path in settings.catalogs:
+        catalog.load(path)
+    rt = _Runtime(settings=settings, args=args)
+    if previous is not None:
+        # `faultlens run` configured first from the environment; the application's own
+        # configure() call now takes over. Its components restart with the new settings;
+        # providers are kept when nothing they are built from changed. Otherwise the new
+        # ones carry faultlens's signals and the old ones keep serving tracers the app
+        # already holds until shutdown.
+        _log.info("faultlens: applying the application's configure() over `faultlens run`'s")
+        _stop_components(previous, timeout=5.0)
+        if _provider_key(previous.settings) == _provider_key(settings):
+            rt.tracer_provider = previous.tracer_provider
+            rt.meter_provider = previous.meter_provider
+            rt.retired = previous.retired
         else:
+            rt.retired = [
+                *previous.retired,
+                *(p for p in (previous.tracer_provider, previous.meter_provider) if p is not None),
+            ]
+    _apply_capture_settings(settings)
+    if settings.sdk_disabled:
+        _log.info("faultlens: OTEL_SDK_DISABLED is set; recording through no-op providers")
+    else:
+        if rt.tracer_provider is None and rt.meter_provider is None:
             _install_providers(rt)
-            _start_components(rt)
-        _runtime = rt
-        if not _atexit_registered:
-            atexit.register(_shutdown_at_exit)
-            _atexit_registered = True
-        return settings
+        _start_components(rt)
+    _runtime = rt
+    if not _atexit_registered:
+        atexit.register(_shutdown_at_exit)
+        _atexit_registered = True
+    return settings
+
+
+def bootstrap_configure() -> Settings:
+    """configure() from the environment for `faultlens run`: provisional, so that an
+    application calling configure() itself gets its own options instead of an error."""
+    settings = configure()
+    with _lock:
+        if _runtime is not None:
+            _runtime.bootstrap = True
+    return settings
 
 
 def _install_providers(rt: _Runtime) -> None:
@@ -360,6 +419,52 @@ def current_settings() -> Settings | None:
     return _runtime.settings if _runtime is not None else None
 
 
+def _stop_components(rt: _Runtime, timeout: float) -> None:
+    for comp in reversed(rt.components):
+        try:
+            comp.shutdown(timeout)
+        except Exception as exc:
+            internal_error("shutdown component", exc)
+    rt.components.clear()
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Push everything buffered (journal, spans, metrics) out now, without stopping.
+
+    For the moments a process may end abruptly: an uncaught exception in a thread, a
+    SIGTERM handler, the end of a batch step. Never raises; False if something timed out.
+    """
+    ok = True
+    rt = _runtime
+    providers: list[Any] = []
+    if rt is not None:
+        for comp in rt.components:
+            fn = getattr(comp, "flush", None)
+            if fn is None:
+                continue
+            try:
+                ok = bool(fn(timeout)) and ok
+            except Exception as exc:
+                internal_error("flush component", exc)
+                ok = False
+        providers += [rt.tracer_provider, rt.meter_provider, *rt.retired]
+    providers += [STATE.tracer_provider, trace.get_tracer_provider()]
+    seen: set[int] = set()
+    for provider in providers:
+        if provider is None or id(provider) in seen:
+            continue
+        seen.add(id(provider))
+        force = getattr(provider, "force_flush", None)
+        if force is None:
+            continue
+        try:
+            ok = bool(force(int(timeout * 1000))) and ok
+        except Exception as exc:
+            internal_error("flush", exc)
+            ok = False
+    return ok
+
+
 def shutdown(timeout: float = 10.0) -> None:
     """Flush and stop everything faultlens started (exporters, journal). Never raises.
 
@@ -370,12 +475,8 @@ def shutdown(timeout: float = 10.0) -> None:
         rt, _runtime = _runtime, None
     if rt is None:
         return
-    for comp in reversed(rt.components):
-        try:
-            comp.shutdown(timeout)
-        except Exception as exc:
-            internal_error("shutdown component", exc)
-    for provider in (rt.tracer_provider, rt.meter_provider):
+    _stop_components(rt, timeout)
+    for provider in (rt.tracer_provider, rt.meter_provider, *rt.retired):
         if provider is None:
             continue
         try:
@@ -386,6 +487,8 @@ def shutdown(timeout: float = 10.0) -> None:
             provider.shutdown()
         except Exception as exc:
             internal_error("provider shutdown", exc)
+    if STATE.settings is rt.settings:
+        STATE.settings = None
     if STATE.tracer_provider is rt.tracer_provider:
         STATE.tracer_provider = None
     if STATE.meter_provider is rt.meter_provider:

@@ -253,3 +253,24 @@ def test_an_otlp_endpoint_that_is_down_does_not_block_or_raise():
     from faultlens.capture import dropped_counts
 
     assert dropped_counts().get("export_failed", 0) >= 1
+
+
+def test_the_applications_configure_wins_over_faultlens_runs_bootstrap(monkeypatch):
+    from faultlens._setup import bootstrap_configure
+
+    monkeypatch.setenv("FAULTLENS_SERVICE_NAME", "from-faultlens-run")
+    monkeypatch.setenv("FAULTLENS_JOURNAL", "false")
+    assert bootstrap_configure().service_name == "from-faultlens-run"
+    s = faultlens.configure(service_name="the-app")
+    assert s.service_name == "the-app"
+    with faultlens.testing.capture():
+        pass
+    # the app's configure is not provisional: a third, different call is refused
+    with pytest.raises(ConfigError):
+        faultlens.configure(service_name="someone-else")
+
+
+def test_flush_pushes_buffers_without_stopping():
+    faultlens.configure(service_name="svc", journal=False)
+    assert faultlens.flush(timeout=2) is True
+    assert faultlens.is_configured()

@@ -89,3 +89,14 @@ def test_envelopes_of_hostile_exceptions_still_serialise():
 def test_the_service_version_is_used_when_configured():
     faultlens.configure(service_name="svc", service_version="2.0.1", journal=False)
     assert faultlens.to_api_envelope(ValueError())["meta"]["version"] == "2.0.1"
+
+
+def test_the_envelope_reuses_the_stage_the_error_was_recorded_with():
+    @faultlens.instrument(stage="score")
+    def score():
+        raise ValueError("bad input")
+
+    try:
+        score()
+    except ValueError as exc:
+        assert faultlens.to_api_envelope(exc)["error"]["stage"] == "score"

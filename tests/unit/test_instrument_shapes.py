@@ -218,3 +218,21 @@ def test_capture_as_a_generator_decorator_does_not_leak_its_scope():
         outside.append(current_scope().stage)
     assert inside == ["frames", "frames"]
     assert outside == [None, None]
+
+
+def test_a_contextmanager_function_keeps_working_when_instrumented(app_otel):
+    import contextlib
+
+    @faultlens.instrument
+    @contextlib.contextmanager
+    def opened(fail):
+        if fail:
+            raise FileNotFoundError("nope")
+        yield "handle"
+
+    with opened(False) as h:
+        assert h == "handle"
+    # The call only builds the context manager; the body runs in __enter__, outside it.
+    with pytest.raises(FileNotFoundError), opened(True):
+        pass
+    assert app_otel.exception_events() == []

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .._config import load_settings
-from .._setup import configure, current_settings
+from .._setup import bootstrap_configure, current_settings
 from ..capture import internal_error
 from ._hook import Targets, install
 from ._uncaught import install_excepthooks, install_sigterm_flush
@@ -75,7 +75,7 @@ def start() -> None:
     """The child's bootstrap: configure from the environment, hook, instrument. Never raises;
     a failure is logged once and the application starts without faultlens."""
     try:
-        configure()
+        bootstrap_configure()
     except Exception as exc:
         _log.warning(
             "faultlens: configure() failed (%s); the application runs without faultlens", exc

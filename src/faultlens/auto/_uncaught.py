@@ -35,10 +35,10 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-from opentelemetry import trace
-
+from .._setup import flush as _flush
 from .._setup import is_configured, shutdown
-from ..capture import STATE, internal_error, is_control_flow, record_error
+from ..capture import internal_error, is_control_flow, record_error
+from ..errors import Severity
 
 __all__ = [
     "install_excepthooks",
@@ -61,22 +61,16 @@ def _record_uncaught(exc: BaseException | None, **context: Any) -> None:
     if exc is None or is_control_flow(exc):
         return
     try:
-        record_error(exc, uncaught=True, **context)
+        # An exception nobody handled ends the process (or a thread): critical, whatever
+        # its code's usual severity.
+        record_error(exc, severity=Severity.CRITICAL, uncaught=True, **context)
     except Exception as e:  # pragma: no cover - record_error never raises
         internal_error("uncaught exception hook", e)
 
 
 def flush(timeout: float = FLUSH_TIMEOUT) -> None:
-    """Push what is buffered to the exporters without stopping anything. Never raises."""
-    providers = {id(p): p for p in (STATE.tracer_provider, trace.get_tracer_provider()) if p}
-    for provider in providers.values():
-        force = getattr(provider, "force_flush", None)
-        if force is None:
-            continue
-        try:
-            force(int(timeout * 1000))
-        except Exception as e:
-            internal_error("flush", e)
+    """Push what is buffered (journal, spans, metrics) without stopping anything."""
+    _flush(timeout)
 
 
 def _finish(timeout: float = FLUSH_TIMEOUT) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 import wrapt
 
 from ..capture import instrument, internal_error
-from ..capture._instrument import _kind
 
 __all__ = ["Replacement", "is_faultlens_wrapper", "restore", "wrap_module"]
 
@@ -57,17 +56,6 @@ def is_faultlens_wrapper(obj: Any) -> bool:
     return False
 
 
-def _own_kind(func: types.FunctionType) -> str:
-    flags = func.__code__.co_flags
-    if flags & inspect.CO_ASYNC_GENERATOR:
-        return "asyncgen"
-    if flags & inspect.CO_COROUTINE:
-        return "async"
-    if flags & inspect.CO_GENERATOR:
-        return "gen"
-    return "sync"
-
-
 def _wrappable_function(func: Any, module_name: str) -> bool:
     if not isinstance(func, types.FunctionType):
         return False  # builtins, C/Cython functions, partials, callables objects
@@ -76,15 +64,7 @@ def _wrappable_function(func: Any, module_name: str) -> bool:
     name = func.__name__
     if name.startswith("<") or (name.startswith("__") and name.endswith("__")):
         return False  # lambdas, dunders
-    if is_faultlens_wrapper(func):
-        return False
-    # A decorator such as @contextmanager or @functools.wraps can make a plain function look
-    # like the generator/coroutine it wraps; instrument() would then pick the wrong wrapper.
-    # Such functions are left alone rather than risk changing what they return.
-    try:
-        return _kind(func) == _own_kind(func)
-    except Exception:
-        return False
+    return not is_faultlens_wrapper(func)
 
 
 def _wrap_value(value: Any, module_name: str, qualname: str) -> Any | None:

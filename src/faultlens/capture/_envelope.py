@@ -17,6 +17,7 @@ from .. import scrub
 from .._version import __version__
 from ..errors import FaultError, classify, clean_text, safe_str
 from ._context import current_scope
+from ._record import recorded_info
 from ._state import STATE
 
 __all__ = ["to_api_envelope", "to_cli_envelope"]
@@ -57,7 +58,9 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
 def _parts(exc: BaseException) -> tuple[str, str, str | None, dict[str, Any], str]:
     scrubber = scrub.current()
     message = scrubber.text(safe_str(exc, _MAX_MESSAGE))
-    info = classify(exc, message=message)
+    # The stage recorded when the exception escaped (a decorator's, a capture block's) is
+    # gone from the context by the time a handler builds the envelope: reuse the record.
+    info = recorded_info(exc) or classify(exc, message=message)
     stage = info.stage or current_scope().stage
     details: dict[str, Any] = {}
     if isinstance(exc, FaultError) and exc.details:

@@ -38,7 +38,10 @@ def _kind(func: Any) -> str:
     target = func
     if isinstance(target, (classmethod, staticmethod)):
         target = target.__func__
-    target = inspect.unwrap(target) if callable(target) else target
+    # A plain function is judged by its own code: @contextmanager and other @wraps wrappers
+    # return something else than the generator or coroutine they wrap.
+    if not inspect.isfunction(target) and callable(target):
+        target = inspect.unwrap(target)
     if inspect.isasyncgenfunction(target):
         return "asyncgen"
     if inspect.iscoroutinefunction(target):

@@ -102,6 +102,11 @@ def _get_mark(exc: BaseException) -> ErrorInfo | None:
     return None
 
 
+def recorded_info(exc: BaseException) -> ErrorInfo | None:
+    """The ErrorInfo an exception was recorded with, if it was."""
+    return _get_mark(exc)
+
+
 def _set_mark(exc: BaseException, info: ErrorInfo) -> None:
     try:
         object.__getattribute__(exc, "__dict__")[_MARK] = info

@@ -44,6 +44,7 @@ class _State:
     sinks: tuple[Sink, ...] = ()
     service_name: str | None = None
     service_version: str | None = None
+    settings: Any = None  # the Settings configure() resolved, for layers below _setup
     enabled: bool = True
     generation: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -69,6 +70,7 @@ class _State:
             self.sinks = ()
             self.service_name = None
             self.service_version = None
+            self.settings = None
             self.enabled = True
             self.extra.clear()
             self.generation += 1

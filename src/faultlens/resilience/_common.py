@@ -6,12 +6,12 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import sys
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
 import wrapt
 
+from ..capture import STATE
 from ..errors import ConfigError, catalog, code_for
 
 __all__ = [
@@ -125,20 +125,9 @@ def check_number(
 
 
 def settings() -> Any:
-    """The Settings configure() resolved, or None before configure().
-
-    Read through ``sys.modules`` instead of an import: ``_setup`` wires every layer
-    together (journal included), and importing it here would make the resilience layer
-    depend on layers above it. ``faultlens/__init__`` always imports it first.
-    """
-    mod = sys.modules.get("faultlens._setup")
-    fn = getattr(mod, "current_settings", None)
-    if fn is None:
-        return None
-    try:
-        return fn()
-    except Exception:
-        return None
+    """The Settings configure() resolved, or None before configure() (kept on the capture
+    layer's state, so this layer needs no import of the setup code above it)."""
+    return STATE.settings
 
 
 def wrap(func: Any, run: Callable[[Any, Any, Any, Any], Any], is_async: bool) -> Any:

@@ -139,7 +139,18 @@ def _closed_port() -> int:
 
 def test_doctor_reports_each_check_with_a_fix(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("FAULTLENS_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    code, body = run_json(capsys, "doctor", "--journal", str(tmp_path / "j"), "--timeout", "0.5")
+    # A closed health port too: the bundled stack may be running on :13133 meanwhile.
+    health = f"http://127.0.0.1:{_closed_port()}/"
+    code, body = run_json(
+        capsys,
+        "doctor",
+        "--journal",
+        str(tmp_path / "j"),
+        "--timeout",
+        "0.5",
+        "--health-url",
+        health,
+    )
     checks = {c["name"]: c for c in body["data"]["checks"]}
     assert code == 1 and body["data"]["ok"] is False
     assert checks["config"]["status"] == "ok"
