@@ -79,3 +79,17 @@ __all__ = [
     "to_api_envelope",
     "to_cli_envelope",
 ]
+
+# Public classes report the module users import them from, so `exception.type` and
+# reprs read `faultlens.CircuitOpenError`, not a private module path (pickle finds them too).
+for _cls in (
+    CatalogError,
+    CircuitOpenError,
+    ConfigError,
+    Degraded,
+    FaultError,
+    FaultlensError,
+    UnknownCodeError,
+):
+    _cls.__module__ = __name__
+del _cls
