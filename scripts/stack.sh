@@ -297,6 +297,12 @@ wait_healthy() {
   log "$name healthy (pid $(cat "$(pidfile "$name")"))"
 }
 
+# A process that exited but was not reaped yet (a zombie) still answers kill -0.
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
 stop_one() {
   local name="$1" pf pid
   pf="$(pidfile "$name")"
@@ -306,11 +312,11 @@ stop_one() {
   fi
   pid="$(cat "$pf")"
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
+  for _ in $(seq 1 200); do
+    alive "$pid" || break
+    sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     log "$name did not stop within 20s; killing it"
     kill -KILL "$pid" 2>/dev/null || true
   fi
