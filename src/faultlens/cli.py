@@ -8,6 +8,7 @@
     faultlens report --format html --since 7d -o errors.html
     faultlens codes [--catalog codes.yaml]
     faultlens doctor                    # config, endpoint, collector health, permissions
+    faultlens rules -o rules.yml        # faultlens.yaml's thresholds as Prometheus rules
     faultlens version
 
 Every command takes ``--json``: the result is printed as ``{"status": "ok", "data": ...}``
@@ -272,6 +273,28 @@ def cmd_report(args: argparse.Namespace, out: _Output) -> int:
     )
     out.data({"path": os.path.abspath(path), "format": args.format})
     out.text(f"report written: {os.path.abspath(path)}")
+    return 0
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+
+def cmd_rules(args: argparse.Namespace, out: _Output) -> int:
+    """The alert thresholds of faultlens.yaml as a Prometheus rule file."""
+    from ._config import load_settings
+    from .reports import render_alert_rules
+
+    settings = load_settings(config_file=args.config)
+    text = render_alert_rules(settings.error_handling.monitoring, job=args.job)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        out.data({"path": os.path.abspath(args.output)})
+        out.text(f"rules written: {os.path.abspath(args.output)}")
+    else:
+        out.data({"rules": text})
+        if not out.json:
+            out.out.write(text)
     return 0
 
 
@@ -695,6 +718,16 @@ def _parser() -> _Parser:
     c.add_argument("--catalog", action="append", help="also load this catalog YAML (repeatable)")
     c.add_argument("--category", help="only this category")
     c.set_defaults(handler=cmd_codes)
+
+    ru = sub.add_parser(
+        "rules",
+        parents=[common],
+        help="render faultlens.yaml's alert thresholds as Prometheus rules",
+    )
+    ru.add_argument("--config", help="faultlens.yaml to read (default: the usual lookup)")
+    ru.add_argument("--job", help="only this service (its service.name)")
+    ru.add_argument("-o", "--output", help="file to write (default: print)")
+    ru.set_defaults(handler=cmd_rules)
 
     dr = sub.add_parser("doctor", parents=[common], help="check the setup, with fixes")
     dr.add_argument("--journal", help="journal directory to check (default: the configured one)")

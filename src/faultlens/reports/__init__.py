@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..journal import Stats, compute_stats, read_records
+from ._alert_rules import render_alert_rules
 from ._csv import COLUMNS, neutralise, render_csv
 from ._html import MAX_ROWS, render_html, trace_link
 
@@ -23,6 +24,7 @@ __all__ = [
     "FORMATS",
     "MAX_ROWS",
     "neutralise",
+    "render_alert_rules",
     "render_report",
     "trace_link",
     "write_report",
