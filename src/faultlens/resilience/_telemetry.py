@@ -231,7 +231,7 @@ def _register_observables(meter: Any) -> None:
     meter.create_observable_gauge(
         "faultlens.circuit_breaker.state",
         callbacks=[_observe_state],
-        unit="1",
+        unit="{state}",
         description="1 for the breaker's current state, 0 for the others",
     )
     meter.create_observable_gauge(

@@ -1,0 +1,160 @@
+"""faultlens itself against the real stack: the example pipeline, run under `faultlens run`
+with no code changes for the exporter, lands in Jaeger with the contract attributes and the
+service's resource, and in Prometheus as error, retry, breaker, recovery and span metrics."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+DOMAIN_CODES = {
+    "WORKSPACE_NOT_FOUND", "INVALID_PARAMS", "BAD_FORMAT", "MISMATCH", "MISSING_FILE",
+    "IMAGE_NOT_FOUND", "CONTAINER_FAILED", "TIMEOUT_ERROR", "PERMISSION_DENIED",
+    "UNHANDLED_ERROR", "LIST_ERROR", "LOAD_ERROR", "SUBMIT_ERROR",
+}  # fmt: skip
+EXPECTED_ERRORS = 34  # the pipeline with --jobs 40 --seed 7 is deterministic
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULTLENS_", "OTEL_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def pipeline_service(stack) -> str:
+    service = f"itest-pipeline-{uuid.uuid4().hex[:8]}"
+    cmd = [
+        sys.executable, "-m", "faultlens.cli", "run",
+        "--service", service, "--endpoint", stack.otlp_grpc,
+        "--", sys.executable, "examples/scoring_pipeline", "--jobs", "40", "--seed", "7",
+    ]  # fmt: skip
+    env = _clean_env(FAULTLENS_JOURNAL="false", OTEL_METRIC_EXPORT_INTERVAL="1000")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return service
+
+
+def _fields(log: dict) -> dict:
+    return {f["key"]: f["value"] for f in log.get("fields", [])}
+
+
+def test_jaeger_has_the_exception_events_with_contract_attributes(stack, pipeline_service):
+    traces = stack.wait_for_traces(pipeline_service, 5, timeout=60)
+    events = []
+    for t in traces:
+        processes = t["processes"]
+        for span in t["spans"]:
+            for log in span.get("logs", []):
+                fields = _fields(log)
+                if fields.get("event") == "exception":
+                    events.append((span, processes[span["processID"]], fields))
+    assert events, "no exception events reached Jaeger"
+    codes = {f["faultlens.error.code"] for _, _, f in events}
+    assert codes <= DOMAIN_CODES | {"NET_CONNECTION_FAILED", "EXE_CIRCUIT_OPEN", "EXE_TIMEOUT"}
+    assert codes & DOMAIN_CODES
+    span, process, fields = events[0]
+    for key in (
+        "exception.type", "exception.message", "exception.stacktrace",
+        "faultlens.error.code", "faultlens.error.category", "faultlens.error.severity",
+        "faultlens.error.retryable", "faultlens.error.fingerprint",
+        "faultlens.error.fingerprint_version", "faultlens.resource.memory.rss",
+    ):  # fmt: skip
+        assert key in fields, key
+    tags = {t["key"]: t["value"] for t in span["tags"]}
+    assert tags.get("otel.status_code") == "ERROR"
+    assert "error.type" in tags
+    resource = {t["key"]: t["value"] for t in process["tags"]}
+    assert process["serviceName"] == pipeline_service
+    assert "host.name" in resource and "process.pid" in resource
+    assert resource.get("telemetry.distro.name") == "faultlens"
+
+
+def test_prometheus_counts_every_error_by_code_category_and_severity(stack, pipeline_service):
+    expr = f'sum(faultlens_errors_total{{job="{pipeline_service}"}})'
+    series = stack.prom_wait(
+        expr, until=lambda r: r and float(r[0]["value"][1]) >= EXPECTED_ERRORS, timeout=60
+    )
+    assert float(series[0]["value"][1]) == EXPECTED_ERRORS
+    by = stack.prom_query(
+        f'sum by (code, category, severity) (faultlens_errors_total{{job="{pipeline_service}"}})'
+    )
+    labels = [r["metric"] for r in by]
+    assert all({"code", "category", "severity"} <= set(m) for m in labels)
+    assert {m["code"] for m in labels} & DOMAIN_CODES
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "faultlens_retry_calls_total",
+        "faultlens_retry_attempts_total",
+        "faultlens_circuit_breaker_calls_total",
+        "faultlens_circuit_breaker_state",
+        "faultlens_circuit_breaker_failure_ratio",
+        "faultlens_circuit_breaker_transitions_total",
+        "faultlens_retry_backoff_duration_seconds_bucket",
+        "faultlens_recovery_actions_total",
+        "faultlens_recovery_duration_seconds_bucket",
+    ],
+)
+def test_resilience_outcomes_reach_prometheus(stack, pipeline_service, metric):
+    stack.prom_wait(f'{metric}{{job="{pipeline_service}"}}', until=bool, timeout=60)
+
+
+def test_spanmetrics_give_error_ratio_per_operation(stack, pipeline_service):
+    stack.prom_wait(
+        f'traces_span_metrics_calls_total{{service_name="{pipeline_service}",'
+        f'status_code="STATUS_CODE_ERROR"}}',
+        until=bool,
+        timeout=60,
+    )
+
+
+def test_collector_down_the_app_does_not_block_and_counts_what_it_lost(stack, tmp_path):
+    """With the collector stopped, a faultlens app neither hangs beyond the export timeout
+    nor crashes, and its drop counter says how much was lost."""
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import time, faultlens\n"
+        "from faultlens.capture import dropped_counts\n"
+        "faultlens.configure(service_name='itest-down', endpoint='"
+        + stack.otlp_grpc
+        + "', export_timeout=2, journal=False)\n"
+        "@faultlens.instrument\n"
+        "def fail(i):\n"
+        "    raise ConnectionError(f'refused {i}')\n"
+        "start = time.monotonic()\n"
+        "for i in range(200):\n"
+        "    try:\n"
+        "        fail(i)\n"
+        "    except ConnectionError:\n"
+        "        pass\n"
+        "record_s = time.monotonic() - start\n"
+        "faultlens.shutdown(timeout=5)\n"
+        "print(record_s, dropped_counts().get('export_failed', 0))\n"
+    )
+    stack.stop("collector")
+    try:
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, str(script)], env=_clean_env(), capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        total = time.monotonic() - started
+    finally:
+        stack.start("collector")
+    assert proc.returncode == 0, proc.stderr
+    record_s, dropped = proc.stdout.split()
+    assert float(record_s) < 2.0, "recording never waits for the exporter"
+    assert total < 30, "shutdown is bounded by its timeout"
+    assert int(dropped) >= 200, "every span that could not be exported is counted"
