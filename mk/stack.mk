@@ -4,7 +4,7 @@
 STACK := scripts/stack.sh
 STACK_ENV := FAULTLENS_CACHE_DIR=$(CACHE_DIR)
 # What `make stack-demo` runs against the stack (any OTLP-exporting app will do).
-STACK_DEMO_CMD ?= $(BIN)/faultlens demo
+STACK_DEMO_CMD ?= $(BIN)/faultlens demo --endpoint http://127.0.0.1:4317 --service faultlens-demo
 
 .PHONY: stack-deps stack-up stack-down stack-status stack-demo
 
@@ -24,8 +24,7 @@ stack-status:
 
 # Run the example app with its telemetry going to the local stack, then show where to look.
 stack-demo: venv stack-up
-	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
-	  FAULTLENS_EXPORTER=otlp OTEL_SERVICE_NAME=faultlens-demo $(STACK_DEMO_CMD)
+	$(STACK_DEMO_CMD)
 	@echo
 	@echo "traces:  http://127.0.0.1:16686/api/traces?service=faultlens-demo"
 	@echo "errors:  http://127.0.0.1:9090/graph?g0.expr=sum%20by%20(code)%20(faultlens_errors_total)"

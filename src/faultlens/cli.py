@@ -577,7 +577,7 @@ def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
     if journal.is_dir():
         shutil.rmtree(journal)  # a fresh journal so the numbers are this run's
     workdir.mkdir(parents=True, exist_ok=True)
-    env = _demo_env(journal)
+    env = _demo_env(journal, endpoint=args.endpoint, service=args.service)
     command = [
         sys.executable,
         str(examples / "scoring_pipeline"),
@@ -610,7 +610,9 @@ def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
     return 0
 
 
-def _demo_env(journal: Path) -> dict[str, str]:
+def _demo_env(journal: Path, *, endpoint: str | None, service: str) -> dict[str, str]:
+    """The demo always keeps its own journal (the stats and report come from it); with
+    ``--endpoint`` it also exports to a collector, e.g. the bundled stack."""
     from .auto import child_environment
 
     base = {
@@ -619,9 +621,13 @@ def _demo_env(journal: Path) -> dict[str, str]:
         if k not in ("FAULTLENS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "FAULTLENS_CONFIG")
     }
     env = child_environment(
-        base, service="scoring-pipeline", modules=["scoring_pipeline*"], journal=str(journal)
+        base,
+        service=service,
+        modules=["scoring_pipeline*"],
+        journal=str(journal),
+        endpoint=endpoint,
     )
-    env["FAULTLENS_EXPORTER"] = "none"
+    env["FAULTLENS_EXPORTER"] = "otlp" if endpoint else "none"
     env["FAULTLENS_JOURNAL"] = "true"
     return env
 
@@ -699,6 +705,10 @@ def _parser() -> _Parser:
     d.add_argument("--dir", default=".faultlens/demo", help="where the journal and report go")
     d.add_argument("--jobs", type=int, default=40, help="jobs the pipeline processes")
     d.add_argument("--seed", type=int, default=7, help="seed for the simulated failures")
+    d.add_argument(
+        "--endpoint", help="also export to this OTLP endpoint, e.g. http://127.0.0.1:4317"
+    )
+    d.add_argument("--service", default="scoring-pipeline", help="service name to report as")
     d.set_defaults(handler=cmd_demo)
 
     s = sub.add_parser("stats", parents=[common], help="error statistics from the journal")
