@@ -27,14 +27,16 @@ from ._record import CONTROL_FLOW, record_escaping, record_on_span
 from ._steps import drive, drive_async
 from ._telemetry import get_tracer, internal_error
 
-__all__ = ["instrument"]
+__all__ = ["Kind", "callable_kind", "callable_name", "instrument"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Mode = Literal["errors", "traced"]
+Kind = Literal["sync", "async", "gen", "asyncgen"]
 _MODES = ("errors", "traced")
 
 
-def _kind(func: Any) -> str:
+def callable_kind(func: Any) -> Kind:
+    """Classify a callable once, at decoration time, so the per-call path does no inspection."""
     target = func
     if isinstance(target, (classmethod, staticmethod)):
         target = target.__func__
@@ -51,7 +53,8 @@ def _kind(func: Any) -> str:
     return "sync"
 
 
-def _name_of(func: Any) -> str:
+def callable_name(func: Any) -> str:
+    """The name a callable's spans and metrics go by."""
     target = func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
     for attr in ("__qualname__", "__name__"):
         name = getattr(target, attr, None)
@@ -304,8 +307,8 @@ def instrument(
             )
         if not callable(f) and not isinstance(f, (classmethod, staticmethod)):
             raise ConfigError(f"@instrument needs a callable, got {type(f).__name__}", key="func")
-        kind = _kind(f)
-        span_name = name or _name_of(f)
+        kind = callable_kind(f)
+        span_name = name or callable_name(f)
         try:
             if mode == "errors":
                 wrapper = _errors_wrapper(kind, span_name, stage)

@@ -7,11 +7,13 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import wrapt
 
 from ..capture import STATE
+from ..capture._instrument import Kind, callable_name
+from ..capture._instrument import callable_kind as kind_of
 from ..errors import ConfigError, catalog, code_for
 
 __all__ = [
@@ -25,35 +27,9 @@ __all__ = [
     "wrap",
 ]
 
-Kind = Literal["sync", "async", "gen", "asyncgen"]
 ExceptionSpec = (
     type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 )
-
-
-def kind_of(func: Any) -> Kind:
-    """Classify a callable once, at decoration time, so the per-call path does no inspection."""
-    target = func
-    if isinstance(target, classmethod | staticmethod):
-        target = target.__func__
-    if callable(target):
-        target = inspect.unwrap(target)
-    if inspect.isasyncgenfunction(target):
-        return "asyncgen"
-    if inspect.iscoroutinefunction(target):
-        return "async"
-    if inspect.isgeneratorfunction(target):
-        return "gen"
-    return "sync"
-
-
-def callable_name(func: Any) -> str:
-    target = func.__func__ if isinstance(func, classmethod | staticmethod) else func
-    for attr in ("__qualname__", "__name__"):
-        name = getattr(target, attr, None)
-        if isinstance(name, str):
-            return name
-    return type(target).__name__
 
 
 def catalog_retryable(exc: BaseException) -> bool:
