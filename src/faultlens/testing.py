@@ -87,7 +87,21 @@ class Captured:
         """``(span, event)`` pairs for every event with that name on the captured spans."""
         return [(s, e) for s in self.spans for e in s.events if e.name == name]
 
-    def metric_points(self, name: str) -> list[MetricPoint]:
+    @property
+    def error_events(self) -> list[Event]:
+        """The ``exception`` events on the captured spans (what Jaeger would show)."""
+        return [e for _, e in self.events("exception")]
+
+    @property
+    def metrics(self) -> dict[str, list[MetricPoint]]:
+        """Every metric point collected so far, by instrument name."""
+        out: dict[str, list[MetricPoint]] = {}
+        for p in self.metric_points(None):
+            out.setdefault(p.name, []).append(p)
+        return out
+
+    def metric_points(self, name: str | None) -> list[MetricPoint]:
+        """The points of one instrument (``None``: of all of them)."""
         data = self._reader.get_metrics_data()
         out: list[MetricPoint] = []
         if data is None:
@@ -95,13 +109,13 @@ class Captured:
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
-                    if metric.name != name:
+                    if name is not None and metric.name != name:
                         continue
                     for p in metric.data.data_points:
                         value = getattr(p, "value", None)
                         if value is None:
                             value = p  # histograms: the whole point (count, sum, buckets)
-                        out.append(MetricPoint(name, dict(p.attributes or {}), value))
+                        out.append(MetricPoint(metric.name, dict(p.attributes or {}), value))
         return out
 
     def counter(self, name: str, **labels: Any) -> float:

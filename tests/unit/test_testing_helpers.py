@@ -50,3 +50,13 @@ def test_reset_forgets_catalog_entries_and_configuration():
     testing.reset(otel_globals=True)
     assert "TEMP_CODE" not in faultlens.catalog
     assert not faultlens.is_configured()
+
+
+def test_error_events_and_all_metrics_are_one_attribute_away():
+    with testing.capture() as cap:
+        with pytest.raises(ValueError):
+            faultlens.instrument(lambda: int("x"))()
+    [event] = cap.error_events
+    assert event.attributes["faultlens.error.code"] == "VAL_INVALID_VALUE"
+    [point] = cap.metrics["faultlens.errors"]
+    assert point.value == 1 and point.attributes["code"] == "VAL_INVALID_VALUE"
