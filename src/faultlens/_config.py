@@ -128,11 +128,15 @@ class ExporterSettings:
     timeout: float = 10.0
     metrics_interval: float = 10.0
     insecure: bool | None = None
+    # Signal-specific URLs (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _METRICS_ENDPOINT), used
+    # verbatim as the OTel spec says; each falls back to ``endpoint``.
+    traces_endpoint: str | None = None
+    metrics_endpoint: str | None = None
 
     @property
     def active(self) -> str:
         if self.type == "auto":
-            return "otlp" if self.endpoint else "none"
+            return "otlp" if (self.endpoint or self.traces_endpoint) else "none"
         return self.type
 
 
@@ -654,12 +658,14 @@ def load_settings(
             10.0,
         ),
         insecure=file_exporter["insecure"],
+        traces_endpoint=env_conv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url),
+        metrics_endpoint=env_conv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", _url),
     )
     if exporter.type not in ("auto", "otlp", "console", "none"):
         raise ConfigError(
             f"unknown exporter {exporter.type!r}; use auto, otlp, console or none", key="exporter"
         )
-    if exporter.type == "otlp" and not exporter.endpoint:
+    if exporter.type == "otlp" and not (exporter.endpoint or exporter.traces_endpoint):
         exporter = replace(
             exporter,
             endpoint="http://127.0.0.1:4317"

@@ -127,42 +127,55 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         super().on_end(span)
 
 
-def _otlp_exporters(settings: Settings) -> tuple[SpanExporter, MetricExporter]:
+def _signal_url(settings: Settings, signal: str) -> str | None:
+    """Where one signal goes: its own OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT verbatim, else the
+    shared endpoint (with the /v1/<signal> path for OTLP/HTTP); None when neither is set."""
     ex = settings.exporter
-    endpoint = (ex.endpoint or "").rstrip("/")
-    headers = dict(ex.headers) or None
+    own = ex.traces_endpoint if signal == "traces" else ex.metrics_endpoint
+    if own:
+        return own
+    base = (ex.endpoint or "").rstrip("/")
+    if not base:
+        return None
+    return base if ex.protocol == "grpc" else f"{base}/v1/{signal}"
+
+
+def _exporter_args(settings: Settings, url: str) -> dict[str, Any]:
+    ex = settings.exporter
+    args: dict[str, Any] = {
+        "endpoint": url,
+        "headers": dict(ex.headers) or None,
+        "timeout": int(ex.timeout),
+    }
     if ex.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
+        args["insecure"] = ex.insecure if ex.insecure is not None else url.startswith("http://")
+    return args
 
-        insecure = ex.insecure if ex.insecure is not None else endpoint.startswith("http://")
-        return (
-            GrpcSpanExporter(
-                endpoint=endpoint, insecure=insecure, headers=headers, timeout=int(ex.timeout)
-            ),
-            GrpcMetricExporter(
-                endpoint=endpoint, insecure=insecure, headers=headers, timeout=int(ex.timeout)
-            ),
-        )
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HttpMetricExporter,
-    )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
-    )
 
-    return (
-        HttpSpanExporter(
-            endpoint=f"{endpoint}/v1/traces", headers=headers, timeout=int(ex.timeout)
-        ),
-        HttpMetricExporter(
-            endpoint=f"{endpoint}/v1/metrics", headers=headers, timeout=int(ex.timeout)
-        ),
-    )
+def _otlp_span_exporter(settings: Settings) -> SpanExporter | None:
+    url = _signal_url(settings, "traces")
+    if url is None:
+        return None
+    if settings.exporter.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            OTLPSpanExporter,
+        )
+    return OTLPSpanExporter(**_exporter_args(settings, url))
+
+
+def _otlp_metric_exporter(settings: Settings) -> MetricExporter | None:
+    url = _signal_url(settings, "metrics")
+    if url is None:
+        return None
+    if settings.exporter.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+            OTLPMetricExporter,
+        )
+    return OTLPMetricExporter(**_exporter_args(settings, url))
 
 
 # Process attributes that may carry secrets passed on the command line.
@@ -350,8 +363,8 @@ def _install_providers(rt: _Runtime) -> None:
         resource = build_resource(settings)
         tp = TracerProvider(resource=resource)
         tp._faultlens_owned = True  # type: ignore[attr-defined]
-        if active == "otlp":
-            span_exporter, _ = _otlp_exporters(settings)
+        span_exporter = _otlp_span_exporter(settings) if active == "otlp" else None
+        if span_exporter is not None:
             tp.add_span_processor(
                 CountingBatchSpanProcessor(
                     CountingSpanExporter(span_exporter),
@@ -375,8 +388,8 @@ def _install_providers(rt: _Runtime) -> None:
 
         readers: list[Any] = []
         interval = int(settings.exporter.metrics_interval * 1000)
-        if active == "otlp":
-            _, metric_exporter = _otlp_exporters(settings)
+        metric_exporter = _otlp_metric_exporter(settings) if active == "otlp" else None
+        if metric_exporter is not None:
             readers.append(
                 PeriodicExportingMetricReader(
                     CountingMetricExporter(metric_exporter),

@@ -274,3 +274,24 @@ def test_flush_pushes_buffers_without_stopping():
     faultlens.configure(service_name="svc", journal=False)
     assert faultlens.flush(timeout=2) is True
     assert faultlens.is_configured()
+
+
+def test_signal_specific_otlp_endpoints_are_used_verbatim():
+    from faultlens._setup import _signal_url
+
+    s = load_settings(
+        env={
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/custom/traces",
+        }
+    )
+    assert s.exporter.active == "otlp"
+    assert _signal_url(s, "traces") == "http://127.0.0.1:4318/custom/traces"
+    assert _signal_url(s, "metrics") is None  # no fallback for a signal nobody configured
+    s2 = load_settings(
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318/",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        }
+    )
+    assert _signal_url(s2, "metrics") == "http://127.0.0.1:4318/v1/metrics"
