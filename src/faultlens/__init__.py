@@ -9,6 +9,7 @@ from ._config import Settings
 from ._setup import configure, current_settings, flush, is_configured, shutdown
 from ._version import __version__
 from .capture import (
+    ErrorEvent,
     ErrorRecord,
     capture,
     instrument,
@@ -51,6 +52,7 @@ __all__ = [
     "CodeSpec",
     "ConfigError",
     "Degraded",
+    "ErrorEvent",
     "ErrorInfo",
     "ErrorRecord",
     "FaultError",

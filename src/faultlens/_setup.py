@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from opentelemetry.sdk.trace.export import (
 from . import scrub
 from ._config import Settings, load_settings
 from ._version import __version__
-from .capture import STATE, Limits, count_dropped, internal_error
+from .capture import STATE, Limits, Processor, count_dropped, internal_error
 from .capture._record import reset_rate_limiter
 from .errors import ConfigError, catalog
 
@@ -270,12 +271,14 @@ def configure(
     jaeger_url: str | None = None,
     metrics_interval: float | None = None,
     export_timeout: float | None = None,
+    processors: Sequence[Processor] | None = None,
 ) -> Settings:
     """Set faultlens up: arguments, then FAULTLENS_*/OTEL_* variables, then faultlens.yaml.
 
     Safe to call twice: the same arguments again change nothing; different ones are refused
     with a ConfigError until ``shutdown()`` (exporters cannot be swapped under running code).
-    Returns the resolved Settings.
+    ``processors`` see each error event before it is emitted and may enrich, redact or drop
+    it (see ``faultlens.ErrorEvent``). Returns the resolved Settings.
     """
     global _runtime
     args = {k: v for k, v in locals().items() if v is not None and k != "config_file"}
@@ -312,6 +315,14 @@ def _configure_locked(
     settings = load_settings(args, config_file=config_file, known_categories=catalog.categories)
     for path in settings.catalogs:
         catalog.load(path)
+    procs = tuple(args.get("processors") or ())
+    for i, proc in enumerate(procs):
+        if not callable(proc):
+            raise ConfigError(
+                f"processors[{i}] is {type(proc).__name__}, not a callable taking an "
+                "ErrorEvent and returning it (or None to drop it)",
+                key="processors",
+            )
     rt = _Runtime(settings=settings, args=args)
     if previous is not None:
         # `faultlens run` configured first from the environment; the application's own
@@ -331,6 +342,7 @@ def _configure_locked(
                 *(p for p in (previous.tracer_provider, previous.meter_provider) if p is not None),
             ]
     _apply_capture_settings(settings)
+    STATE.processors = procs
     if settings.sdk_disabled:
         _log.info("faultlens: OTEL_SDK_DISABLED is set; recording through no-op providers")
     else:
@@ -502,6 +514,7 @@ def shutdown(timeout: float = 10.0) -> None:
             internal_error("provider shutdown", exc)
     if STATE.settings is rt.settings:
         STATE.settings = None
+        STATE.processors = ()
     if STATE.tracer_provider is rt.tracer_provider:
         STATE.tracer_provider = None
     if STATE.meter_provider is rt.meter_provider:

@@ -276,3 +276,35 @@ def test_severity_can_be_raised_for_one_occurrence(app_otel):
     [(_, event)] = app_otel.exception_events()
     assert event.attributes["faultlens.error.severity"] == "critical"
     assert faultlens.record_error(ValueError("bad"), severity="urgent").severity == "medium"
+
+
+def test_processors_enrich_redact_or_drop_events_but_never_the_count(app_otel):
+    def add_tenant(event):
+        event.attributes["faultlens.context.tenant"] = "acme"
+        event.attributes["faultlens.context.api_token"] = "tok-123"  # re-scrubbed by key
+        return event
+
+    def drop_validation(event):
+        return None if event.info.category == "validation" else event
+
+    def broken(event):
+        raise RuntimeError("processor bug")
+
+    faultlens.configure(
+        service_name="svc", journal=False, processors=[broken, add_tenant, drop_validation]
+    )
+    with faultlens.testing.capture() as cap:
+        faultlens.record_error(TimeoutError("slow"))
+        faultlens.record_error(ValueError("bad"))
+    [record] = cap.errors
+    assert record.info.code == "EXE_TIMEOUT"
+    assert record.attributes["faultlens.context.tenant"] == "acme"
+    assert record.attributes["faultlens.context.api_token"] == "[REDACTED]"
+    assert cap.counter("faultlens.errors", code="VAL_INVALID_VALUE") == 1
+    assert cap.counter("faultlens.internal.dropped", reason="filtered") == 1
+    assert cap.counter("faultlens.internal.dropped", reason="internal_error") >= 1
+
+
+def test_a_processor_that_is_not_callable_is_a_config_error():
+    with pytest.raises(faultlens.ConfigError, match=r"processors\[0\]"):
+        faultlens.configure(service_name="svc", journal=False, processors=["nope"])

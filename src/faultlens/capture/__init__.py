@@ -6,6 +6,7 @@ from ._envelope import to_api_envelope, to_cli_envelope
 from ._instrument import instrument
 from ._record import (
     CONTROL_FLOW,
+    ErrorEvent,
     ErrorRecord,
     format_stacktrace,
     is_control_flow,
@@ -14,14 +15,16 @@ from ._record import (
     record_escaping,
     record_on_span,
 )
-from ._state import STATE, Limits, Sink
+from ._state import STATE, Limits, Processor, Sink
 from ._telemetry import count_dropped, dropped_counts, get_meter, get_tracer, internal_error
 
 __all__ = [
     "CONTROL_FLOW",
     "STATE",
+    "ErrorEvent",
     "ErrorRecord",
     "Limits",
+    "Processor",
     "Scope",
     "Sink",
     "capture",

@@ -43,6 +43,7 @@ from ._telemetry import count_dropped, errors_counter, get_tracer, internal_erro
 
 __all__ = [
     "CONTROL_FLOW",
+    "ErrorEvent",
     "ErrorRecord",
     "is_control_flow",
     "mark_span",
@@ -79,6 +80,24 @@ class ErrorRecord:
     span_id: str | None
     span_name: str | None
     service: str | None
+    suppressed: int = 0
+
+
+@dataclass(slots=True)
+class ErrorEvent:
+    """One error on its way to its span and the sinks, as processors see it.
+
+    A processor (``faultlens.configure(processors=[...])``) may add or change
+    ``attributes`` (they are scrubbed again afterwards) and returns the event, or None to
+    drop it; the error is still counted in ``faultlens.errors`` and the span keeps its
+    ERROR status.
+    """
+
+    exception: BaseException
+    info: ErrorInfo
+    attributes: dict[str, AttrValue]
+    span: Span
+    timestamp_ns: int
     suppressed: int = 0
 
 
@@ -269,28 +288,26 @@ def mark_span(span: Span, exc: BaseException, info: ErrorInfo | None = None) -> 
     span.set_attribute("error.type", etype)
 
 
-def _emit(
-    exc: BaseException,
-    span: Span,
-    stage: str | None,
-    extra_context: Mapping[str, Any] | None,
-    severity: Severity | None = None,
-) -> ErrorInfo:
-    lim = STATE.limits
-    scrubber = scrub.current()
-    scope = current_scope()
-    message = scrubber.text(safe_str(exc, lim.max_message))
-    # Most specific first: a FaultError's own stage (set where it was raised), then the
-    # caller's (record_error argument or the decorator's), then the enclosing capture().
+# -- the steps of recording one error, in order ------------------------------------------------
+
+
+def _classify(exc: BaseException, stage: str | None, severity: Severity | None) -> ErrorInfo:
+    """Classification with the scrubbed, capped message and the most specific stage: a
+    FaultError's own (set where it was raised), then the caller's (record_error argument or
+    the decorator's), then the enclosing capture()."""
+    message = scrub.current().text(safe_str(exc, STATE.limits.max_message))
     if isinstance(exc, FaultError) and exc.stage:
         stage = exc.stage
     elif stage is None:
-        stage = scope.stage
+        stage = current_scope().stage
     info = classify(exc, stage=stage, message=message)
     if severity is not None and severity is not info.severity:
         info = replace(info, severity=severity)
-    _set_mark(exc, info)
-    admitted, suppressed = _rate_limiter().admit(info.fingerprint)
+    return info
+
+
+def _count(info: ErrorInfo) -> None:
+    """Every error counts, rate-limited or not: the counter is what alerts key on."""
     labels: dict[str, str] = {
         "code": info.code,
         "category": str(info.category),
@@ -302,16 +319,17 @@ def _emit(
         errors_counter().add(1, labels)
     except Exception as e:
         internal_error("errors counter", e)
-    mark_span(span, exc, info)
-    if not admitted:
-        count_dropped("rate_limited")
-        return info
 
-    now = time.time_ns()
+
+def _attributes(
+    exc: BaseException, info: ErrorInfo, suppressed: int, extra_context: Mapping[str, Any] | None
+) -> dict[str, AttrValue]:
+    """The `exception` event's attributes, per the contract, every string scrubbed."""
+    lim = STATE.limits
     attrs: dict[str, AttrValue] = {
         "exception.type": info.exception_type,
-        "exception.message": message,
-        "exception.stacktrace": scrubber.text(format_stacktrace(exc, lim.max_stacktrace)),
+        "exception.message": info.message,
+        "exception.stacktrace": scrub.current().text(format_stacktrace(exc, lim.max_stacktrace)),
         "faultlens.error.code": info.code,
         "faultlens.error.category": str(info.category),
         "faultlens.error.severity": info.severity.value,
@@ -327,7 +345,7 @@ def _emit(
         attrs["faultlens.error.suppressed"] = suppressed
     if info.stage:
         attrs["faultlens.stage"] = info.stage
-    context: Mapping[str, Any] = scope.context
+    context: Mapping[str, Any] = current_scope().context
     if extra_context:
         merged = dict(context)
         merged.update(extra_context)
@@ -341,26 +359,89 @@ def _emit(
             internal_error("error details", e)
     if lim.resources:
         attrs.update(resources.snapshot())
-    span.add_event("exception", attrs, timestamp=now)
+    return attrs
 
+
+def _process(event: ErrorEvent) -> ErrorEvent | None:
+    """The user's processors, in order. One that raises is skipped (counted, logged once);
+    one that returns None drops the event. What they add is scrubbed like the rest."""
+    for processor in STATE.processors:
+        try:
+            result = processor(event)
+        except Exception as e:
+            internal_error(f"error processor {processor!r}", e)
+            continue
+        if result is None:
+            count_dropped("filtered")
+            return None
+        event = result
+    scrubber = scrub.current()
+    limit = max(STATE.limits.max_context_value, STATE.limits.max_message)
+    attrs = event.attributes
+    for key, value in list(attrs.items()):
+        if key == "exception.stacktrace" or isinstance(value, bool | int | float):
+            continue  # the stack is scrubbed already and too long to scan twice
+        if scrubber.key_is_secret(key.rsplit(".", 1)[-1]):
+            attrs[key] = scrubber.replacement
+        else:
+            attrs[key] = _attr_value(value, limit)
+    return event
+
+
+def _publish(event: ErrorEvent) -> None:
+    """The event onto its span, then to the sinks (journal, faultlens.testing)."""
+    span = event.span
+    span.add_event("exception", event.attributes, timestamp=event.timestamp_ns)
     sinks = STATE.sinks
-    if sinks:
-        ctx = span.get_span_context()
-        record = ErrorRecord(
-            info=info,
-            attributes=MappingProxyType(attrs),
-            timestamp_ns=now,
-            trace_id=format(ctx.trace_id, "032x") if ctx.is_valid else None,
-            span_id=format(ctx.span_id, "016x") if ctx.is_valid else None,
-            span_name=getattr(span, "name", None),
-            service=STATE.service_name,
-            suppressed=suppressed,
-        )
-        for sink in sinks:
-            try:
-                sink(record)
-            except Exception as e:
-                internal_error(f"error sink {sink!r}", e)
+    if not sinks:
+        return
+    ctx = span.get_span_context()
+    record = ErrorRecord(
+        info=event.info,
+        attributes=MappingProxyType(event.attributes),
+        timestamp_ns=event.timestamp_ns,
+        trace_id=format(ctx.trace_id, "032x") if ctx.is_valid else None,
+        span_id=format(ctx.span_id, "016x") if ctx.is_valid else None,
+        span_name=getattr(span, "name", None),
+        service=STATE.service_name,
+        suppressed=event.suppressed,
+    )
+    for sink in sinks:
+        try:
+            sink(record)
+        except Exception as e:
+            internal_error(f"error sink {sink!r}", e)
+
+
+def _emit(
+    exc: BaseException,
+    span: Span,
+    stage: str | None,
+    extra_context: Mapping[str, Any] | None,
+    severity: Severity | None = None,
+) -> ErrorInfo:
+    info = _classify(exc, stage, severity)
+    _set_mark(exc, info)
+    _count(info)
+    mark_span(span, exc, info)
+    admitted, suppressed = _rate_limiter().admit(info.fingerprint)
+    if not admitted:
+        count_dropped("rate_limited")
+        return info
+    event = ErrorEvent(
+        exception=exc,
+        info=info,
+        attributes=_attributes(exc, info, suppressed, extra_context),
+        span=span,
+        timestamp_ns=time.time_ns(),
+        suppressed=suppressed,
+    )
+    if STATE.processors:
+        processed = _process(event)
+        if processed is None:
+            return info
+        event = processed
+    _publish(event)
     return info
 
 

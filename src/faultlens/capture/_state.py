@@ -7,19 +7,30 @@ Reading it on the hot path is a couple of attribute loads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from ._record import ErrorRecord
+    from ._record import ErrorEvent, ErrorRecord
 
 __all__ = ["STATE", "Limits", "Sink"]
 
-Sink = Callable[["ErrorRecord"], None]
+
+class Sink(Protocol):
+    """Receives every recorded error (the journal, faultlens.testing). Called on the
+    recording thread: it must be cheap and never block."""
+
+    def __call__(self, record: ErrorRecord, /) -> None: ...
+
+
+class Processor(Protocol):
+    """Sees each error event before it is emitted: may change its attributes, or return
+    None to drop it (like Sentry's before_send, without losing the count)."""
+
+    def __call__(self, event: ErrorEvent, /) -> ErrorEvent | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,7 @@ class _State:
     tracer_provider: TracerProvider | None = None  # an override (faultlens.testing)
     meter_provider: MeterProvider | None = None
     sinks: tuple[Sink, ...] = ()
+    processors: tuple[Processor, ...] = ()
     service_name: str | None = None
     service_version: str | None = None
     settings: Any = None  # the Settings configure() resolved, for layers below _setup
@@ -68,6 +80,7 @@ class _State:
             self.tracer_provider = None
             self.meter_provider = None
             self.sinks = ()
+            self.processors = ()
             self.service_name = None
             self.service_version = None
             self.settings = None
