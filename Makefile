@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CACHE_DIR ?= $(HOME)/.cache/faultlens
+export CACHE_DIR  # scripts/stack.sh (also when pytest calls it) finds the builds here
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Fragments in mk/ add their own targets and append to TEST_DEPS (things `make test` needs
