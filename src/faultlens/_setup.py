@@ -390,7 +390,8 @@ def _install_providers(rt: _Runtime) -> None:
         rt.tracer_provider = tp
         if app_tp is None:
             trace.set_tracer_provider(tp)
-        STATE.tracer_provider = tp  # faultlens records into it even if the global is stale
+        if not STATE.pinned:  # a testing.capture() block keeps its in-memory providers
+            STATE.tracer_provider = tp  # faultlens records into it even if the global is stale
     else:
         _log.debug("faultlens: reusing the application's tracer provider %r", app_tp)
 
@@ -422,7 +423,8 @@ def _install_providers(rt: _Runtime) -> None:
         rt.meter_provider = mp
         if app_mp is None:
             metrics.set_meter_provider(mp)
-        STATE.meter_provider = mp
+        if not STATE.pinned:
+            STATE.meter_provider = mp
     STATE.bump()
 
 

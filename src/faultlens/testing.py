@@ -140,16 +140,17 @@ def capture() -> Iterator[Captured]:
     reader = InMemoryMetricReader()
     mp = MeterProvider(metric_readers=[reader])
     cap = Captured(exporter, reader)
-    saved = (STATE.tracer_provider, STATE.meter_provider, STATE.sinks)
+    saved = (STATE.tracer_provider, STATE.meter_provider, STATE.sinks, STATE.pinned)
     STATE.tracer_provider = tp
     STATE.meter_provider = mp
+    STATE.pinned = True  # configure() inside the block must not take the providers over
     STATE.sinks = (cap.errors.append,)
     reset_rate_limiter()
     STATE.bump()
     try:
         yield cap
     finally:
-        STATE.tracer_provider, STATE.meter_provider, STATE.sinks = saved
+        STATE.tracer_provider, STATE.meter_provider, STATE.sinks, STATE.pinned = saved
         STATE.bump()
         tp.shutdown()
         mp.shutdown()

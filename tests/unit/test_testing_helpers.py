@@ -60,3 +60,12 @@ def test_error_events_and_all_metrics_are_one_attribute_away():
     assert event.attributes["faultlens.error.code"] == "VAL_INVALID_VALUE"
     [point] = cap.metrics["faultlens.errors"]
     assert point.value == 1 and point.attributes["code"] == "VAL_INVALID_VALUE"
+
+
+def test_configure_inside_a_capture_block_does_not_take_its_providers():
+    with testing.capture() as cap:
+        faultlens.configure(service_name="svc", journal=False)
+        with pytest.raises(ValueError):
+            faultlens.instrument(lambda: int("x"))()
+    assert len(cap.error_events) == 1
+    assert cap.counter("faultlens.errors", code="VAL_INVALID_VALUE") == 1

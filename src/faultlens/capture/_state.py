@@ -50,8 +50,9 @@ class Limits:
 @dataclass(slots=True)
 class _State:
     limits: Limits = field(default_factory=Limits)
-    tracer_provider: TracerProvider | None = None  # an override (faultlens.testing)
+    tracer_provider: TracerProvider | None = None  # an override of the global provider
     meter_provider: MeterProvider | None = None
+    pinned: bool = False  # faultlens.testing.capture() owns the overrides: configure() keeps off
     sinks: tuple[Sink, ...] = ()
     processors: tuple[Processor, ...] = ()
     service_name: str | None = None
@@ -79,6 +80,7 @@ class _State:
             self.limits = Limits()
             self.tracer_provider = None
             self.meter_provider = None
+            self.pinned = False
             self.sinks = ()
             self.processors = ()
             self.service_name = None
