@@ -53,9 +53,8 @@ def test_reset_forgets_catalog_entries_and_configuration():
 
 
 def test_error_events_and_all_metrics_are_one_attribute_away():
-    with testing.capture() as cap:
-        with pytest.raises(ValueError):
-            faultlens.instrument(lambda: int("x"))()
+    with testing.capture() as cap, pytest.raises(ValueError):
+        faultlens.instrument(lambda: int("x"))()
     [event] = cap.error_events
     assert event.attributes["faultlens.error.code"] == "VAL_INVALID_VALUE"
     [point] = cap.metrics["faultlens.errors"]
