@@ -236,3 +236,21 @@ def test_a_contextmanager_function_keeps_working_when_instrumented(app_otel):
     with pytest.raises(FileNotFoundError), opened(True):
         pass
     assert app_otel.exception_events() == []
+
+
+def test_a_failing_generator_span_starts_when_the_generator_was_called(app_otel):
+    import time
+
+    @faultlens.instrument
+    def slow_rows():
+        yield 1
+        raise ValueError("late failure")
+
+    gen = slow_rows()
+    called = time.time_ns()
+    time.sleep(0.02)
+    with pytest.raises(ValueError):
+        list(gen)
+    [span] = app_otel.spans
+    assert span.start_time <= called
+    assert inspect.isgeneratorfunction(slow_rows)

@@ -107,18 +107,17 @@ def _errors_wrapper(kind: str, name: str, stage: str | None) -> Callable[..., An
 
         return coro
 
-    def steps() -> _ErrorSteps:
-        return _ErrorSteps(name, stage)
-
+    # The wrappers return the driving generator rather than being generators themselves,
+    # so the steps object (and the failing call's start time) is made at the call.
     if kind == "gen":
 
         def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            return (yield from drive(wrapped(*args, **kwargs), steps()))
+            return drive(wrapped(*args, **kwargs), _ErrorSteps(name, stage))
 
         return gen
 
     def agen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return drive_async(wrapped(*args, **kwargs), steps())
+        return drive_async(wrapped(*args, **kwargs), _ErrorSteps(name, stage))
 
     return agen
 
@@ -241,9 +240,7 @@ def _traced_wrapper(
     if kind == "gen":
 
         def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            return (
-                yield from drive(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs))
-            )
+            return drive(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs))
 
         return gen
 
