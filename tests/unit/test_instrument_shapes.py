@@ -254,3 +254,24 @@ def test_a_failing_generator_span_starts_when_the_generator_was_called(app_otel)
     [span] = app_otel.spans
     assert span.start_time <= called
     assert inspect.isgeneratorfunction(slow_rows)
+
+
+@pytest.mark.parametrize("mode", ["errors", "traced"])
+def test_ignored_exceptions_propagate_but_are_not_failures(app_otel, mode):
+    @faultlens.instrument(mode=mode, ignore=KeyError)
+    def lookup(key):
+        if key == "boom":
+            raise ValueError("real failure")
+        raise KeyError(key)
+
+    with pytest.raises(KeyError):
+        lookup("missing")
+    with pytest.raises(ValueError):
+        lookup("boom")
+    [(_, event)] = app_otel.exception_events()
+    assert event.attributes["exception.type"] == "ValueError"
+
+
+def test_ignore_must_name_exception_classes():
+    with pytest.raises(faultlens.ConfigError, match="ignore must be an exception class"):
+        faultlens.instrument(ignore="KeyError")

@@ -64,7 +64,9 @@ def callable_name(func: Any) -> str:
     return type(target).__name__
 
 
-def _errors_wrapper(kind: str, name: str, stage: str | None) -> Callable[..., Any]:
+def _errors_wrapper(
+    kind: str, name: str, stage: str | None, skip: tuple[type[BaseException], ...]
+) -> Callable[..., Any]:
     if kind == "sync":
         if stage is None:
 
@@ -73,7 +75,8 @@ def _errors_wrapper(kind: str, name: str, stage: str | None) -> Callable[..., An
                 try:
                     return wrapped(*args, **kwargs)
                 except BaseException as exc:
-                    record_escaping(exc, name=name, start_time=start)
+                    if not isinstance(exc, skip):
+                        record_escaping(exc, name=name, start_time=start)
                     raise
 
             return sync
@@ -84,7 +87,8 @@ def _errors_wrapper(kind: str, name: str, stage: str | None) -> Callable[..., An
             try:
                 return wrapped(*args, **kwargs)
             except BaseException as exc:
-                record_escaping(exc, name=name, start_time=start, stage=stage)
+                if not isinstance(exc, skip):
+                    record_escaping(exc, name=name, start_time=start, stage=stage)
                 raise
             finally:
                 pop(token)
@@ -99,7 +103,8 @@ def _errors_wrapper(kind: str, name: str, stage: str | None) -> Callable[..., An
             try:
                 return await wrapped(*args, **kwargs)
             except BaseException as exc:
-                record_escaping(exc, name=name, start_time=start, stage=stage)
+                if not isinstance(exc, skip):
+                    record_escaping(exc, name=name, start_time=start, stage=stage)
                 raise
             finally:
                 if token is not None:
@@ -112,12 +117,12 @@ def _errors_wrapper(kind: str, name: str, stage: str | None) -> Callable[..., An
     if kind == "gen":
 
         def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            return drive(wrapped(*args, **kwargs), _ErrorSteps(name, stage))
+            return drive(wrapped(*args, **kwargs), _ErrorSteps(name, stage, skip))
 
         return gen
 
     def agen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return drive_async(wrapped(*args, **kwargs), _ErrorSteps(name, stage))
+        return drive_async(wrapped(*args, **kwargs), _ErrorSteps(name, stage, skip))
 
     return agen
 
@@ -125,11 +130,12 @@ def _errors_wrapper(kind: str, name: str, stage: str | None) -> Callable[..., An
 class _ErrorSteps:
     """Errors mode for generators: the stage scope per step, a span only on failure."""
 
-    __slots__ = ("name", "stage", "start")
+    __slots__ = ("name", "skip", "stage", "start")
 
-    def __init__(self, name: str, stage: str | None) -> None:
+    def __init__(self, name: str, stage: str | None, skip: tuple[type[BaseException], ...]) -> None:
         self.name = name
         self.stage = stage
+        self.skip = skip
         self.start = time.time_ns()
 
     def enter(self) -> Any:
@@ -140,7 +146,8 @@ class _ErrorSteps:
             pop(token)
 
     def error(self, exc: BaseException) -> None:
-        record_escaping(exc, name=self.name, start_time=self.start, stage=self.stage)
+        if not isinstance(exc, self.skip):
+            record_escaping(exc, name=self.name, start_time=self.start, stage=self.stage)
 
     def finish(self) -> None:
         pass
@@ -150,12 +157,19 @@ class _TracedSteps:
     """Traced mode for generators: the span starts with the first step and is current only
     while the generator's own code runs."""
 
-    __slots__ = ("attrs", "ctx", "name", "span", "stage")
+    __slots__ = ("attrs", "ctx", "name", "skip", "span", "stage")
 
-    def __init__(self, name: str, stage: str | None, attrs: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        stage: str | None,
+        attrs: dict[str, Any] | None,
+        skip: tuple[type[BaseException], ...],
+    ) -> None:
         self.name = name
         self.stage = stage
         self.attrs = attrs
+        self.skip = skip
         self.span: Any = None
         self.ctx: Any = None
 
@@ -175,7 +189,7 @@ class _TracedSteps:
         otel_context.detach(otel_token)
 
     def error(self, exc: BaseException) -> None:
-        if self.span is not None and not isinstance(exc, CONTROL_FLOW):
+        if self.span is not None and not isinstance(exc, self.skip):
             record_on_span(exc, self.span, stage=self.stage)
 
     def finish(self) -> None:
@@ -184,7 +198,11 @@ class _TracedSteps:
 
 
 def _traced_wrapper(
-    kind: str, name: str, stage: str | None, attributes: Mapping[str, Any] | None
+    kind: str,
+    name: str,
+    stage: str | None,
+    attributes: Mapping[str, Any] | None,
+    skip: tuple[type[BaseException], ...],
 ) -> Callable[..., Any]:
     attrs = dict(attributes or {})
     if stage is not None:
@@ -205,7 +223,7 @@ def _traced_wrapper(
             try:
                 return wrapped(*args, **kwargs)
             except BaseException as exc:
-                if not isinstance(exc, CONTROL_FLOW):
+                if not isinstance(exc, skip):
                     fail(span, exc)
                 raise
             finally:
@@ -225,7 +243,7 @@ def _traced_wrapper(
             try:
                 return await wrapped(*args, **kwargs)
             except BaseException as exc:
-                if not isinstance(exc, CONTROL_FLOW):
+                if not isinstance(exc, skip):
                     fail(span, exc)
                 raise
             finally:
@@ -240,12 +258,12 @@ def _traced_wrapper(
     if kind == "gen":
 
         def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            return drive(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs))
+            return drive(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs, skip))
 
         return gen
 
     def agen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return drive_async(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs))
+        return drive_async(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs, skip))
 
     return agen
 
@@ -262,6 +280,7 @@ def instrument(
     name: str | None = None,
     stage: str | None = None,
     attributes: Mapping[str, Any] | None = None,
+    ignore: type[BaseException] | tuple[type[BaseException], ...] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -272,6 +291,7 @@ def instrument(
     name: str | None = None,
     stage: str | None = None,
     attributes: Mapping[str, Any] | None = None,
+    ignore: type[BaseException] | tuple[type[BaseException], ...] = (),
 ) -> Any:
     """Record classified errors escaping ``func`` (and, in ``traced`` mode, a span per call).
 
@@ -279,6 +299,9 @@ def instrument(
     name="score", stage="scoring")``) on functions, coroutines, generators, async
     generators, methods, classmethods and staticmethods. The wrapped callable returns the
     same values and raises the very same exception objects as before.
+
+    ``ignore`` names exceptions that are part of the function's contract (a lookup's
+    ``KeyError``, an HTTP 404): they propagate as usual but are not recorded as failures.
     """
     if mode not in _MODES:
         raise ConfigError(
@@ -294,6 +317,13 @@ def instrument(
         raise ConfigError(
             "attributes must be a mapping of str to str/bool/int/float", key="attributes"
         )
+    ignored = ignore if isinstance(ignore, tuple) else (ignore,)
+    if not all(isinstance(t, type) and issubclass(t, BaseException) for t in ignored):
+        raise ConfigError(
+            f"ignore must be an exception class or a tuple of them, got {ignore!r}",
+            key="ignore",
+        )
+    skip = CONTROL_FLOW + ignored
 
     def decorate(f: Any) -> Any:
         if isinstance(f, type):
@@ -308,9 +338,9 @@ def instrument(
         span_name = name or callable_name(f)
         try:
             if mode == "errors":
-                wrapper = _errors_wrapper(kind, span_name, stage)
+                wrapper = _errors_wrapper(kind, span_name, stage, skip)
             else:
-                wrapper = _traced_wrapper(kind, span_name, stage, attributes)
+                wrapper = _traced_wrapper(kind, span_name, stage, attributes, skip)
         except Exception as e:
             internal_error("instrument", e)
             return f
