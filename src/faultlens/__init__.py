@@ -11,6 +11,7 @@ from ._version import __version__
 from .capture import (
     ErrorEvent,
     ErrorRecord,
+    LoggingHandler,
     capture,
     instrument,
     record_error,
@@ -57,6 +58,7 @@ __all__ = [
     "ErrorRecord",
     "FaultError",
     "FaultlensError",
+    "LoggingHandler",
     "RecoveryManager",
     "Settings",
     "Severity",

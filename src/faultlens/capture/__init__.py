@@ -4,6 +4,7 @@ from ._capture import capture
 from ._context import Scope, current_scope
 from ._envelope import to_api_envelope, to_cli_envelope
 from ._instrument import instrument
+from ._logging import LoggingHandler
 from ._record import (
     CONTROL_FLOW,
     ErrorEvent,
@@ -24,6 +25,7 @@ __all__ = [
     "ErrorEvent",
     "ErrorRecord",
     "Limits",
+    "LoggingHandler",
     "Processor",
     "Scope",
     "Sink",
