@@ -5,6 +5,7 @@ service's resource, and in Prometheus as error, retry, breaker, recovery and spa
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -120,6 +121,31 @@ def test_spanmetrics_give_error_ratio_per_operation(stack, pipeline_service):
     )
 
 
+def test_every_dashboard_panel_has_data_after_the_pipeline_ran(stack, pipeline_service):
+    """The dashboards are built for what faultlens emits: after one run of the example
+    pipeline (errors, retries, a breaker, fallbacks), every panel shows data, except the
+    ones that only fill when something goes wrong with the telemetry itself."""
+    from integration.test_promql import dashboard_expressions
+
+    # Failure-only telemetry, and baselines that need history from before this run.
+    may_be_empty = re.compile(
+        r"internal_dropped|send_failed|enqueue_failed|refused|queue_size|dropped|offset"
+    )
+    empty = []
+    for name, expr in dashboard_expressions():
+        expr = expr.replace('job=~".+"', f'job="{pipeline_service}"')
+        if may_be_empty.search(expr):
+            stack.prom_query(expr)
+            continue
+        try:  # rate windows need two scrapes of the run's final values
+            stack.prom_wait(expr, until=bool, timeout=30)
+        except AssertionError:
+            empty.append(f"{name}: {expr}")
+    assert not empty, "\n".join(empty)
+
+
+# Last in the module: stopping the collector empties its Prometheus exporter, which the
+# tests above read.
 def test_collector_down_the_app_does_not_block_and_counts_what_it_lost(stack, tmp_path):
     """With the collector stopped, a faultlens app neither hangs beyond the export timeout
     nor crashes, and its drop counter says how much was lost."""
