@@ -287,7 +287,9 @@ wait_healthy() {
   url="$(health_url "$name")"
   deadline=$((SECONDS + ${FAULTLENS_STACK_START_TIMEOUT:-60}))
   until curl -fs -o /dev/null --max-time 2 "$url"; do
-    if ! running "$name"; then
+    # Liveness by pid alone here: right after launch the process may still be `setsid`
+    # about to exec the binary, which the cmdline check in running() would misread.
+    if ! kill -0 "$(cat "$(pidfile "$name")")" 2>/dev/null; then
       tail -n 30 "$STATE/logs/$name.log" >&2 || true
       die "$name exited during start-up (log: $STATE/logs/$name.log)"
     fi
