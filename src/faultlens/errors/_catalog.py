@@ -193,8 +193,7 @@ def import_object(path: str) -> Any:
 class Catalog:
     """A registry of codes and the rules that map exceptions onto them.
 
-    Thread-safe for registration; lookups are plain dict reads. ``generation`` changes on
-    every mutation so that classification caches know when to drop their entries.
+    Thread-safe for registration; lookups are plain dict reads.
     """
 
     def __init__(self, *, builtins: bool = True) -> None:
@@ -206,7 +205,6 @@ class Catalog:
         self._predicates: list[tuple[Callable[[BaseException], bool], str]] = []
         self._builtin_rules: dict[type[BaseException], str] = {}
         self._warned: set[str] = set()
-        self.generation = 0
         if builtins:
             self._install_builtins()
 
@@ -226,7 +224,6 @@ class Catalog:
             )
         with self._lock:
             self._categories.add(name)
-            self.generation += 1
 
     @property
     def categories(self) -> frozenset[str]:
@@ -269,7 +266,6 @@ class Catalog:
                 )
             self._codes[spec.code] = spec
             self._sources[spec.code] = source
-            self.generation += 1
         return spec
 
     def rule(self, match: Matcher, code: str) -> None:
@@ -294,7 +290,6 @@ class Catalog:
         elif callable(match) and not isinstance(match, type):
             with self._lock:
                 self._predicates.append((match, code))
-                self.generation += 1
             return
         else:
             raise CatalogError(
@@ -305,7 +300,6 @@ class Catalog:
         with self._lock:
             for t in types:
                 self._type_rules[t] = code
-            self.generation += 1
 
     def load(self, path: str | os.PathLike[str]) -> list[CodeSpec]:
         """Load codes (and optional categories and rules) from a YAML file.
@@ -412,7 +406,6 @@ class Catalog:
             for types, code in rules:
                 for t in types:
                     self._type_rules[t] = code
-            self.generation += 1
         return specs
 
     def _parse_rules(
@@ -586,10 +579,6 @@ class Catalog:
                 return hit
         return UNKNOWN_CODE
 
-    @property
-    def has_predicates(self) -> bool:
-        return bool(self._predicates)
-
     def reset(self) -> None:
         """Back to the built-in codes and rules only (for tests)."""
         with self._lock:
@@ -600,7 +589,6 @@ class Catalog:
             self._predicates.clear()
             self._warned.clear()
             self._install_builtins()
-            self.generation += 1
 
 
 catalog = Catalog()
