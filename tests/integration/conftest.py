@@ -57,6 +57,8 @@ from typing import Any
 import pytest
 import requests
 
+from support.ci import missing_component
+
 REPO = Path(__file__).resolve().parents[2]
 STACK_SH = REPO / "scripts" / "stack.sh"
 COMPONENTS = ("collector", "jaeger", "prometheus", "alertmanager")
@@ -65,13 +67,6 @@ HOST = "127.0.0.1"
 # Captured at import: the suite's autouse fixture strips FAULTLENS_*/OTEL_* from the
 # environment of each test (FAULTLENS_CACHE_DIR says where the builds are).
 ENV_AT_START = dict(os.environ)
-
-
-def missing_component(message: str) -> None:
-    """Fail under CI (the component must have been installed), skip on a developer's machine."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(message)  # only outside CI: with CI=true the line above failed instead
 
 
 def _binaries_missing() -> list[str]:
