@@ -2,21 +2,37 @@
 
 Resolved in configure(), never at import. Every value is validated here, once, so that a
 typo fails at start-up with the file, the key and the fix, instead of silently doing nothing.
-The ``error_handling`` section keeps the schema existing configs already use.
+Every source goes through the same converters: ``configure(export_timeout="abc")``,
+``FAULTLENS_...=abc`` and ``timeout: abc`` in the file fail with the same message, naming
+the argument, the variable or the file and key. The ``error_handling`` section keeps the
+schema existing configs already use.
+
+``OTEL_*`` variables follow the OpenTelemetry specification: durations are milliseconds
+(``OTEL_EXPORTER_OTLP_TIMEOUT=500`` is half a second), a boolean is true only when it is
+``true`` in any case (anything else is false, with a warning when it is not ``false``), and
+``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_EXPORTER_OTLP_HEADERS`` are percent-encoded
+``key=value`` lists.
+
+Relative ``catalogs:`` paths in a file are read from that file's directory. Error messages
+and reprs never show a credential: URLs are printed without ``user:password@`` and header
+values are hidden.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from .errors import Category, ConfigError, Severity
 from .errors._catalog import load_yaml_file
+from .scrub import REDACTED, redact_url
 
 __all__ = [
     "AlertThresholds",
@@ -36,6 +52,26 @@ __all__ = [
 
 T = TypeVar("T")
 DEFAULT_CONFIG_FILES = ("faultlens.yaml", "faultlens.yml")
+_log = logging.getLogger("faultlens")
+
+_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$")  # as the catalog accepts them
+_URL_FIELDS = frozenset({"url", "endpoint", "traces_endpoint", "metrics_endpoint", "jaeger_url"})
+
+
+def _redacted_repr(self: Any) -> str:
+    """A dataclass repr that never shows a credential: URLs without ``user:password@``,
+    header values hidden (they are usually API keys or tokens)."""
+    parts = []
+    for f in fields(self):
+        if not f.repr:
+            continue
+        value = getattr(self, f.name)
+        if f.name in _URL_FIELDS and isinstance(value, str):
+            value = redact_url(value)
+        elif f.name == "headers" and value:
+            value = dict.fromkeys(value, REDACTED)
+        parts.append(f"{f.name}={value!r}")
+    return f"{type(self).__name__}({', '.join(parts)})"
 
 
 # -- the schema ------------------------------------------------------------------------------
@@ -90,7 +126,7 @@ class MonitoringSettings:
     anomaly_frequency: float | None = None  # errors per hour
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ChannelSettings:
     type: str
     level: str = "ERROR"
@@ -101,6 +137,8 @@ class ChannelSettings:
 
     def accepts(self, severity: Severity) -> bool:
         return not self.severity_filter or severity in self.severity_filter
+
+    __repr__ = _redacted_repr
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,25 +157,36 @@ class ErrorHandling:
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ExporterSettings:
     type: str = "auto"  # auto: otlp when an endpoint is configured, else none
     endpoint: str | None = None
     protocol: str = "grpc"
     headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 10.0
+    timeout: float = 10.0  # seconds (OTEL_EXPORTER_OTLP_TIMEOUT is milliseconds)
     metrics_interval: float = 10.0
     insecure: bool | None = None
     # Signal-specific URLs (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _METRICS_ENDPOINT), used
     # verbatim as the OTel spec says; each falls back to ``endpoint``.
     traces_endpoint: str | None = None
     metrics_endpoint: str | None = None
+    # Signal-specific timeouts in seconds (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT /
+    # _METRICS_TIMEOUT); each falls back to ``timeout``. Read them through timeout_for().
+    traces_timeout: float | None = None
+    metrics_timeout: float | None = None
 
     @property
     def active(self) -> str:
         if self.type == "auto":
             return "otlp" if (self.endpoint or self.traces_endpoint) else "none"
         return self.type
+
+    def timeout_for(self, signal: str) -> float:
+        """The export timeout in seconds for ``signal`` (``traces`` or ``metrics``)."""
+        own = self.traces_timeout if signal == "traces" else self.metrics_timeout
+        return self.timeout if own is None else own
+
+    __repr__ = _redacted_repr
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +211,7 @@ class CaptureSettings:
     resources: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
     service_name: str
     service_version: str | None = None
@@ -183,6 +232,8 @@ class Settings:
     @property
     def enabled(self) -> bool:
         return self.error_handling.enabled and not self.sdk_disabled
+
+    __repr__ = _redacted_repr
 
 
 # -- validation helpers -----------------------------------------------------------------------
@@ -314,9 +365,103 @@ def _str_list(v: Any, key: str) -> tuple[str, ...]:
 
 
 def _str_map(v: Any, key: str) -> dict[str, str]:
+    """A mapping of names to scalar values (strings, numbers), as strings. A list, mapping,
+    boolean or null value is an error, never stringified."""
     if not isinstance(v, Mapping):
-        raise ValueError("expected a mapping of strings")
-    return {str(k): str(x) for k, x in v.items()}
+        raise ValueError("expected a mapping of names to strings")
+    out: dict[str, str] = {}
+    for k, x in v.items():
+        if not isinstance(k, str) or not k.strip():
+            raise ValueError(f"names must be non-empty strings, got {k!r}")
+        if isinstance(x, bool) or not isinstance(x, (str, int, float)):
+            raise ValueError(f"{k!r}: expected a string, got {type(x).__name__}")
+        out[k] = str(x)
+    return out
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _http_headers(v: Any, key: str) -> dict[str, str]:
+    """HTTP headers: token names and string values, as sent. A value YAML parsed into
+    something else (``X-A: [1, 2]``, ``X-Flag: true``, ``X-Version: 2``) is rejected,
+    never stringified into a header the receiver does not expect."""
+    if not isinstance(v, Mapping):
+        raise ValueError("expected a mapping of header names to string values")
+    out: dict[str, str] = {}
+    for name, value in v.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        if not isinstance(value, str):  # the value itself may be a secret: name its type only
+            raise ValueError(
+                f"header {name!r}: expected a string value, got {type(value).__name__} "
+                "(quote it in YAML)"
+            )
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header {name!r}: a value must not contain line breaks")
+        out[name] = value
+    return out
+
+
+def _name(v: Any, key: str) -> str:
+    """A non-empty name (service name, version, environment)."""
+    s = _str(v, key).strip()
+    if not s:
+        raise ValueError("must not be empty")
+    return s
+
+
+def _path(v: Any, key: str) -> str:
+    if not isinstance(v, (str, os.PathLike)):
+        raise ValueError(f"expected a path, got {type(v).__name__}")
+    s = os.fspath(v)
+    if not isinstance(s, str) or not s.strip():
+        raise ValueError("expected a non-empty path")
+    return s
+
+
+def _path_list(v: Any, key: str) -> tuple[str, ...]:
+    """One path or a list of paths (a string is one path: paths may contain commas)."""
+    if isinstance(v, (str, os.PathLike)):
+        return (_path(v, key),)
+    if not isinstance(v, (list, tuple)):
+        raise ValueError(f"expected a list of paths, got {type(v).__name__}")
+    return tuple(_path(x, key) for x in v)
+
+
+def _protocol(v: Any, key: str) -> str:
+    """OTEL_EXPORTER_OTLP_PROTOCOL's values; ``http`` is accepted for http/protobuf."""
+    s = _str(v, key).strip().lower()
+    if s == "http/json":
+        raise ValueError(
+            "http/json is not supported by the OpenTelemetry Python exporters; "
+            "use grpc or http/protobuf"
+        )
+    if s not in ("grpc", "http/protobuf", "http"):
+        raise ValueError(f"expected one of grpc, http/protobuf, got {v!r}")
+    return "http/protobuf" if s == "http" else s
+
+
+def _millis(v: Any, key: str) -> float:
+    """An OTEL_* duration: milliseconds, as seconds."""
+    return _number(0, strict=True)(v, key) / 1000.0
+
+
+def _auto_bool(v: Any, key: str) -> bool | None:
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return None
+    return _bool(v, key)
+
+
+def _journal_arg(v: Any, key: str) -> bool | str:
+    """configure(journal=...): True/False, or the journal directory."""
+    if isinstance(v, bool):
+        return v
+    return _path(v, key)
+
+
+def _processors(v: Any, key: str) -> Any:
+    return v  # checked by configure(), which names the one that is not callable
 
 
 def _log_level(v: Any, key: str) -> str:
@@ -329,7 +474,16 @@ def _log_level(v: Any, key: str) -> str:
 def _url(v: Any, key: str) -> str:
     s = _str(v, key).strip()
     if not re.match(r"^https?://[^\s/]+", s):
-        raise ValueError(f"expected an http(s) URL like http://127.0.0.1:4317, got {v!r}")
+        raise ValueError(
+            f"expected an http(s) URL like http://127.0.0.1:4317, got {redact_url(s)!r}"
+        )
+    try:  # a port that is not a number, no host: fail here, not at every delivery
+        parts = urllib.parse.urlsplit(s)
+        parts.port  # noqa: B018 - parses the port, raises ValueError when it is not one
+    except ValueError as exc:
+        raise ValueError(f"not a usable URL: {exc}") from None
+    if not parts.hostname:
+        raise ValueError("not a usable URL: it names no host")
     return s
 
 
@@ -374,6 +528,11 @@ def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandli
         cat, sep, code = kk.partition(":")
         if not sep or not cat or not code:
             raise freq.fail(kk, "keys are 'category:CODE', e.g. 'execution:EXE_TIMEOUT'")
+        if not _CODE.match(code):
+            raise freq.fail(
+                kk,
+                f"invalid code {code!r}; codes are letters, digits and _ (e.g. EXE_TIMEOUT)",
+            )
         if cat not in known_categories:
             raise freq.fail(
                 kk,
@@ -422,7 +581,7 @@ def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandli
                 url=url,
                 severity_filter=sev,
                 timeout=cr.get("timeout", 5.0, _number(0, strict=True)),
-                headers=cr.get("headers", {}, _str_map),
+                headers=cr.get("headers", {}, _http_headers),
             )
         )
         cr.finish()
@@ -447,6 +606,19 @@ def _severities(v: Any, key: str) -> tuple[Severity, ...]:
 # -- sources ---------------------------------------------------------------------------------------
 
 
+def _otel_bool(env: Mapping[str, str], name: str) -> bool:
+    """An OTEL_* boolean: true only for ``true`` (any case); anything else is false, and a
+    value other than ``false`` or empty is warned about (the OTel specification)."""
+    v = (env.get(name) or "").strip().lower()
+    if v == "true":
+        return True
+    if v not in ("", "false"):
+        _log.warning(
+            "faultlens: %s=%r is not 'true' or 'false'; reading it as false", name, env.get(name)
+        )
+    return False
+
+
 def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
     v = env.get(name)
     if v is None or v.strip() == "":
@@ -459,18 +631,22 @@ def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
         ) from None
 
 
-def _parse_kv_list(text: str, name: str) -> dict[str, str]:
-    """OTEL_RESOURCE_ATTRIBUTES / OTEL_EXPORTER_OTLP_HEADERS: ``k=v,k2=v2`` (URL-encoded)."""
+def _parse_kv_list(text: str, name: str, *, secret_values: bool = False) -> dict[str, str]:
+    """OTEL_RESOURCE_ATTRIBUTES / OTEL_EXPORTER_OTLP_HEADERS: ``k=v,k2=v2``, keys and
+    values percent-encoded (``a%2Cb`` is ``a,b``; ``+`` stays a plus). With
+    ``secret_values`` (headers) an error names the entry by position, never by content."""
     from urllib.parse import unquote
 
     out: dict[str, str] = {}
-    for part in text.split(","):
+    for i, part in enumerate(text.split(","), 1):
         if not part.strip():
             continue
         k, sep, v = part.partition("=")
         if not sep or not k.strip():
+            shown = f"entry {i}" if secret_values else f"entry {part.strip()!r}"
             raise ConfigError(
-                f"malformed entry {part.strip()!r}; use key=value pairs separated by commas",
+                f"malformed {shown}; use key=value pairs separated by commas "
+                "(percent-encode a comma or '=' inside a value)",
                 source="environment",
                 key=name,
             )
@@ -478,22 +654,107 @@ def _parse_kv_list(text: str, name: str) -> dict[str, str]:
     return out
 
 
-def _find_config_file(explicit: str | None, env: Mapping[str, str]) -> str | None:
+def _find_config_file(
+    explicit: str | None, env: Mapping[str, str]
+) -> tuple[str | None, str, str | None]:
+    """The config file (absolute: relative paths inside it are read from its directory),
+    and where its name came from (source, key) for an error about it."""
     if explicit:
-        return explicit
+        return os.path.abspath(explicit), "configure()", "config_file"
     if env.get("FAULTLENS_CONFIG"):
-        return env["FAULTLENS_CONFIG"]
+        return os.path.abspath(env["FAULTLENS_CONFIG"]), "environment", "FAULTLENS_CONFIG"
     for name in DEFAULT_CONFIG_FILES:
         if os.path.isfile(name):
-            return os.path.abspath(name)
-    return None
+            return os.path.abspath(name), "working directory", None
+    return None, "<defaults>", None
+
+
+def _check_catalogs(paths: tuple[str, ...], base: str, source: str, key: str) -> tuple[str, ...]:
+    """Catalog files as absolute paths (relative ones read from ``base``), each one checked
+    to exist now, so that a typo names the file and the key that listed it."""
+    out = []
+    for i, p in enumerate(paths):
+        full = os.path.normpath(os.path.join(base, os.path.expanduser(p)))
+        where = f"{key}[{i}]" if len(paths) > 1 or source != "environment" else key
+        if not os.path.exists(full):
+            rel = "" if os.path.isabs(p) else f" (relative paths are read from {base})"
+            raise ConfigError(
+                f"catalog file {full} not found{rel}; check the path", source=source, key=where
+            )
+        if not os.path.isfile(full):
+            raise ConfigError(
+                f"catalog {full} is not a file; list YAML files", source=source, key=where
+            )
+        out.append(full)
+    return tuple(out)
+
+
+# configure()'s keyword arguments and the converter each goes through: the same ones the
+# environment and the file use, so that every source rejects a value the same way.
+_ARGUMENTS: dict[str, Callable[[Any, str], Any]] = {
+    "service_name": _name,
+    "service_version": _name,
+    "environment": _name,
+    "endpoint": _url,
+    "protocol": _protocol,
+    "headers": _http_headers,
+    "exporter": _choice("auto", "otlp", "console", "none"),
+    "journal": _journal_arg,
+    "journal_path": _path,
+    "journal_enabled": _auto_bool,
+    "auto_modules": _str_list,
+    "catalogs": _path_list,
+    "enabled": _bool,
+    "resource_attributes": _str_map,
+    "rate_limit": _int(0),
+    "capture_resources": _bool,
+    "jaeger_url": _url,
+    "metrics_interval": _number(0, strict=True),
+    "export_timeout": _number(0, strict=True),
+    "scrub_keys": _str_list,
+    "scrub_patterns": _str_list,
+    "processors": _processors,
+}
+
+
+def _check_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in args.items():
+        if value is None:
+            continue
+        conv = _ARGUMENTS.get(name)
+        if conv is None:
+            guess = difflib.get_close_matches(str(name), list(_ARGUMENTS), n=1)
+            hint = f"; did you mean {guess[0]!r}?" if guess else ""
+            raise ConfigError(f"unknown option{hint}", source="configure()", key=str(name))
+        try:
+            out[name] = conv(value, name)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc), source="configure()", key=name) from None
+    return out
 
 
 def _default_service_name() -> str:
-    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    prog = _run_module() or (os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "")
     if prog.endswith(".py"):
         prog = prog[:-3]
     return f"unknown_service:{prog}" if prog and prog != "-c" else "unknown_service:python"
+
+
+def _run_module() -> str:
+    """The module of ``python -m pkg.mod``, else "": sys.argv[0] is then "-m" (at start-up,
+    e.g. under `faultlens run`) or the module's file (``.../pkg/__main__.py``)."""
+    argv = sys.argv
+    orig: list[str] = list(getattr(sys, "orig_argv", None) or [])
+    n = len(argv)
+    if not argv or len(orig) <= n or orig[len(orig) - n + 1 :] != argv[1:]:
+        return ""  # no -m, or the application rewrote sys.argv
+    token, before = orig[-n], orig[-n - 1]
+    if before == "-m":
+        return token
+    return token[2:] if token.startswith("-m") and not token.startswith("--") else ""
 
 
 def load_settings(
@@ -504,15 +765,19 @@ def load_settings(
     known_categories: frozenset[str] | None = None,
 ) -> Settings:
     """Resolve Settings from arguments, environment and the YAML file, in that order."""
-    args = {k: v for k, v in (args or {}).items() if v is not None}
+    args = _check_args(args or {})
     env = os.environ if env is None else env
     cats = known_categories or frozenset(c.value for c in Category)
 
-    path = _find_config_file(config_file, env)
+    path, path_source, path_key = _find_config_file(config_file, env)
     doc: Any = {}
     if path:
         from .errors import CatalogError
 
+        if not os.path.exists(path):
+            raise ConfigError(
+                f"file not found: {path}; check the path", source=path_source, key=path_key
+            )
         try:
             doc = load_yaml_file(path, error=CatalogError)
         except CatalogError as exc:
@@ -528,17 +793,17 @@ def load_settings(
     # faultlens: section (the file layer)
     svc = fl.sub("service")
     file_service: dict[str, Any] = {
-        "name": svc.get("name", None, _str),
-        "version": svc.get("version", None, _str),
-        "environment": svc.get("environment", None, _str),
+        "name": svc.get("name", None, _name),
+        "version": svc.get("version", None, _name),
+        "environment": svc.get("environment", None, _name),
     }
     svc.finish()
     ex = fl.sub("exporter")
     file_exporter: dict[str, Any] = {
         "type": ex.get("type", None, _choice("auto", "otlp", "console", "none")),
         "endpoint": ex.get("endpoint", None, _url),
-        "protocol": ex.get("protocol", None, _choice("grpc", "http/protobuf", "http")),
-        "headers": ex.get("headers", None, _str_map),
+        "protocol": ex.get("protocol", None, _protocol),
+        "headers": ex.get("headers", None, _http_headers),
         "timeout": ex.get("timeout", None, _number(0, strict=True)),
         "metrics_interval": ex.get("metrics_interval", None, _number(0, strict=True)),
         "insecure": ex.get("insecure", None, _bool),
@@ -547,7 +812,7 @@ def load_settings(
     jr = fl.sub("journal")
     file_journal: dict[str, Any] = {
         "enabled": jr.get("enabled", None, _auto_bool),
-        "path": jr.get("path", None, _str),
+        "path": jr.get("path", None, _path),
         "max_bytes": jr.get("max_bytes", None, _int(4096)),
         "max_files": jr.get("max_files", None, _int(1)),
         "retention_days": jr.get("retention_days", None, _number(0, strict=True)),
@@ -568,7 +833,11 @@ def load_settings(
     ai = fl.sub("auto_instrumentation")
     file_auto = ai.get("modules", None, _str_list)
     ai.finish()
-    file_catalogs = fl.get("catalogs", None, _str_list)
+    file_catalogs = fl.get("catalogs", None, _path_list)
+    if file_catalogs and path:
+        file_catalogs = _check_catalogs(
+            file_catalogs, os.path.dirname(path), source, "faultlens.catalogs"
+        )
     sr = fl.sub("scrub")
     file_scrub_keys = sr.get("keys", None, _str_list)
     file_scrub_patterns = sr.get("patterns", None, _str_list)
@@ -591,15 +860,38 @@ def load_settings(
         except ValueError as exc:
             raise ConfigError(str(exc), source="environment", key=name) from None
 
-    sdk_disabled = bool(_env_bool(env, "OTEL_SDK_DISABLED"))
+    sdk_disabled = _otel_bool(env, "OTEL_SDK_DISABLED")
     env_enabled = _env_bool(env, "FAULTLENS_ENABLED")
-    resource_attrs: dict[str, str] = dict(file_resource or {})
+    env_resource: dict[str, str] = {}
     if e("OTEL_RESOURCE_ATTRIBUTES"):
-        resource_attrs.update(
-            _parse_kv_list(env["OTEL_RESOURCE_ATTRIBUTES"], "OTEL_RESOURCE_ATTRIBUTES")
+        env_resource = _parse_kv_list(env["OTEL_RESOURCE_ATTRIBUTES"], "OTEL_RESOURCE_ATTRIBUTES")
+    arg_resource: dict[str, str] = args.get("resource_attributes") or {}
+    file_resource = file_resource or {}
+    resource_attrs: dict[str, str] = {**file_resource, **env_resource, **arg_resource}
+
+    def layered(arg: str, env_names: tuple[str, ...], file_value: Any, attr: str) -> Any:
+        """An identity setting: each layer's own option first, then that layer's resource
+        attribute (OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES,
+        as the OTel specification says), the argument layer over the environment over the
+        file."""
+        attrs = (
+            (attr, "deployment.environment") if attr == "deployment.environment.name" else (attr,)
         )
-    if args.get("resource_attributes"):
-        resource_attrs.update({str(k): str(v) for k, v in args["resource_attributes"].items()})
+
+        def from_attrs(layer: Mapping[str, str]) -> str | None:
+            return next((layer[a] for a in attrs if layer.get(a)), None)
+
+        for value in (
+            args.get(arg),
+            from_attrs(arg_resource),
+            *(e(n) for n in env_names),
+            from_attrs(env_resource),
+            file_value,
+            from_attrs(file_resource),
+        ):
+            if value:
+                return value
+        return None
 
     def pick(arg: str, env_value: Any, file_value: Any, default: Any) -> Any:
         if arg in args:
@@ -611,23 +903,28 @@ def load_settings(
         return default
 
     service_name = (
-        pick(
+        layered(
             "service_name",
-            e("FAULTLENS_SERVICE_NAME") or e("OTEL_SERVICE_NAME"),
-            file_service["name"] or resource_attrs.get("service.name"),
-            None,
+            ("FAULTLENS_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+            file_service["name"],
+            "service.name",
         )
         or _default_service_name()
     )
     env_headers = None
     if e("OTEL_EXPORTER_OTLP_HEADERS"):
-        env_headers = _parse_kv_list(
-            env["OTEL_EXPORTER_OTLP_HEADERS"], "OTEL_EXPORTER_OTLP_HEADERS"
-        )
-    env_timeout = env_conv("OTEL_EXPORTER_OTLP_TIMEOUT", _number(0, strict=True))
-    if env_timeout is not None and env_timeout > 1000:  # the OTel spec says milliseconds
-        env_timeout = env_timeout / 1000.0
-    env_interval = env_conv("OTEL_METRIC_EXPORT_INTERVAL", _number(0, strict=True))
+        name = "OTEL_EXPORTER_OTLP_HEADERS"
+        env_headers = _parse_kv_list(env[name], name, secret_values=True)
+        try:
+            env_headers = _http_headers(env_headers, name)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="environment", key=name) from None
+    # OTEL_* durations are milliseconds (the OTel specification): 500 is half a second.
+    env_timeout = env_conv("OTEL_EXPORTER_OTLP_TIMEOUT", _millis)
+    env_interval = env_conv("OTEL_METRIC_EXPORT_INTERVAL", _millis)
+    env_insecure = (
+        _otel_bool(env, "OTEL_EXPORTER_OTLP_INSECURE") if e("OTEL_EXPORTER_OTLP_INSECURE") else None
+    )
     exporter = ExporterSettings(
         type=pick(
             "exporter",
@@ -641,30 +938,23 @@ def load_settings(
             file_exporter["endpoint"],
             None,
         ),
-        protocol=_norm_protocol(
-            pick(
-                "protocol",
-                env_conv("OTEL_EXPORTER_OTLP_PROTOCOL", _choice("grpc", "http/protobuf", "http")),
-                file_exporter["protocol"],
-                "grpc",
-            )
+        protocol=pick(
+            "protocol",
+            env_conv("OTEL_EXPORTER_OTLP_PROTOCOL", _protocol),
+            file_exporter["protocol"],
+            "grpc",
         ),
         headers=pick("headers", env_headers, file_exporter["headers"], {}),
         timeout=pick("export_timeout", env_timeout, file_exporter["timeout"], 10.0),
         metrics_interval=pick(
-            "metrics_interval",
-            env_interval / 1000.0 if env_interval is not None else None,
-            file_exporter["metrics_interval"],
-            10.0,
+            "metrics_interval", env_interval, file_exporter["metrics_interval"], 10.0
         ),
-        insecure=file_exporter["insecure"],
+        insecure=env_insecure if env_insecure is not None else file_exporter["insecure"],
         traces_endpoint=env_conv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url),
         metrics_endpoint=env_conv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", _url),
+        traces_timeout=env_conv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", _millis),
+        metrics_timeout=env_conv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", _millis),
     )
-    if exporter.type not in ("auto", "otlp", "console", "none"):
-        raise ConfigError(
-            f"unknown exporter {exporter.type!r}; use auto, otlp, console or none", key="exporter"
-        )
     if exporter.type == "otlp" and not (exporter.endpoint or exporter.traces_endpoint):
         exporter = replace(
             exporter,
@@ -672,11 +962,6 @@ def load_settings(
             if exporter.protocol == "grpc"
             else "http://127.0.0.1:4318",
         )
-    if exporter.endpoint is not None:
-        try:
-            exporter = replace(exporter, endpoint=_url(exporter.endpoint, "endpoint"))
-        except ValueError as exc:
-            raise ConfigError(str(exc), key="endpoint") from None
 
     journal_arg = args.get("journal")
     journal_path_arg = args.get("journal_path")
@@ -692,7 +977,7 @@ def load_settings(
         if journal_arg is None
         else bool(journal_arg),
         path=journal_path_arg
-        or e("FAULTLENS_JOURNAL_PATH")
+        or env_conv("FAULTLENS_JOURNAL_PATH", _path)
         or file_journal["path"]
         or ".faultlens/journal",
         max_bytes=file_journal["max_bytes"] or 10 * 1024 * 1024,
@@ -715,23 +1000,30 @@ def load_settings(
         resources=file_capture["resources"] if file_capture["resources"] is not None else True,
     )
     if "capture_resources" in args:
-        capture = replace(capture, resources=bool(args["capture_resources"]))
+        capture = replace(capture, resources=args["capture_resources"])
     enabled = pick("enabled", env_enabled, None, None)
     if enabled is not None:
-        eh = replace(eh, enabled=bool(enabled))
+        eh = replace(eh, enabled=enabled)
+    if "catalogs" in args:
+        catalogs = _check_catalogs(args["catalogs"], os.getcwd(), "configure()", "catalogs")
+    elif e("FAULTLENS_CATALOGS"):
+        env_catalogs = env_conv("FAULTLENS_CATALOGS", _paths) or ()
+        catalogs = _check_catalogs(env_catalogs, os.getcwd(), "environment", "FAULTLENS_CATALOGS")
+    else:
+        catalogs = tuple(file_catalogs or ())
     settings = Settings(
         service_name=str(service_name),
-        service_version=pick(
+        service_version=layered(
             "service_version",
-            e("FAULTLENS_SERVICE_VERSION"),
-            file_service["version"] or resource_attrs.get("service.version"),
-            None,
+            ("FAULTLENS_SERVICE_VERSION",),
+            file_service["version"],
+            "service.version",
         ),
-        environment=pick(
+        environment=layered(
             "environment",
-            e("FAULTLENS_ENVIRONMENT"),
-            file_service["environment"] or resource_attrs.get("deployment.environment.name"),
-            None,
+            ("FAULTLENS_ENVIRONMENT",),
+            file_service["environment"],
+            "deployment.environment.name",
         ),
         resource_attributes=resource_attrs,
         sdk_disabled=sdk_disabled,
@@ -741,7 +1033,7 @@ def load_settings(
         auto_modules=tuple(
             pick("auto_modules", env_conv("FAULTLENS_AUTO_MODULES", _str_list), file_auto, ())
         ),
-        catalogs=tuple(pick("catalogs", env_conv("FAULTLENS_CATALOGS", _paths), file_catalogs, ())),
+        catalogs=catalogs,
         scrub_keys=tuple(pick("scrub_keys", None, file_scrub_keys, ())),
         scrub_patterns=tuple(pick("scrub_patterns", None, file_scrub_patterns, ())),
         jaeger_url=pick("jaeger_url", env_conv("FAULTLENS_JAEGER_URL", _url), file_jaeger, None),
@@ -761,14 +1053,5 @@ def load_settings(
 
 
 def _paths(v: Any, key: str) -> tuple[str, ...]:
+    """A list of paths in one environment variable, separated like PATH."""
     return tuple(p for p in str(v).split(os.pathsep) if p)
-
-
-def _auto_bool(v: Any, key: str) -> bool | None:
-    if isinstance(v, str) and v.strip().lower() == "auto":
-        return None
-    return _bool(v, key)
-
-
-def _norm_protocol(p: str) -> str:
-    return "http/protobuf" if p == "http" else p

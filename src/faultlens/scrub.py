@@ -1,38 +1,104 @@
 """Secret scrubbing for everything that leaves the process.
 
-Applied by key (a context key or detail named ``password`` is redacted whatever its value)
-and by value (a bearer token, JWT, URL credential or cloud key is redacted wherever it
-appears inside a message). Key-based is exact and cheap; value-based catches the secrets
-that end up inside exception messages, which is where most leaks happen.
+Applied by key (a context key or detail named ``password`` is redacted whatever its value,
+at any depth of a nested mapping or sequence) and by value (a bearer token, JWT, URL
+credential, cloud key or ``key=value`` pair is redacted wherever it appears inside a
+message, a stack trace or the repr of an object). Key-based is exact and cheap; value-based
+catches the secrets that end up inside exception messages, which is where most leaks happen.
+
+Capping comes after scrubbing, never before: :meth:`Scrubber.capped` scrubs the text (and a
+margin beyond the cut, so a secret that straddles the cut is still recognised whole), then
+moves a cut that would split a word back to the word's start. The visible text therefore
+never ends with a readable prefix of a token, a JWT or a ``key=value`` pair.
+
+:func:`redact_url` is the one helper for printing a URL faultlens was given (an exporter
+endpoint, a Jaeger or webhook URL): it drops the ``user:password@`` part and secret query
+parameters.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "Scrubber", "default_scrubber", "scrub_mapping", "scrub_text"]
+from .errors import safe_repr, safe_str
+
+__all__ = [
+    "MARGIN",
+    "REDACTED",
+    "Scrubber",
+    "current",
+    "default_scrubber",
+    "redact_url",
+    "scrub_capped",
+    "scrub_mapping",
+    "scrub_text",
+    "set_current",
+]
 
 REDACTED = "[REDACTED]"
 
-_DEFAULT_KEYS = (
-    r"pass(?:word|wd|phrase)?",
-    r"pwd",
+# Names that hold credentials (or, for the forwarded-for headers, a client's address).
+# Matched case-insensitively anywhere inside a key, so ``X-Api-Key``, ``aws_secret_access_key``,
+# ``PHPSESSID``, ``connect.sid`` and ``Proxy-Authorization`` are all covered. Short words are
+# anchored so that ``author``, ``passenger`` or ``consider`` stay readable.
+_SEP = r"[-_. ]?"
+_SECRET_NAMES = (
+    r"passw(?:or)?d|passphrase|(?<![a-z0-9])pass(?![a-z0-9])|pwd",
     r"secret",
     r"token",
+    r"bearer",
+    r"(?<![a-z0-9])jwt(?![a-z0-9])",
     r"authori[sz]ation",
     r"auth(?!or)",
-    r"api[_-]?key",
-    r"access[_-]?key",
-    r"private[_-]?key",
+    rf"api{_SEP}key",
+    rf"access{_SEP}key",
+    rf"account{_SEP}key",
+    rf"private{_SEP}key",
+    rf"signing{_SEP}key",
+    rf"encryption{_SEP}key",
     r"credential",
     r"cookie",
     r"session",
+    r"sessid",
+    r"(?<![a-z0-9])sid(?![a-z0-9])",
     r"signature",
-    r"dsn",
-    r"x[_-]?api[_-]?key",
+    r"(?<![a-z0-9])sig(?![a-z0-9])",
+    r"(?<![a-z0-9])dsn(?![a-z0-9])",
+    r"csrf",
+    r"xsrf",
+    rf"forwarded{_SEP}for",
+    rf"real{_SEP}ip",
 )
+_NAME_RE = "(?:" + "|".join(_SECRET_NAMES) + ")"
+# Lowercase literals one of which occurs in any text the key=value patterns can match.
+_NAME_TRIGGERS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "bearer",
+    "jwt",
+    "auth",
+    "key",
+    "credential",
+    "cookie",
+    "sess",
+    "sid",
+    "signature",
+    "dsn",
+    "csrf",
+    "xsrf",
+    "forwarded",
+    "real",
+)
+
+# A value after ``key=`` / ``key:``: a quoted string (also b'...' and one left unclosed by a
+# cut, up to the end of the line), a bracketed group, or a bare token.
+_VALUE = r"(?:b?\"[^\"\n]*\"?|b?'[^'\n]*'?|\[[^\]\n]*\]?|\{[^}\n]*\}?|\([^)\n]*\)?|[^\s,;&'\"]+)"
 
 # (pattern, replacement, trigger literals). A pattern runs only when one of its lowercase
 # triggers occurs in the text: most messages contain no secret at all, and a handful of
@@ -50,14 +116,22 @@ _VALUE_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         r"\g<scheme>" + REDACTED + "@",
         ("://",),
     ),
+    # HTTP header lines (``Authorization: Digest a=1, b=2``, ``Cookie: a=1; b=2``): the
+    # whole rest of the line, since such values contain spaces and separators.
+    (
+        r"(?im)^(?P<key>[ \t]*(?:proxy-)?(?:authorization|(?:set-)?cookie|x-[\w-]*(?:token|key|"
+        r"secret|auth)[\w-]*)[ \t]*:[ \t]*)[^\r\n]+",
+        r"\g<key>" + REDACTED,
+        ("authorization", "cookie", "x-"),
+    ),
     # Authorization header values
     (
         r"(?i)(?P<kind>\b(?:bearer|basic|token|digest)\s+)[A-Za-z0-9\-._~+/]{8,}=*",
         r"\g<kind>" + REDACTED,
         ("bearer", "basic", "token", "digest"),
     ),
-    # JWTs
-    (r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", REDACTED, ("eyj",)),
+    # JWTs (and a JWT's header.payload even when the signature was cut off)
+    (r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?", REDACTED, ("eyj",)),
     # AWS access key ids
     (
         r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b",
@@ -74,28 +148,29 @@ _VALUE_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (r"\bAIza[0-9A-Za-z_-]{35}\b", REDACTED, ("aiza",)),
     (r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b", REDACTED, ("k_live_", "k_test_")),
     (r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b", REDACTED, ("sk-",)),
-    # key=value / key: value pairs inside free text (aws_secret_access_key=..., password: ...)
+    # key=value / key: value pairs inside free text, kwargs reprs (``Req(session='x')``),
+    # dict reprs and JSON (``'session': 'x'``, ``"auth": {...}``)
     (
-        r"(?i)(?P<key>(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|access[_-]?key|"
-        r"private[_-]?key|accountkey|credential|authorization|cookie|session[_-]?id)"
-        r"[\w-]*['\"]?)(?P<sep>\s*[=:]\s*)(?P<val>\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)",
+        rf"(?i)(?P<key>{_NAME_RE}[\w.-]*['\"]?)(?P<sep>\s*[=:]\s*)(?!\[REDACTED\])"
+        rf"(?P<val>{_VALUE})",
         r"\g<key>\g<sep>" + REDACTED,
-        (
-            "pass",
-            "pwd",
-            "secret",
-            "token",
-            "key",
-            "credential",
-            "authorization",
-            "cookie",
-            "session",
-        ),
+        _NAME_TRIGGERS,
     ),
 )
 
+# Characters that end a word for the purpose of cutting: a cut between two characters that
+# are not among them splits a word (a token, a URL, a key=value pair), and moves.
+_WORD_BREAK = re.compile(r"[\s,;'\"()<>{}\[\]|`]")
+
+MARGIN = 1024
+"""Characters scrubbed beyond a cut, so that a secret straddling the cut is recognised.
+Callers that read a message with a cap (``safe_str(exc, limit + MARGIN)``) pass the margin
+on to :meth:`Scrubber.capped`."""
+
 _MAX_DEPTH = 6
 _MAX_ITEMS = 200
+_MAX_BYTES = 65536
+_SEQUENCES = (list, tuple, set, frozenset)
 
 
 class Scrubber:
@@ -108,7 +183,7 @@ class Scrubber:
         extra_patterns: Iterable[str] = (),
         replacement: str = REDACTED,
     ) -> None:
-        keys = list(_DEFAULT_KEYS) + [re.escape(k) if k.isidentifier() else k for k in extra_keys]
+        keys = list(_SECRET_NAMES) + [re.escape(k) if k.isidentifier() else k for k in extra_keys]
         self._key_re = re.compile("(?i)(?:" + "|".join(keys) + ")")
         patterns: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
             (re.compile(p), r.replace(REDACTED, replacement), t) for p, r, t in _VALUE_PATTERNS
@@ -118,6 +193,8 @@ class Scrubber:
         self.replacement = replacement
         self._key_cache: dict[str, bool] = {}
 
+    # -- keys ------------------------------------------------------------------------------
+
     def key_is_secret(self, key: str) -> bool:
         hit = self._key_cache.get(key)
         if hit is None:
@@ -125,6 +202,8 @@ class Scrubber:
             if len(self._key_cache) < 4096:
                 self._key_cache[key] = hit
         return hit
+
+    # -- text ------------------------------------------------------------------------------
 
     def text(self, text: str) -> str:
         """Redact secret-looking values inside free text."""
@@ -135,43 +214,177 @@ class Scrubber:
             text = pattern.sub(repl, text)
         return text
 
+    def capped(self, text: str, limit: int, *, keep_tail: int = 0) -> str:
+        """``text`` scrubbed, then cut to ``limit`` characters (plus a short marker) so that
+        no secret cut by the cap leaves a readable piece.
+
+        The scrub covers the kept part plus :data:`MARGIN` characters beyond each cut, so a
+        secret across a cut is redacted whole; a cut that still falls inside a word moves to
+        the word's edge, so the visible text never ends (or, for the kept tail, starts) with
+        a fragment of a token. ``keep_tail`` keeps that many characters from the end (stack
+        traces keep their innermost frames) and elides the middle instead. The result is
+        valid UTF-8 (lone surrogates replaced), ready for an exporter.
+        """
+        limit = max(int(limit), 0)
+        keep_tail = min(max(int(keep_tail), 0), limit)
+        n = len(text)
+        head_n = limit - keep_tail
+        if n <= limit + MARGIN:
+            whole = self.text(text)
+            if len(whole) <= limit:
+                return _valid(whole)
+            head = tail = whole
+            unscanned = 0
+        else:
+            head = self.text(text[: head_n + MARGIN])
+            tail = self.text(text[n - keep_tail - MARGIN :]) if keep_tail else ""
+            unscanned = n - (head_n + MARGIN) - (keep_tail + MARGIN if keep_tail else 0)
+        head_end = _cut_back(head, self._outside_marker(head, head_n))
+        visible_head = head[:head_end]
+        if not keep_tail:
+            dropped = len(head) - head_end + unscanned
+            return _valid(f"{visible_head}... [truncated {dropped} chars]")
+        tail_start = _cut_forward(tail, self._outside_marker(tail, len(tail) - keep_tail, True))
+        visible_tail = tail[tail_start:]
+        if head is tail:
+            dropped = tail_start - head_end
+        else:
+            dropped = (len(head) - head_end) + unscanned + tail_start
+        return _valid(f"{visible_head}\n... [{dropped} chars elided] ...\n{visible_tail}")
+
+    def _outside_marker(self, text: str, cut: int, forward: bool = False) -> int:
+        """``cut`` moved off a redaction marker it would split (``[REDA``)."""
+        rep = self.replacement
+        if not rep or cut <= 0 or cut >= len(text):
+            return cut
+        i = text.find(rep, max(0, cut - len(rep) + 1), cut + len(rep) - 1)
+        if i == -1 or not i < cut < i + len(rep):
+            return cut
+        return i + len(rep) if forward else i
+
+    def render(self, value: Any, limit: int) -> str:
+        """One attribute value as scrubbed, capped text: a string as it is, anything else by
+        its ``repr`` after redacting secret keys at every depth of mappings and sequences
+        (and secret-looking values in bytes)."""
+        if isinstance(value, str):
+            return self.capped(value, limit)
+        return self.capped(safe_repr(self.redact(value), limit + MARGIN), limit)
+
+    # -- structures ------------------------------------------------------------------------
+
     def value(self, key: str, value: Any, _depth: int = 0) -> Any:
         """Scrub one keyed value: redacted outright if the key is secret, else by content."""
         if self.key_is_secret(key):
             return self.replacement
-        return self._walk(value, _depth)
+        return self._walk(value, _depth, str_keys=True)
 
     def mapping(self, data: Mapping[Any, Any], _depth: int = 0) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        """A copy of ``data`` with string keys, secret keys redacted at every depth and every
+        string value scrubbed (what goes into a JSON envelope)."""
+        return self._mapping(data, _depth, str_keys=True)
+
+    def redact(self, value: Any) -> Any:
+        """A copy of ``value`` that keeps its shape for ``repr`` (tuples stay tuples, keys
+        keep their type) with secret keys redacted at every depth; strings and bytes are
+        scrubbed by content. Other objects are returned as they are (their repr is scrubbed
+        as text)."""
+        return self._walk(value, 0, str_keys=False)
+
+    def _mapping(self, data: Mapping[Any, Any], depth: int, *, str_keys: bool) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        size = _size(data)
         for i, (k, v) in enumerate(data.items()):
             if i >= _MAX_ITEMS:
-                out["…"] = f"{len(data) - _MAX_ITEMS} more items"
+                out["…"] = f"{size - _MAX_ITEMS} more items" if size >= 0 else "more items"
                 break
-            key = k if isinstance(k, str) else _safe_key(k)
-            out[key] = self.value(key, v, _depth + 1)
+            name = k if isinstance(k, str) else _safe_key(k)
+            key = name if str_keys else k
+            if self.key_is_secret(name):
+                out[key] = self.replacement
+            else:
+                out[key] = self._walk(v, depth + 1, str_keys=str_keys)
         return out
 
-    def _walk(self, value: Any, depth: int) -> Any:
+    def _walk(self, value: Any, depth: int, *, str_keys: bool) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if value is None or isinstance(value, (bool, int, float)):
             return value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return self._bytes(value)
         if depth >= _MAX_DEPTH:
             return "…"
         if isinstance(value, Mapping):
             try:
-                return self.mapping(value, depth)
+                return self._mapping(value, depth, str_keys=str_keys)
             except Exception:
                 return f"<unreadable {type(value).__name__}>"
-        if isinstance(value, (list, tuple, set, frozenset)):
+        if type(value) in _SEQUENCES:  # subclasses (namedtuples) keep their repr
             try:
-                items = list(value)[:_MAX_ITEMS]
+                items = list(islice(value, _MAX_ITEMS + 1))
             except Exception:
                 return f"<unreadable {type(value).__name__}>"
-            return [self._walk(v, depth + 1) for v in items]
-        if isinstance(value, bytes):
-            return self.text(value[:4096].decode("utf-8", "replace"))
+            out = [self._walk(v, depth + 1, str_keys=str_keys) for v in items[:_MAX_ITEMS]]
+            if len(items) > _MAX_ITEMS:
+                out.append("…")
+            if isinstance(value, tuple):
+                return tuple(out)
+            if isinstance(value, (set, frozenset)):
+                try:
+                    return type(value)(out)
+                except TypeError:
+                    return out
+            return out
         return value
+
+    def _bytes(self, value: bytes | bytearray | memoryview) -> Any:
+        try:
+            raw = bytes(value[:_MAX_BYTES])
+        except Exception:
+            return f"<unreadable {type(value).__name__}>"
+        text = raw.decode("utf-8", "replace")
+        clean = self.text(text)
+        if clean == text and isinstance(value, bytes) and len(value) <= _MAX_BYTES:
+            return value
+        return clean.encode("utf-8", "replace")
+
+
+def _size(data: Mapping[Any, Any]) -> int:
+    try:
+        return len(data)
+    except Exception:
+        return -1
+
+
+def _cut_back(text: str, cut: int) -> int:
+    """``cut``, or the start of the word it would split."""
+    if cut <= 0:
+        return 0
+    if cut >= len(text):
+        return len(text)
+    if _WORD_BREAK.match(text, cut - 1) or _WORD_BREAK.match(text, cut):
+        return cut
+    m = _WORD_BREAK.search(text[cut - 1 :: -1])
+    return cut - m.start() if m else 0
+
+
+def _cut_forward(text: str, start: int) -> int:
+    """``start``, or the end of the word it would split."""
+    if start <= 0:
+        return 0
+    if start >= len(text):
+        return len(text)
+    if _WORD_BREAK.match(text, start - 1) or _WORD_BREAK.match(text, start):
+        return start
+    m = _WORD_BREAK.search(text, start)
+    return m.start() if m else len(text)
+
+
+def _valid(text: str) -> str:
+    """Valid UTF-8: exporters choke on lone surrogates."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _safe_key(k: object) -> str:
@@ -180,6 +393,34 @@ def _safe_key(k: object) -> str:
     except Exception:
         return f"<key {type(k).__name__}>"
 
+
+# -- URLs ---------------------------------------------------------------------------------------
+
+_USERINFO = re.compile(r"^[^/?#@\s]*@")
+
+
+def redact_url(url: object) -> str:
+    """``url`` fit to print: without its ``user:password@`` part, and with secret query
+    parameters (``?token=...``, ``&api_key=...``) redacted. Never raises.
+
+    ``http://admin:pw@collector:4317/v1`` -> ``http://collector:4317/v1``. Also handles a
+    URL without a scheme (``admin:pw@collector:4317``) and several ``@``s (everything up to
+    the last one is userinfo, as HTTP clients read it).
+    """
+    text = url if isinstance(url, str) else safe_str(url, 4096)
+    try:
+        parts = urlsplit(text)
+        if parts.netloc:
+            host = parts.netloc.rpartition("@")[2]
+            text = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+        else:
+            text = _USERINFO.sub("", text, count=1)
+    except ValueError:  # e.g. an invalid IPv6 literal: strip by pattern
+        text = re.sub(r"(//|^)[^/?#\s]*@", r"\1", text, count=1)
+    return _current.text(text)
+
+
+# -- the scrubber in force ----------------------------------------------------------------------
 
 default_scrubber = Scrubber()
 _current = default_scrubber
@@ -197,6 +438,11 @@ def set_current(scrubber: Scrubber | None) -> None:
 
 def scrub_text(text: str) -> str:
     return _current.text(text)
+
+
+def scrub_capped(text: str, limit: int, *, keep_tail: int = 0) -> str:
+    """:meth:`Scrubber.capped` with the scrubber in force."""
+    return _current.capped(text, limit, keep_tail=keep_tail)
 
 
 def scrub_mapping(data: Mapping[Any, Any]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
 
 def _parts(exc: BaseException) -> tuple[str, str, str | None, dict[str, Any], str]:
     scrubber = scrub.current()
-    message = scrubber.text(safe_str(exc, _MAX_MESSAGE))
+    message = scrubber.capped(safe_str(exc, _MAX_MESSAGE + scrub.MARGIN), _MAX_MESSAGE)
     # The stage recorded when the exception escaped (a decorator's, a capture block's) is
     # gone from the context by the time a handler builds the envelope: reuse the record.
     info = recorded_info(exc) or classify(exc, message=message)

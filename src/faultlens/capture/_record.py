@@ -33,7 +33,6 @@ from ..errors import (
     clean_text,
     error_type,
     qualified_name,
-    safe_repr,
     safe_str,
 )
 from ._context import current_scope
@@ -182,7 +181,7 @@ def _format_one(exc: BaseException, out: list[str]) -> None:
             line = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
             if line:
                 out.append(f"    {line}\n")
-    message = safe_str(exc, 2048)
+    message = scrub.current().capped(safe_str(exc, 2048 + scrub.MARGIN), 2048)
     name = qualified_name(type(exc))
     out.append(f"{name}: {message}\n" if message else f"{name}\n")
 
@@ -233,11 +232,8 @@ def format_stacktrace(exc: BaseException, limit: int) -> str:
         except BaseException:
             text = ""
         text += f"{qualified_name(type(exc))}: {safe_str(exc, 2048)}\n"
-    if len(text) > limit:
-        head = limit // 8
-        tail = limit - head
-        text = f"{text[:head]}\n... [{len(text) - limit} chars elided] ...\n{text[-tail:]}"
-    return clean_text(text, limit + 64)
+    # Scrubbed before it is capped, and capped without leaving a piece of a cut secret.
+    return scrub.current().capped(text, limit, keep_tail=limit - limit // 8)
 
 
 def _attr_value(value: Any, cap: int) -> AttrValue:
@@ -245,9 +241,9 @@ def _attr_value(value: Any, cap: int) -> AttrValue:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
             return str(value)
         return value
-    if isinstance(value, str):
-        return clean_text(scrub.current().text(value), cap)
-    return clean_text(scrub.current().text(safe_repr(value, cap)), cap)
+    # Strings as they are, anything else by its repr with secret keys redacted at every
+    # depth; scrubbed before capping, so no secret cut by the cap stays readable.
+    return scrub.current().render(value, cap)
 
 
 def _context_attributes(prefix: str, context: Mapping[str, Any], out: dict[str, AttrValue]) -> None:
@@ -295,7 +291,8 @@ def _classify(exc: BaseException, stage: str | None, severity: Severity | None) 
     """Classification with the scrubbed, capped message and the most specific stage: a
     FaultError's own (set where it was raised), then the caller's (record_error argument or
     the decorator's), then the enclosing capture()."""
-    message = scrub.current().text(safe_str(exc, STATE.limits.max_message))
+    limit = STATE.limits.max_message
+    message = scrub.current().capped(safe_str(exc, limit + scrub.MARGIN), limit)
     if isinstance(exc, FaultError) and exc.stage:
         stage = exc.stage
     elif stage is None:
@@ -329,7 +326,7 @@ def _attributes(
     attrs: dict[str, AttrValue] = {
         "exception.type": info.exception_type,
         "exception.message": info.message,
-        "exception.stacktrace": scrub.current().text(format_stacktrace(exc, lim.max_stacktrace)),
+        "exception.stacktrace": format_stacktrace(exc, lim.max_stacktrace),  # scrubbed
         "faultlens.error.code": info.code,
         "faultlens.error.category": str(info.category),
         "faultlens.error.severity": info.severity.value,
@@ -454,8 +451,15 @@ def _fallback_info(exc: object) -> ErrorInfo:
         hint="",
         fingerprint="0" * 16,
         exception_type=qualified_name(type(exc)),
-        message=safe_str(exc, 256),
+        message=_fallback_message(exc),
     )
+
+
+def _fallback_message(exc: object) -> str:
+    try:
+        return scrub.current().capped(safe_str(exc, 256 + scrub.MARGIN), 256)
+    except Exception:
+        return "<message withheld: it could not be scrubbed>"
 
 
 def record_on_span(

@@ -159,21 +159,40 @@ class _StrictLoader:
 
 
 def load_yaml_file(path: str | os.PathLike[str], error: type[CatalogError] = CatalogError) -> Any:
-    """Read a YAML file strictly; every failure names the file and what to do."""
+    """Read a YAML file strictly; every failure names the file and what to do.
+
+    The file must be UTF-8 (a byte-order mark is allowed); anything else is an error naming
+    the file, the byte offset and the line, never a bare ``UnicodeDecodeError``."""
     import yaml
 
     p = os.fspath(path)
     try:
-        with open(p, encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_StrictLoader.get())
+        with open(p, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise error("file not found; check the path", source=p) from None
+    except IsADirectoryError:
+        raise error("is a directory, not a YAML file; check the path", source=p) from None
     except OSError as exc:
         raise error(f"cannot read file ({exc.strerror}); check its permissions", source=p) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, offset) + 1
+        raise error(
+            f"not UTF-8 text: byte 0x{data[offset]:02x} at offset {offset} (line {line}) "
+            "cannot be decoded; save the file as UTF-8",
+            source=p,
+        ) from None
+    try:
+        return yaml.load(text, Loader=_StrictLoader.get())
     except yaml.YAMLError as exc:
         raise error(
             f"invalid YAML: {exc}; fix the syntax at the position shown", source=p
         ) from None
+    except RecursionError:
+        raise error("invalid YAML: nested too deeply", source=p) from None
 
 
 def import_object(path: str) -> Any:

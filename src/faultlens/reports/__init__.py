@@ -17,7 +17,7 @@ from typing import Any
 from ..journal import Stats, compute_stats, read_records
 from ._alert_rules import render_alert_rules
 from ._csv import COLUMNS, neutralise, render_csv
-from ._html import MAX_ROWS, render_html, trace_link
+from ._html import MAX_ROWS, jaeger_base, render_html, trace_link
 
 __all__ = [
     "COLUMNS",
@@ -43,13 +43,15 @@ def render_report(
     title: str = DEFAULT_TITLE,
 ) -> str:
     """The report as text. ``fmt``: ``json`` (``{"title", "generated_at", "stats",
-    "records"}``), ``csv`` (one row per error, formula cells neutralised) or ``html``."""
+    "records"}``), ``csv`` (one row per error, formula cells neutralised) or ``html``.
+
+    ``jaeger_url`` only ever appears without its credentials (``user:pass@``, query)."""
     fmt = fmt.lower()
     if fmt == "json":
         doc = {
             "title": title,
             "generated_at": stats.now,
-            "jaeger_url": jaeger_url,
+            "jaeger_url": jaeger_base(jaeger_url),
             "stats": stats.to_dict(),
             "records": list(records),
         }

@@ -4,7 +4,8 @@ Self-contained: the CSS is inlined and the charts are inline SVG, so it opens of
 fetches nothing. Safe: every value from the journal (messages, context, stacks — all of it
 attacker-influenced) is HTML-escaped, and a Content-Security-Policy forbids scripts and any
 external load, so even a mistake in escaping could not run code. Links to Jaeger are built
-only from an http(s) base URL and a hex trace id.
+only from an http(s) base URL and a hex trace id, and never carry the URL's credentials
+(``https://user:pass@jaeger/`` links to ``https://jaeger/``; the browser asks for them).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from urllib.parse import quote, urlsplit
 
 from .._version import __version__
 from ..journal import Stats, TopError
+from ..scrub import redact_url
 from ._svg import SEVERITIES, bar_chart, timeline_chart
 
-__all__ = ["MAX_ROWS", "render_html", "trace_link"]
+__all__ = ["MAX_ROWS", "jaeger_base", "render_html", "trace_link"]
 
 MAX_ROWS = 1000  # newest error rows shown; the counts and charts always cover everything
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -43,13 +45,29 @@ def _css() -> str:
 
 
 def trace_link(jaeger_url: str | None, trace_id: object) -> str | None:
-    """``{jaeger_url}/trace/{trace_id}`` when both are sane, else None."""
+    """``{jaeger_url}/trace/{trace_id}`` when both are sane, else None. The link never
+    carries credentials: userinfo, query and fragment of ``jaeger_url`` are dropped."""
     if not jaeger_url or not isinstance(trace_id, str) or not _TRACE_ID.match(trace_id):
         return None
-    parts = urlsplit(jaeger_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    base = jaeger_base(jaeger_url)
+    if base is None:
         return None
-    return f"{jaeger_url.rstrip('/')}/trace/{quote(trace_id)}"
+    return f"{base}/trace/{quote(trace_id)}"
+
+
+def jaeger_base(jaeger_url: str | None) -> str | None:
+    """The Jaeger UI base URL fit to print and link to: http(s) only, without credentials,
+    query or fragment, without a trailing slash; None when it is not such a URL."""
+    if not jaeger_url or not isinstance(jaeger_url, str):
+        return None
+    try:
+        parts = urlsplit(jaeger_url.strip())
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return redact_url(f"{parts.scheme}://{host}{parts.path}").rstrip("/")
 
 
 def _when(ts: object) -> str:
@@ -180,8 +198,9 @@ def render_html(
         for s in stats.signals
     )
     sev_css = {s: f"sev-{s}" for s in SEVERITIES}
+    jaeger_shown = jaeger_base(jaeger_url)
     jaeger_note = (
-        f'<p class="meta">Traces link to Jaeger at {_e(jaeger_url)}.</p>' if jaeger_url else ""
+        f'<p class="meta">Traces link to Jaeger at {_e(jaeger_shown)}.</p>' if jaeger_shown else ""
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
