@@ -141,12 +141,12 @@ def _signal_url(settings: Settings, signal: str) -> str | None:
     return base if ex.protocol == "grpc" else f"{base}/v1/{signal}"
 
 
-def _exporter_args(settings: Settings, url: str) -> dict[str, Any]:
+def _exporter_args(settings: Settings, url: str, signal: str) -> dict[str, Any]:
     ex = settings.exporter
     args: dict[str, Any] = {
         "endpoint": url,
         "headers": dict(ex.headers) or None,
-        "timeout": int(ex.timeout),
+        "timeout": ex.timeout_for(signal),  # seconds, a float: 0.5 must not become 0
     }
     if ex.protocol == "grpc":
         args["insecure"] = ex.insecure if ex.insecure is not None else url.startswith("http://")
@@ -163,7 +163,7 @@ def _otlp_span_exporter(settings: Settings) -> SpanExporter | None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
             OTLPSpanExporter,
         )
-    return OTLPSpanExporter(**_exporter_args(settings, url))
+    return OTLPSpanExporter(**_exporter_args(settings, url, "traces"))
 
 
 def _otlp_metric_exporter(settings: Settings) -> MetricExporter | None:
@@ -176,7 +176,7 @@ def _otlp_metric_exporter(settings: Settings) -> MetricExporter | None:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
             OTLPMetricExporter,
         )
-    return OTLPMetricExporter(**_exporter_args(settings, url))
+    return OTLPMetricExporter(**_exporter_args(settings, url, "metrics"))
 
 
 # Process attributes that may carry secrets passed on the command line.

@@ -343,3 +343,42 @@ def test_load_settings_reads_nothing_it_was_not_asked_to(tmp_path, monkeypatch):
     s = load_settings(env={})
     assert s.config_file is None and s.catalogs == ()
     assert os.getcwd() == str(tmp_path)
+
+
+def test_a_sub_second_otlp_timeout_reaches_the_exporter_as_such():
+    """OTEL_EXPORTER_OTLP_TIMEOUT=300 is 0.3 s: an export to a collector that accepts the
+    connection and never answers gives up after about that long (not at once, as a timeout
+    truncated to 0 s would, and not after 300 s)."""
+    import socket
+    import time
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from faultlens._setup import _otlp_span_exporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    provider.get_tracer("t").start_span("s").end()
+    spans = memory.get_finished_spans()
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        port = hung.getsockname()[1]
+        settings = load_settings(
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_TIMEOUT": "300",
+            }
+        )
+        exporter = _otlp_span_exporter(settings)
+        assert exporter is not None
+        start = time.monotonic()
+        exporter.export(spans)
+        elapsed = time.monotonic() - start
+        exporter.shutdown()
+    assert 0.2 <= elapsed < 3.0, elapsed
