@@ -194,8 +194,9 @@ class JournalSettings:
     enabled: bool | None = None  # None: on when no exporter is active (the embedded default)
     path: str = ".faultlens/journal"
     max_bytes: int = 10 * 1024 * 1024
-    max_files: int = 10
+    max_files: int | None = None
     retention_days: float = 14.0
+    max_total_bytes: int | None = None
     fsync: str = "batch"  # always | batch | never
 
     def active(self, exporter_active: bool) -> bool:
@@ -815,6 +816,7 @@ def load_settings(
         "path": jr.get("path", None, _path),
         "max_bytes": jr.get("max_bytes", None, _int(4096)),
         "max_files": jr.get("max_files", None, _int(1)),
+        "max_total_bytes": jr.get("max_total_bytes", None, _int(4096)),
         "retention_days": jr.get("retention_days", None, _number(0, strict=True)),
         "fsync": jr.get("fsync", None, _choice("always", "batch", "never")),
     }
@@ -981,7 +983,8 @@ def load_settings(
         or file_journal["path"]
         or ".faultlens/journal",
         max_bytes=file_journal["max_bytes"] or 10 * 1024 * 1024,
-        max_files=file_journal["max_files"] or 10,
+        max_files=file_journal["max_files"],
+        max_total_bytes=file_journal["max_total_bytes"],
         retention_days=file_journal["retention_days"] or 14.0,
         fsync=env_conv("FAULTLENS_JOURNAL_FSYNC", _choice("always", "batch", "never"))
         or file_journal["fsync"]

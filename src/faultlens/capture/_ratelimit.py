@@ -2,9 +2,14 @@
 
 During an error storm the first ``burst`` events of each fingerprint per window are recorded
 in full; the rest are counted (``faultlens.internal.dropped{reason="rate_limited"}``) and the
-next recorded event of that fingerprint carries how many were suppressed before it. Memory is
-bounded by ``max_fingerprints`` (least recently seen evicted), so a storm of distinct errors
-keeps memory flat too.
+next recorded event of that fingerprint carries how many were suppressed before it (on its
+span event, ``faultlens.error.suppressed``). Memory is bounded by ``max_fingerprints`` (least
+recently seen evicted), so a storm of distinct errors keeps memory flat too.
+
+Sinks that keep their own totals (the journal) are told about every suppressed occurrence
+as it happens (``notify_suppressed``), so a storm that ends, or a process that exits, before
+the next recorded event still leaves an exact count behind: a sink may define
+``note_suppressed(info, timestamp_ns, service)`` beside its ``__call__``.
 """
 
 from __future__ import annotations
@@ -12,8 +17,33 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-__all__ = ["RateLimiter"]
+from ._state import STATE
+from ._telemetry import internal_error
+
+if TYPE_CHECKING:
+    from ..errors import ErrorInfo
+
+__all__ = ["RateLimiter", "notify_suppressed"]
+
+
+def notify_suppressed(info: ErrorInfo) -> None:
+    """One occurrence of ``info`` was rate-limited: tell every sink that counts them
+    (``note_suppressed``). Cheap (a clock read and a loop over the few sinks); never
+    raises."""
+    sinks = STATE.sinks
+    if not sinks:
+        return
+    ts = time.time_ns()
+    for sink in sinks:
+        note = getattr(sink, "note_suppressed", None)
+        if note is None:
+            continue
+        try:
+            note(info, ts, STATE.service_name)
+        except Exception as exc:
+            internal_error(f"error sink {sink!r}", exc)
 
 
 class _Entry:

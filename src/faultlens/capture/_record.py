@@ -36,7 +36,7 @@ from ..errors import (
     safe_str,
 )
 from ._context import current_scope
-from ._ratelimit import RateLimiter
+from ._ratelimit import RateLimiter, notify_suppressed
 from ._state import STATE
 from ._telemetry import count_dropped, errors_counter, get_tracer, internal_error
 
@@ -424,6 +424,7 @@ def _emit(
     admitted, suppressed = _rate_limiter().admit(info.fingerprint)
     if not admitted:
         count_dropped("rate_limited")
+        notify_suppressed(info)
         return info
     event = ErrorEvent(
         exception=exc,

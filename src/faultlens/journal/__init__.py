@@ -3,36 +3,58 @@
 - ``start_journal(settings)``: the component ``faultlens.configure()`` starts when no
   exporter is configured (the embedded default) or when asked. It is a *sink* of the
   capture layer, not a span processor: see ``_journal`` for why.
-- ``read_records(path, since, until)``: every process's files, damaged lines skipped.
-- ``compute_stats(records)``: totals, top errors, breakdowns, timeline, trend, spikes.
+- ``read_records(path, since, until)``: the error lines of every process's files, damaged
+  lines skipped; ``read_entries`` adds the rate limiter's tallies and the dropped lines.
+- ``compute_stats(entries)`` / ``journal_stats(path, ...)``: totals (rate-limited
+  occurrences included), top errors, breakdowns, timeline, trend, spikes, drops.
+- ``JournalTail``: incremental reading for the local monitor (same totals, via
+  ``occurrences``).
+- ``inspect_journal(path)``: the journal's health for ``faultlens doctor``.
 - ``LocalMonitor``: the faultlens.yaml thresholds, notified on log/webhook channels.
 
 File layout: ``<path>/journal-<host>-<pid>-<n>.jsonl``, one writer per file (see
-``_files``), rotated at ``max_bytes``, pruned by ``retention_days`` and ``max_files``.
+``_files``), owner-only (0700 directory, 0600 files), rotated at ``max_bytes``, pruned by
+``retention_days`` and total size (``max_total_bytes``). Line format: ``_format``.
 """
 
 from ._alerts import Alert
 from ._files import JournalFile, list_files, prune
-from ._format import FIELDS, SCHEMA_VERSION, to_dict
+from ._format import (
+    FIELDS,
+    KIND_DROPPED,
+    KIND_ERROR,
+    KIND_SUPPRESSED,
+    SCHEMA_VERSION,
+    occurrences,
+    summarised,
+    to_dict,
+    validate,
+)
+from ._health import JournalHealth, inspect_journal
 from ._journal import Journal, start_journal
 from ._monitor import LocalMonitor
 from ._notify import LogChannel, Notifier, WebhookChannel, build_channels
-from ._reader import JournalTail, parse_line, read_records
-from ._stats import Bucket, Signal, Stats, TopError, Trend, compute_stats
+from ._reader import JournalTail, ReadReport, parse_line, read_entries, read_records
+from ._stats import Bucket, Signal, Stats, TopError, Trend, compute_stats, journal_stats
 from ._writer import JournalWriter
 
 __all__ = [
     "FIELDS",
+    "KIND_DROPPED",
+    "KIND_ERROR",
+    "KIND_SUPPRESSED",
     "SCHEMA_VERSION",
     "Alert",
     "Bucket",
     "Journal",
     "JournalFile",
+    "JournalHealth",
     "JournalTail",
     "JournalWriter",
     "LocalMonitor",
     "LogChannel",
     "Notifier",
+    "ReadReport",
     "Signal",
     "Stats",
     "TopError",
@@ -40,10 +62,16 @@ __all__ = [
     "WebhookChannel",
     "build_channels",
     "compute_stats",
+    "inspect_journal",
+    "journal_stats",
     "list_files",
+    "occurrences",
     "parse_line",
     "prune",
+    "read_entries",
     "read_records",
     "start_journal",
+    "summarised",
     "to_dict",
+    "validate",
 ]

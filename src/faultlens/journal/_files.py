@@ -4,6 +4,16 @@ Each process appends to its own files, ``journal-<host>-<pid>-<n>.jsonl``: no tw
 ever share a file, so no cross-process lock is needed and a line can never interleave with
 another process's line (NFS and Windows make O_APPEND atomicity a promise we cannot keep).
 Readers merge the directory.
+
+Permissions: the journal holds messages, stacks and context of every error, so it is
+owner-only. Directories faultlens creates are 0700 and files 0600 whatever the umask
+(``make_private_dir``, ``open_private``); rotation creates every new file the same way. A
+directory that already existed is never chmod-ed behind the user's back (it may be a
+shared directory they chose on purpose): the writer warns once when it is open to group or
+others, ``inspect_journal`` (``faultlens doctor``) reports it, and the files in it are 0600
+anyway.
+
+Retention (``prune``) is by age and total size, never by a number of files.
 """
 
 from __future__ import annotations
@@ -15,7 +25,20 @@ import re
 import time
 from dataclasses import dataclass
 
-__all__ = ["JournalFile", "file_name", "list_files", "prune"]
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "JournalFile",
+    "file_name",
+    "list_files",
+    "make_private_dir",
+    "open_private",
+    "prune",
+    "wide_permissions",
+]
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 _NAME = re.compile(r"^journal-(?P<host>.+)-(?P<pid>\d+)-(?P<n>\d+)\.jsonl$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
@@ -71,20 +94,89 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# -- owner-only files ----------------------------------------------------------------------------
+
+
+def make_private_dir(directory: str) -> bool:
+    """Create ``directory`` and its missing parents owner-only (0700), whatever the umask.
+
+    Returns whether anything was created. A directory that already exists is left exactly
+    as it is: faultlens never changes the permissions of a directory it did not create
+    (``wide_permissions`` tells the caller so it can warn instead).
+    """
+    directory = os.path.abspath(directory)
+    missing: list[str] = []
+    d = directory
+    while not os.path.isdir(d):
+        missing.append(d)
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, DIR_MODE)
+        except FileExistsError:
+            if os.path.isdir(d):  # another process made it meanwhile: not ours to change
+                continue
+            raise
+        os.chmod(d, DIR_MODE)  # mkdir's mode went through the umask (0o777 would leave 000)
+    return bool(missing)
+
+
+def open_private(path: str, flags: int) -> int:
+    """Open ``path`` for writing, creating it owner-only (0600) whatever the umask.
+
+    The last component is never followed if it is a symlink (a link planted in the journal
+    directory must not redirect the journal elsewhere). A journal file of ours found with
+    wider permissions (written by an older faultlens) is narrowed to 0600.
+    """
+    fd = os.open(
+        path,
+        flags | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
+        FILE_MODE,
+    )
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o777 != FILE_MODE and st.st_uid == os.geteuid():
+            os.fchmod(fd, FILE_MODE)
+    except (OSError, AttributeError):  # AttributeError: no geteuid/fchmod (Windows)
+        pass
+    return fd
+
+
+def wide_permissions(directory: str) -> int | None:
+    """The mode of ``directory`` when group or others may read or enter it, else None."""
+    try:
+        mode = os.stat(directory).st_mode & 0o777
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
+
+
+# -- retention -----------------------------------------------------------------------------------
+
+
 def prune(
     directory: str,
     *,
-    max_files: int,
     retention_days: float,
+    max_total_bytes: int,
     keep: str | None,
     host: str,
     now: float | None = None,
 ) -> list[str]:
-    """Delete journal files older than ``retention_days``, then the oldest beyond
-    ``max_files`` (a count over the whole directory, all processes together).
+    """Retention by age and total size, never by how many processes wrote.
+
+    Deletes journal files last modified more than ``retention_days`` ago, then the oldest
+    files until the directory's journal files total at most ``max_total_bytes``. Every
+    process writes its own files, so a count of files would measure how many processes
+    ran (a nightly job's history would vanish after a few runs); age and size measure what
+    the journal holds.
 
     Never deletes ``keep`` (the caller's open file) nor the newest file of another live
-    process on this host, which may still be appending to it. Returns the deleted paths.
+    process on this host, which may still be appending to it. Only ``journal-*.jsonl``
+    files are ever deleted. Returns the deleted paths.
     """
     now = time.time() if now is None else now
     files = list_files(directory)
@@ -93,9 +185,10 @@ def prune(
     for f in files:
         if f.host == me:
             newest[f.pid] = max(newest.get(f.pid, 0), f.n)
+    keep_abs = os.path.abspath(keep) if keep is not None else None
 
     def protected(f: JournalFile) -> bool:
-        if keep is not None and os.path.abspath(f.path) == os.path.abspath(keep):
+        if keep_abs is not None and os.path.abspath(f.path) == keep_abs:
             return True
         return f.host == me and newest.get(f.pid) == f.n and _pid_alive(f.pid)
 
@@ -109,14 +202,14 @@ def prune(
                 deleted.append(f.path)
                 continue
         remaining.append(f)
-    excess = len(remaining) - max_files
+    total = sum(f.size for f in remaining)
     for f in remaining:  # oldest first
-        if excess <= 0:
+        if total <= max_total_bytes:
             break
         if protected(f):
             continue
         with contextlib.suppress(OSError):
             os.unlink(f.path)
             deleted.append(f.path)
-            excess -= 1
+            total -= f.size
     return deleted

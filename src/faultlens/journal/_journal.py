@@ -5,7 +5,9 @@ Why a sink and not a span processor (DESIGN.md's first sketch): ``record_error()
 every admitted error to the registered sinks at record time, on the recording thread. A
 span processor would only see errors when their span *ends*, would see nothing when the
 application owns a non-SDK tracer provider, and would lose the error of a span that never
-ends because the process is crashing. The sink sees all of them, exactly once.
+ends because the process is crashing. The sink sees all of them, exactly once, and is
+told about every occurrence the rate limiter suppressed (``note_suppressed``) so the
+journal's totals are exact.
 """
 
 from __future__ import annotations
@@ -19,8 +21,28 @@ from ._writer import JournalWriter
 
 if TYPE_CHECKING:
     from .._config import JournalSettings, Settings
+    from ..errors import ErrorInfo
 
 __all__ = ["Journal", "start_journal"]
+
+
+class _JournalSink:
+    """What ``STATE.add_sink`` receives: recorded errors and rate-limited occurrences go
+    straight to the writer (write-through, on the recording thread)."""
+
+    __slots__ = ("writer",)
+
+    def __init__(self, writer: JournalWriter) -> None:
+        self.writer = writer
+
+    def __call__(self, record: ErrorRecord, /) -> None:
+        self.writer.submit(record)
+
+    def note_suppressed(self, info: ErrorInfo, timestamp_ns: int, service: str | None) -> None:
+        self.writer.note_suppressed(info, timestamp_ns, service)
+
+    def __repr__(self) -> str:
+        return f"<faultlens journal sink {self.writer.directory}>"
 
 
 class Journal:
@@ -31,17 +53,13 @@ class Journal:
         settings: JournalSettings,
         *,
         monitor: LocalMonitor | None = None,
-        linger: float | None = None,
     ) -> None:
         self.settings = settings
-        self.writer = JournalWriter(settings, linger=linger)
+        self.writer = JournalWriter(settings)
         self.monitor = monitor
         self.path = self.writer.directory
-        # One bound method, kept: remove_sink() matches by identity.
-        self.sink = self._sink
-
-    def _sink(self, record: ErrorRecord) -> None:
-        self.writer.submit(record)
+        # One object, kept: remove_sink() matches by identity.
+        self.sink = _JournalSink(self.writer)
 
     def start(self) -> Journal:
         STATE.add_sink(self.sink)
@@ -50,7 +68,8 @@ class Journal:
         return self
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Write everything recorded so far. True when done within ``timeout``."""
+        """Write anything still pending (records are written as they are recorded) and the
+        drops counted so far. True when done within ``timeout``."""
         return self.writer.flush(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:

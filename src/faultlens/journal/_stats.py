@@ -6,6 +6,14 @@ seen before (new code), critical errors, and the trend of the rate over time.
 
 Pure functions over plain dicts (the journal's JSON lines), so the CLI, the reports, the
 local monitor and tests all compute the same numbers.
+
+Every total counts occurrences, rate-limited ones included: an error line counts
+1 + its ``suppressed``, a ``suppressed`` tally counts its ``count`` (``_format.occurrences``),
+so 50 identical errors under ``rate_limit=5`` read "50 errors, 45 of them summarised"
+(``total`` 50, ``suppressed`` 45, ``recorded`` 5), like ``faultlens.errors`` in Prometheus.
+``dropped`` lines (what faultlens itself lost) are summed by reason in ``dropped`` and raise
+a ``dropped`` signal. Lines that fail ``_format.entry_kind`` (a NaN or out-of-range ``ts``,
+a mistyped field) are ignored, whoever built the list.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._format import KIND_DROPPED, KIND_ERROR, entry_kind, occurrences, summarised, valid_ts
+
 __all__ = [
     "RECENT_WINDOW",
     "SPIKE_FACTOR",
@@ -27,6 +37,7 @@ __all__ = [
     "TopError",
     "Trend",
     "compute_stats",
+    "journal_stats",
 ]
 
 RECENT_WINDOW = 300.0  # s: "now", like rate(...[5m]) in the Prometheus rules
@@ -50,8 +61,8 @@ class TopError:
     code: str
     category: str
     severity: str
-    count: int
-    suppressed: int
+    count: int  # occurrences, rate-limited ones included
+    suppressed: int  # of which summarised by the rate limiter
     first_seen: float
     last_seen: float
     message: str
@@ -86,7 +97,7 @@ class Trend:
 class Signal:
     """Something alert-worthy, in the words of the Prometheus rules."""
 
-    kind: str  # spike | new_code | critical | rising | rate
+    kind: str  # spike | new_code | critical | rising | rate | dropped
     severity: str
     summary: str
     code: str | None = None
@@ -95,8 +106,8 @@ class Signal:
 @dataclass(frozen=True, slots=True)
 class Stats:
     now: float
-    total: int
-    suppressed: int
+    total: int  # errors that happened, rate-limited ones included
+    suppressed: int  # of which summarised by the rate limiter (tallies), not written in full
     unique_fingerprints: int
     first_seen: float | None
     last_seen: float | None
@@ -119,6 +130,8 @@ class Stats:
     new_codes: list[dict[str, Any]]
     critical_recent: int
     signals: list[Signal] = field(default_factory=list)
+    recorded: int = 0  # error lines written in full; total - suppressed
+    dropped: dict[str, int] = field(default_factory=dict)  # what faultlens lost, by reason
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (what ``faultlens stats --json`` prints)."""
@@ -188,13 +201,28 @@ def compute_stats(
     defaults to a round size giving at most ``MAX_BUCKETS`` buckets.
     """
     now = time.time() if now is None else float(now)
-    recs = [r for r in records if isinstance(r.get("ts"), (int, float))]
+    recs: list[Mapping[str, Any]] = []
+    dropped: Counter[str] = Counter()
+    recorded = 0
+    for r in records:
+        kind = entry_kind(r) if isinstance(r, Mapping) else None
+        if kind is None:
+            continue
+        if kind == KIND_DROPPED:
+            dropped[str(r.get("reason"))] += int(r.get("count") or 0)
+            continue
+        if occurrences(r) <= 0:
+            continue
+        if kind == KIND_ERROR:
+            recorded += 1
+        recs.append(r)
     recs.sort(key=lambda r: float(r["ts"]))
     by: dict[str, Counter[str]] = {
         k: Counter() for k in ("code", "category", "severity", "stage", "service")
     }
     groups: dict[str, dict[str, Any]] = {}
     code_first: dict[str, float] = {}
+    total = 0
     suppressed = 0
     recent_start = now - recent_window
     base_start = recent_start - baseline_window
@@ -202,34 +230,42 @@ def compute_stats(
     baseline_count = 0
     critical_recent = 0
     recent_codes: Counter[str] = Counter()
+    first: float | None = None
     for r in recs:
         ts = float(r["ts"])
+        since = _first_ts(r)
+        first = since if first is None else min(first, since)
+        w = occurrences(r)
+        sup_n = summarised(r)
+        total += w
+        suppressed += sup_n
         code = _str(r, "code", "UNKNOWN")
         sev = _str(r, "severity", "medium")
-        sup = r.get("suppressed")
-        sup_n = sup if isinstance(sup, int) and not isinstance(sup, bool) and sup > 0 else 0
-        suppressed += sup_n
-        by["code"][code] += 1
-        by["category"][_str(r, "category", "system")] += 1
-        by["severity"][sev] += 1
-        by["stage"][_str(r, "stage", NO_STAGE) or NO_STAGE] += 1
-        by["service"][_str(r, "service", "unknown")] += 1
-        code_first.setdefault(code, ts)
+        by["code"][code] += w
+        by["category"][_str(r, "category", "system")] += w
+        by["severity"][sev] += w
+        by["stage"][_str(r, "stage", NO_STAGE) or NO_STAGE] += w
+        by["service"][_str(r, "service", "unknown")] += w
+        code_first[code] = min(code_first.get(code, since), since)
         if recent_start <= ts <= now:
-            recent_count += 1
-            recent_codes[code] += 1
+            recent_count += w
+            recent_codes[code] += w
             if sev == "critical":
-                critical_recent += 1
+                critical_recent += w
         elif base_start <= ts < recent_start:
-            baseline_count += 1
+            baseline_count += w
         fp = _str(r, "fingerprint") or code
         g = groups.get(fp)
         if g is None:
-            g = groups[fp] = {"count": 0, "suppressed": 0, "first": ts, "sample": r}
-        g["count"] += 1
+            g = groups[fp] = {"count": 0, "suppressed": 0, "first": since, "sample": r}
+        g["count"] += w
         g["suppressed"] += sup_n
+        g["first"] = min(g["first"], since)
         g["last"] = ts
-        g["sample"] = r  # newest occurrence: the most relevant message and trace
+        # The newest occurrence written in full is the most relevant message and trace; a
+        # tally stands in only until one is seen.
+        if r.get("kind", KIND_ERROR) == KIND_ERROR or g["sample"].get("kind") != KIND_ERROR:
+            g["sample"] = r
 
     top: list[TopError] = []
     ranked = sorted(groups.items(), key=lambda kv: (-kv[1]["count"], -kv[1]["last"], kv[0]))
@@ -257,7 +293,6 @@ def compute_stats(
         )
 
     # -- timeline -----------------------------------------------------------------------
-    first = float(recs[0]["ts"]) if recs else None
     last = float(recs[-1]["ts"]) if recs else None
     end = max(now, last) if last is not None else now
     begin = first if first is not None else now - recent_window
@@ -270,9 +305,10 @@ def compute_stats(
     counts = [0] * nb
     sev_counts: list[Counter[str]] = [Counter() for _ in range(nb)]
     for r in recs:
-        i = min(int((float(r["ts"]) - origin) // b), nb - 1)
-        counts[i] += 1
-        sev_counts[i][_str(r, "severity", "medium")] += 1
+        i = min(max(int((float(r["ts"]) - origin) // b), 0), nb - 1)
+        w = occurrences(r)
+        counts[i] += w
+        sev_counts[i][_str(r, "severity", "medium")] += w
     history = max(round(baseline_window / b), 1)
     buckets: list[Bucket] = []
     spikes: list[Bucket] = []
@@ -337,9 +373,21 @@ def compute_stats(
             )
         )
 
+    lost = sum(dropped.values())
+    if lost:
+        reasons = ", ".join(f"{n} {k}" for k, n in sorted(dropped.items()))
+        signals.append(
+            Signal(
+                "dropped",
+                "high",
+                f"faultlens could not record {lost} item{'s' if lost != 1 else ''} "
+                f"({reasons}): see faultlens.internal.dropped",
+            )
+        )
+
     return Stats(
         now=now,
-        total=len(recs),
+        total=total,
         suppressed=suppressed,
         unique_fingerprints=len(groups),
         first_seen=first,
@@ -363,7 +411,30 @@ def compute_stats(
         new_codes=new_codes,
         critical_recent=critical_recent,
         signals=signals,
+        recorded=recorded,
+        dropped=dict(sorted(dropped.items())),
     )
+
+
+def _first_ts(r: Mapping[str, Any]) -> float:
+    """When an entry's first occurrence happened: a tally's ``first_ts``, else ``ts``."""
+    first = r.get("first_ts")
+    ts = float(r["ts"])
+    return min(float(first), ts) if valid_ts(first) and first is not None else ts
+
+
+def journal_stats(
+    path: str,
+    since: float | None = None,
+    until: float | None = None,
+    **kwargs: Any,
+) -> Stats:
+    """``compute_stats`` over every line of the journal at ``path`` with ``since <= ts <=
+    until``: error records, tallies and dropped lines (what ``faultlens stats`` shows).
+    ``kwargs`` go to ``compute_stats``."""
+    from ._reader import read_entries
+
+    return compute_stats(read_entries(path, since, until), **kwargs)
 
 
 def _dur(seconds: float) -> str:

@@ -52,31 +52,35 @@ def crafted() -> list[dict[str, Any]]:
 
 
 def test_totals_breakdowns_and_top_errors() -> None:
+    # The 8th connection failure carries 2 earlier occurrences the rate limiter suppressed
+    # (how schema-1 journals recorded them): they happened, so every total counts them.
     s = compute_stats(crafted(), now=NOW)
-    assert s.total == 21
-    assert s.suppressed == 2
+    assert s.total == 23
+    assert s.suppressed == 2 and s.recorded == 21
     assert s.unique_fingerprints == 3
     assert s.by_code == {
         "EXE_TIMEOUT": 12,
-        "NET_CONNECTION_FAILED": 8,
+        "NET_CONNECTION_FAILED": 10,
         "RES_INSUFFICIENT_MEMORY": 1,
     }
-    assert s.by_category == {"execution": 12, "network": 8, "resource": 1}
-    assert s.by_severity == {"critical": 1, "high": 8, "medium": 12}  # most urgent first
-    assert s.by_stage == {"(none)": 9, "scoring": 12}
-    assert s.by_service == {"scorer": 13, "fetcher": 8}
+    assert s.by_category == {"execution": 12, "network": 10, "resource": 1}
+    assert s.by_severity == {"critical": 1, "high": 10, "medium": 12}  # most urgent first
+    assert s.by_stage == {"(none)": 11, "scoring": 12}
+    assert s.by_service == {"fetcher": 10, "scorer": 13}
     top = s.top[0]
     assert (top.code, top.count, top.fingerprint) == ("EXE_TIMEOUT", 12, "fp-EXE_TIMEOUT")
     assert top.first_seen == NOW - 2 * H and top.last_seen == NOW - 2 * H + 11 * 600
     second = s.top[1]
     assert second.message == "refused 7", "the sample is the newest occurrence"
-    assert second.suppressed == 2 and "NET_CONNECTION_FAILED" in second.stack
+    assert second.count == 10 and second.suppressed == 2
+    assert "NET_CONNECTION_FAILED" in second.stack
 
 
 def test_recent_rate_against_the_baseline_is_a_spike_like_the_prometheus_rule() -> None:
     s = compute_stats(crafted(), now=NOW)
-    assert s.recent_count == 9  # 8 connection failures + 1 critical in the last 5 min
-    assert s.recent_rate_per_hour == 9 * 12
+    # 8 connection failures (+2 suppressed) + 1 critical in the last 5 min
+    assert s.recent_count == 11
+    assert s.recent_rate_per_hour == 11 * 12
     # baseline: the hour before the recent window holds the timeouts of [NOW-65m, NOW-5m)
     assert s.baseline_rate_per_hour == 6.0
     assert s.spike is True
@@ -127,5 +131,5 @@ def test_empty_and_odd_input_and_json_output() -> None:
     s = compute_stats(odd, now=NOW)
     assert s.total == 1 and s.by_severity == {"medium": 1}
     doc = json.loads(json.dumps(compute_stats(crafted(), now=NOW).to_dict()))
-    assert doc["total"] == 21 and doc["top"][0]["code"] == "EXE_TIMEOUT"
+    assert doc["total"] == 23 and doc["top"][0]["code"] == "EXE_TIMEOUT"
     assert doc["trend"]["direction"] in ("rising", "falling", "flat")

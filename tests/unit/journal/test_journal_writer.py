@@ -84,16 +84,12 @@ def test_secrets_in_messages_are_scrubbed_before_they_reach_the_disk(journal_dir
     assert "hunter2" not in text and "p4ss" not in text
 
 
-def test_records_reach_the_file_within_a_fraction_of_a_second_without_shutdown(
-    journal_dir: Path,
-) -> None:
-    # The short linger bounds what an abrupt end (SIGKILL, SIGTERM without handler) can lose.
+def test_a_record_is_in_the_file_before_record_error_returns(journal_dir: Path) -> None:
+    # Write-through: an abrupt end right after (os._exit, SIGKILL, a pool's terminate())
+    # loses nothing that was recorded.
     faultlens.configure(service_name="svc", journal_path=str(journal_dir))
-    record(ValueError("written promptly"))
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline and not list(read_records(str(journal_dir))):
-        time.sleep(0.01)
-    assert [r["message"] for r in read_records(str(journal_dir))] == ["written promptly"]
+    record(ValueError("written at once"))
+    assert [r["message"] for r in read_records(str(journal_dir))] == ["written at once"]
 
 
 def test_files_rotate_at_max_bytes_and_nothing_is_lost(tmp_path: Path, journal_dir: Path) -> None:
@@ -109,20 +105,25 @@ def test_files_rotate_at_max_bytes_and_nothing_is_lost(tmp_path: Path, journal_d
     assert sorted(r["context"]["i"] for r in read_records(str(journal_dir))) == list(range(60))
 
 
-def test_retention_by_count_keeps_the_newest_files(tmp_path: Path, journal_dir: Path) -> None:
+def test_retention_by_total_size_keeps_the_newest_records(
+    tmp_path: Path, journal_dir: Path
+) -> None:
+    # Retention used to count files (max_files); it is by total size now (and by age).
     configure_with(
-        tmp_path, journal_dir, "    max_bytes: 4096\n    max_files: 3\n", rate_limit=10_000
+        tmp_path,
+        journal_dir,
+        "    max_bytes: 4096\n    max_total_bytes: 12288\n",
+        rate_limit=10_000,
     )
     for i in range(120):
         record(ValueError(f"kept or not {i}"), i=i)
-        if i % 20 == 0:
-            running_journal().flush()  # several batches, so rotation happens between them
     faultlens.shutdown()
 
     files = list_files(str(journal_dir))
-    assert len(files) <= 3
+    assert sum(f.size for f in files) <= 12288
     kept = sorted(r["context"]["i"] for r in read_records(str(journal_dir)))
     assert kept == list(range(kept[0], 120)), "the newest records survive, contiguously"
+    assert kept[0] > 0, "older files were deleted"
 
 
 def test_retention_by_days_deletes_old_files_of_any_process(
@@ -163,19 +164,44 @@ def test_fsync_policy_is_honoured(
     faultlens.shutdown()
 
 
-def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
-    # A writer that lingers for a second cannot drain: the sixth record on is dropped.
-    writer = JournalWriter(JournalSettings(path=str(tmp_path / "j")), max_queue=5, linger=1.0)
+def test_a_write_stuck_in_the_kernel_never_blocks_other_threads_for_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another thread's write is stuck (a hung network filesystem): recording threads wait
+    # at most LOCK_WAIT, leave their records pending (bounded: the rest is dropped and
+    # counted), and the stuck writer writes the pending ones once it gets through.
+    import threading
+
+    from faultlens.journal import _writer
+
+    monkeypatch.setattr(_writer, "LOCK_WAIT", 0.01)
+    writer = JournalWriter(JournalSettings(path=str(tmp_path / "j")), max_queue=5)
     with faultlens.testing.capture() as cap:
         for i in range(20):
             record(ValueError(f"storm {i}"))
+    stuck = threading.Event()
+    release = threading.Event()
+    real_write = os.write
+
+    def slow_write(fd: int, data: bytes) -> int:
+        if threading.current_thread().name == "stuck":
+            stuck.set()
+            release.wait(10)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", slow_write)
+    t = threading.Thread(target=writer.submit, args=(cap.errors[0],), name="stuck")
+    t.start()
+    assert stuck.wait(5)
     started = time.perf_counter()
-    for rec in cap.errors:
+    for rec in cap.errors[1:]:
         writer.submit(rec)
-    assert time.perf_counter() - started < 0.5, "submit never waits for the disk"
-    assert dropped_counts().get("queue_full") == 15
+    assert time.perf_counter() - started < 2.0, "recording threads do not queue behind it"
+    assert dropped_counts().get("queue_full") == 14
+    release.set()
+    t.join(5)
     writer.close(5.0)
-    assert len(list(read_records(str(tmp_path / "j")))) == 5
+    assert len(list(read_records(str(tmp_path / "j")))) == 6
 
 
 def test_an_unserialisable_context_value_still_writes_the_line(journal_dir: Path) -> None:
