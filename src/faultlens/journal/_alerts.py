@@ -8,7 +8,12 @@ from typing import Any
 from ..errors import Severity
 from ._format import iso_time
 
-__all__ = ["Alert"]
+__all__ = ["Alert", "alert_key"]
+
+
+def alert_key(name: str, labels: dict[str, str] | None = None) -> str:
+    """The identity of an alert across evaluations and processes: its name and labels."""
+    return name + "".join(f"|{k}={v}" for k, v in sorted((labels or {}).items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +32,7 @@ class Alert:
 
     @property
     def key(self) -> str:
-        return self.name + "".join(f"|{k}={v}" for k, v in sorted(self.labels.items()))
+        return alert_key(self.name, self.labels)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -2,7 +2,8 @@
 faultlens.yaml, evaluated in-process and delivered on the notification channels.
 
 For people with no Prometheus/Alertmanager. The rules are the ones the Prometheus rules
-express, so one file defines alerting everywhere:
+express, over the same totals (an error suppressed by the rate limiter counts, as it does
+in ``faultlens.errors``), so one file defines alerting everywhere:
 
 - ``ErrorFrequency``: more than ``count`` errors of ``category:CODE`` within ``window``
   seconds (one alert per configured threshold; its severity is the highest severity among
@@ -11,53 +12,57 @@ express, so one file defines alerting everywhere:
 - ``CriticalError``: a critical error within the last ``max(interval, 300)`` seconds, one
   alert per code.
 
-The monitor reads the journal *directory* (every process's files, incrementally), so a
-fleet of workers writing one journal is judged as one service. A firing alert is notified
-when it starts and again every ``repeat_interval`` while it keeps firing; channels get only
-the severities they accept.
+How it behaves in a fleet and over time:
+
+- The monitor reads the journal *directory* (every process's files), so a fleet of workers
+  writing one journal is judged as one service. It reads incrementally (one offset per
+  file, bounded chunks) and keeps counters in time buckets, never records: its memory does
+  not grow with the number of errors (see ``_window``).
+- One crossing, one notification, however many processes share the journal and however
+  often the application restarts: the processes agree through a small state file in the
+  journal directory (see ``_ledger``). A still-firing alert is notified again every
+  ``repeat_interval`` while new errors keep it firing.
+- The journal path is resolved once, at construction, like the writer's: changing the
+  working directory later changes nothing.
+- Nothing here runs on the application's threads except ``stop()`` at shutdown, which is
+  bounded: at most ``STOP_BUDGET`` seconds (or the shutdown timeout, if shorter) for the
+  last evaluation and the delivery of what it finds; what cannot be delivered in that time
+  is counted in ``faultlens.internal.dropped{reason="export_failed"}``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..capture import internal_error
-from ..errors import Severity
 from ._alerts import Alert
+from ._ledger import AlertLedger
 from ._notify import Channel, Notifier, build_channels
-from ._reader import JournalTail
+from ._window import CRITICAL_WINDOW, AlertWindow, JournalFollower
 
 if TYPE_CHECKING:
     from .._config import MonitoringSettings, NotificationSettings
 
-__all__ = ["LocalMonitor"]
+__all__ = ["CRITICAL_WINDOW", "REPEAT_INTERVAL", "STOP_BUDGET", "LocalMonitor"]
 
 REPEAT_INTERVAL = 3600.0  # s between repeated notifications of a still-firing alert
-CRITICAL_WINDOW = 300.0  # s a critical error keeps CriticalError firing (at least interval)
-
-
-def _severity(value: Any) -> Severity:
-    try:
-        return Severity.parse(value)
-    except ValueError:
-        return Severity.MEDIUM
-
-
-def _most_severe(records: Iterable[Mapping[str, Any]]) -> Severity:
-    return min((_severity(r.get("severity")) for r in records), key=lambda s: s.rank)
+STOP_BUDGET = 2.0  # s at most that stop() (at shutdown and at exit) spends on alerts
+CHECK_BUDGET = 10.0  # s of journal reading per check before the rest waits for the next
 
 
 class LocalMonitor:
-    """Evaluates the thresholds over journal records and notifies the channels.
+    """Evaluates the thresholds over the journal and notifies the channels.
 
-    ``evaluate(records, now)`` is pure (what fires now); ``check()`` reads what the journal
-    gained since the last check, evaluates, de-duplicates and notifies; ``start()`` runs
-    ``check()`` every ``monitoring.interval`` seconds in a daemon thread.
+    ``evaluate(records, now)`` is pure (what fires now over those records); ``check()``
+    reads what the journal gained since the last check, evaluates, claims what this process
+    must notify (see ``_ledger``) and notifies; ``start()`` runs ``check()`` in a daemon
+    thread, once at once (catching up with the journal off the application's threads) and
+    then every ``monitoring.interval`` seconds; ``stop(timeout)`` ends it, bounded.
     """
 
     def __init__(
@@ -72,19 +77,23 @@ class LocalMonitor:
     ) -> None:
         self.monitoring = monitoring
         self.notifications = notifications
-        self.journal_path = journal_path
+        # Resolved now, once: the writer does the same, and an application that changes
+        # its working directory must not lose its alerts.
+        self.journal_path = os.path.abspath(journal_path) if journal_path is not None else None
         self.service = service
         self.repeat_interval = repeat_interval
         if channels is None:
             channels = build_channels(notifications.channels, service=service)
         self.notifier = Notifier(channels if notifications.enabled else [])
-        self.history = max(
-            [monitoring.analysis_window, 3600.0 if monitoring.anomaly_frequency else 0.0]
-            + [t.window for t in monitoring.alert_thresholds.error_frequency]
+        self.window = AlertWindow(monitoring)
+        self.history = self.window.history
+        self.ledger = AlertLedger(
+            self.journal_path,
+            repeat_interval=repeat_interval,
+            grace=max(2.0 * monitoring.interval, 5.0),
         )
-        self._records: deque[Mapping[str, Any]] = deque()
-        self._tail: JournalTail | None = None
-        self._firing: dict[str, float] = {}  # alert key -> when it was last notified
+        self._keys = self.window.keys()
+        self._follower: JournalFollower | None = None
         self._check_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,106 +103,55 @@ class LocalMonitor:
     def evaluate(
         self, records: Iterable[Mapping[str, Any]], now: float | None = None
     ) -> list[Alert]:
-        """The alerts that fire at ``now`` over ``records`` (journal dicts). Pure."""
+        """The alerts that fire at ``now`` over ``records`` (journal dicts). Pure: the
+        monitor's own window and notification state are untouched."""
         now = time.time() if now is None else now
-        recs = [r for r in records if isinstance(r.get("ts"), (int, float))]
-        alerts: list[Alert] = []
-        for t in self.monitoring.alert_thresholds.error_frequency:
-            hits = [
-                r
-                for r in recs
-                if r.get("code") == t.code
-                and r.get("category") == t.category
-                and now - t.window <= float(r["ts"]) <= now
-            ]
-            if len(hits) > t.count:
-                alerts.append(
-                    Alert(
-                        name="ErrorFrequency",
-                        severity=_most_severe(hits),
-                        summary=(
-                            f"{len(hits)} {t.code} errors ({t.category}) in the last "
-                            f"{t.window:g}s (threshold {t.count})"
-                        ),
-                        value=len(hits),
-                        threshold=t.count,
-                        window=t.window,
-                        at=now,
-                        labels={"code": t.code, "category": t.category},
-                    )
-                )
-        freq = self.monitoring.anomaly_frequency
-        if freq:
-            window = min(self.monitoring.analysis_window, 3600.0)
-            n = sum(1 for r in recs if now - window <= float(r["ts"]) <= now)
-            per_hour = n * 3600.0 / window
-            if per_hour > freq:
-                alerts.append(
-                    Alert(
-                        name="ErrorAnomaly",
-                        severity=Severity.HIGH,
-                        summary=(
-                            f"{per_hour:.0f} errors/hour over the last {window:g}s "
-                            f"(anomaly threshold {freq:g}/hour)"
-                        ),
-                        value=round(per_hour, 3),
-                        threshold=freq,
-                        window=window,
-                        at=now,
-                    )
-                )
-        since = now - max(self.monitoring.interval, CRITICAL_WINDOW)
-        critical: dict[str, list[Mapping[str, Any]]] = {}
-        for r in recs:
-            if r.get("severity") == "critical" and since < float(r["ts"]) <= now:
-                critical.setdefault(str(r.get("code")), []).append(r)
-        for code, hits in sorted(critical.items()):
-            sample = hits[-1]
-            msg = str(sample.get("message") or "")[:200]
-            alerts.append(
-                Alert(
-                    name="CriticalError",
-                    severity=Severity.CRITICAL,
-                    summary=f"{len(hits)} critical {code} error{'s' if len(hits) != 1 else ''}"
-                    + (f": {msg}" if msg else ""),
-                    value=len(hits),
-                    threshold=0,
-                    window=now - since,
-                    at=now,
-                    labels={"code": code, "category": str(sample.get("category"))},
-                )
-            )
-        return alerts
+        window = AlertWindow(self.monitoring)
+        window.extend(records)
+        return [f.alert for f in window.firing(now)]
+
+    def _judged(self, key: str) -> bool:
+        return key in self._keys or key.startswith("CriticalError|")
 
     # -- the loop ---------------------------------------------------------------------------
 
     def feed(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Add records to the monitor's window (``check()`` also reads the journal)."""
-        self._records.extend(records)
+        """Count records in the monitor's window (``check()`` also reads the journal)."""
+        with self._check_lock:
+            self.window.extend(records, time.time())
 
-    def check(self, now: float | None = None) -> list[Alert]:
-        """Read new journal lines, evaluate, notify what newly fires. Never raises."""
+    def check(self, now: float | None = None, *, timeout: float | None = None) -> list[Alert]:
+        """Read new journal lines, evaluate, notify what newly fires; returns what this
+        process notified. Waits at most ``timeout`` for a check already running (then
+        returns nothing: that check does the work). Never raises."""
         try:
-            with self._check_lock:
+            deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+            if not self._check_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+                return []
+            try:
                 now = time.time() if now is None else now
+                complete = True
                 if self.journal_path is not None:
-                    if self._tail is None:
-                        self._tail = JournalTail(self.journal_path, since=now - self.history)
-                    self._records.extend(self._tail.poll())
-                horizon = now - self.history
-                if any(float(r["ts"]) < horizon for r in self._records):
-                    self._records = deque(r for r in self._records if float(r["ts"]) >= horizon)
-                firing = self.evaluate(self._records, now)
-                due = [
-                    a
-                    for a in firing
-                    if now - self._firing.get(a.key, -1e18) >= self.repeat_interval
-                ]
-                current = {a.key for a in firing}
-                for key in [k for k in self._firing if k not in current]:
-                    del self._firing[key]
-                for a in due:
-                    self._firing[a.key] = now
+                    if self._follower is None:
+                        self._follower = JournalFollower(
+                            self.journal_path, since=now - self.history
+                        )
+                    budget = time.monotonic() + CHECK_BUDGET
+                    until = budget if deadline is None else min(budget, deadline)
+                    self._follower.poll(lambda r: self.window.add(r, now), until, now)
+                    complete = self._follower.caught_up
+                self.window.prune(now)
+                firing = self.window.firing(now)
+                left = 1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+                due = self.ledger.claim(
+                    firing,
+                    now=now,
+                    judged=self._judged,
+                    complete=complete,
+                    timeout=min(left, 1.0),
+                )
+            finally:
+                self._check_lock.release()
             if due:
                 self.notifier.notify(due)
             return due
@@ -212,20 +170,27 @@ class LocalMonitor:
             internal_error("monitor start", exc)
 
     def _run(self) -> None:
+        # A first check at once: catching up with an existing journal happens here, on the
+        # monitor's thread, not in the application's shutdown.
+        if not self._stop.is_set():
+            self.check()
         while not self._stop.wait(self.monitoring.interval):
             self.check()
 
-    def stop(self, timeout: float = 5.0, *, final_check: bool = True) -> None:
+    def stop(self, timeout: float = STOP_BUDGET, *, final_check: bool = True) -> None:
         """Stop the loop; with ``final_check`` evaluate once more so that a short batch job
-        that ends before the first interval still gets its alerts out. Never raises."""
+        that ends before the first interval still gets its alerts out, and give the
+        channels what is left to deliver. All of it within ``min(timeout, STOP_BUDGET)``
+        seconds; undelivered alerts are counted as dropped. Never raises."""
         try:
+            deadline = time.monotonic() + max(min(timeout, STOP_BUDGET), 0.0)
             self._stop.set()
             t = self._thread
             if t is not None and t is not threading.current_thread():
-                t.join(min(timeout, 2.0))
+                t.join(max(deadline - time.monotonic(), 0.0) / 2)
             if final_check:
-                self.check()
-            self.notifier.close(timeout)
+                self.check(timeout=max(deadline - time.monotonic(), 0.0) / 2)
+            self.notifier.close(max(deadline - time.monotonic(), 0.0))
         except Exception as exc:
             internal_error("monitor stop", exc)
 
