@@ -292,6 +292,35 @@ def test_header_lines_are_redacted_to_the_end_of_the_line():
     assert "Accept: */*" in out
 
 
+def test_custom_secret_keys_are_redacted_inside_text_too():
+    s = Scrubber(extra_keys=["ssn"])
+    assert s.text("lookup ssn=123-45-6789 failed") == f"lookup ssn={REDACTED} failed"
+    assert S.text(f"a=1&session={SECRET}") == f"a=1&session={REDACTED}"
+    assert S.text(f"opts: password={SECRET}") == f"opts: password={REDACTED}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 200_000 + "=",
+        "password" * 50_000,
+        "password=" * 50_000,
+        "x:" * 100_000,
+        "'" + "session" * 30_000,
+        "eyJ" + "a" * 200_000,
+        "Bearer " * 50_000,
+    ],
+    ids=lambda t: t[:10],
+)
+def test_hostile_text_is_scrubbed_in_linear_time(text):
+    import time
+
+    start = time.perf_counter()
+    S.text(text)
+    S.capped(text, 4096, keep_tail=3000)
+    assert time.perf_counter() - start < 2.0
+
+
 # -- URLs -----------------------------------------------------------------------------------------
 
 
