@@ -412,6 +412,14 @@ def _name(v: Any, key: str) -> str:
     return s
 
 
+def _names(v: Any, key: str) -> tuple[str, ...]:
+    """A list of non-empty names (an empty one would match everything)."""
+    names = _str_list(v, key)
+    if any(not n.strip() for n in names):
+        raise ValueError("names must not be empty")
+    return names
+
+
 def _path(v: Any, key: str) -> str:
     if not isinstance(v, (str, os.PathLike)):
         raise ValueError(f"expected a path, got {type(v).__name__}")
@@ -712,7 +720,7 @@ _ARGUMENTS: dict[str, Callable[[Any, str], Any]] = {
     "jaeger_url": _url,
     "metrics_interval": _number(0, strict=True),
     "export_timeout": _number(0, strict=True),
-    "scrub_keys": _str_list,
+    "scrub_keys": _names,
     "scrub_patterns": _str_list,
     "processors": _processors,
 }
@@ -841,7 +849,7 @@ def load_settings(
             file_catalogs, os.path.dirname(path), source, "faultlens.catalogs"
         )
     sr = fl.sub("scrub")
-    file_scrub_keys = sr.get("keys", None, _str_list)
+    file_scrub_keys = sr.get("keys", None, _names)
     file_scrub_patterns = sr.get("patterns", None, _str_list)
     sr.finish()
     file_jaeger = fl.get("jaeger_url", None, _url)

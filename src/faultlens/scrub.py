@@ -181,15 +181,18 @@ class Scrubber:
         extra_patterns: Iterable[str] = (),
         replacement: str = REDACTED,
     ) -> None:
-        keys = list(_SECRET_NAMES) + [re.escape(k) if k.isidentifier() else k for k in extra_keys]
+        # Extra keys are names, matched like the built-in ones: case-insensitively, anywhere
+        # in a key (``ssn`` also covers ``customer_ssn``). Not regular expressions: a name
+        # like ``x-token(v2)`` means itself. Empty names would match every key: ignored.
+        names = tuple(k.strip().lower() for k in extra_keys if isinstance(k, str) and k.strip())
+        keys = list(_SECRET_NAMES) + [re.escape(k) for k in names]
         self._key_re = re.compile("(?i)(?:" + "|".join(keys) + ")")
         patterns: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
             (re.compile(p), r.replace(REDACTED, replacement), t) for p, r, t in _VALUE_PATTERNS
         ]
         patterns += [(re.compile(p), replacement, ()) for p in extra_patterns]
         self._patterns = tuple(patterns)
-        self._triggers = _NAME_TRIGGERS + tuple(k.lower() for k in extra_keys if k.isidentifier())
-        self._any_extra_key = any(not k.isidentifier() for k in extra_keys)
+        self._triggers = _NAME_TRIGGERS + names
         self.replacement = replacement
         self._key_cache: dict[str, bool] = {}
 
@@ -212,7 +215,7 @@ class Scrubber:
             if triggers and not any(t in lowered for t in triggers):
                 continue
             text = pattern.sub(repl, text)
-        if self._any_extra_key or any(t in lowered for t in self._triggers):
+        if any(t in lowered for t in self._triggers):
             text = self._pairs(text)
         return text
 

@@ -299,6 +299,16 @@ def test_custom_secret_keys_are_redacted_inside_text_too():
     assert S.text(f"opts: password={SECRET}") == f"opts: password={REDACTED}"
 
 
+def test_custom_secret_keys_are_names_not_regular_expressions():
+    s = Scrubber(extra_keys=["x-token(v2)", "", "  "])  # no re.error; blanks ignored
+    assert s.key_is_secret("X-Token(v2)") and s.key_is_secret("upstream_x-token(v2)_value")
+    assert not s.key_is_secret("user")
+    assert s.mapping({"X-Token(v2)": "abc", "user": "bob"}) == {
+        "X-Token(v2)": REDACTED,
+        "user": "bob",
+    }
+
+
 @pytest.mark.parametrize(
     "text",
     [
