@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..errors import Severity
 from ._alerts import Alert, alert_key
 from ._files import list_files
+from ._format import KIND_SUPPRESSED, occurrences
 from ._reader import parse_line
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ CHUNK = 1 << 20  # bytes read per system call
 MAX_LINE = 1 << 20  # a longer "line" is not a journal record: skipped, counted as damaged
 ORDER_SLACK = 60.0  # s: how far out of time order lines of one file may be (threads)
 MAX_TALLIES = 4096  # open tally lines followed for in-place updates
-KIND_SUPPRESSED = "suppressed"
-KIND_DROPPED = "dropped"
 
 
 def _severity(value: Any) -> Severity:
@@ -59,22 +58,11 @@ def _severity(value: Any) -> Severity:
 
 
 def weight(rec: Mapping[str, Any]) -> int:
-    """How many errors one journal line stands for.
-
-    A recorded error is one, plus the identical errors the rate limiter suppressed before
-    it (``suppressed``, schema 1): together they are what ``faultlens.errors`` counts, so
-    local alerts fire on the same totals as the Prometheus rules. A tally line (``"kind":
-    "suppressed"``, schema 2) stands for its ``count`` of rate-limited occurrences, a
-    ``dropped`` line for none. The same arithmetic as ``_format.occurrences``.
-    """
-    kind = rec.get("kind")
-    if kind == KIND_DROPPED:
-        return 0
-    n = rec.get("count" if kind == KIND_SUPPRESSED else "suppressed")
-    extra = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
-    if kind == KIND_SUPPRESSED:
-        return extra
-    return 1 + extra
+    """How many errors one journal line stands for (``_format.occurrences``): a recorded
+    error is one plus the occurrences summarised into it, a rate-limit tally its ``count``,
+    a ``dropped`` line none. Together they are what ``faultlens.errors`` counts, so local
+    alerts fire on the same totals as the Prometheus rules."""
+    return occurrences(rec)
 
 
 class Series:

@@ -92,6 +92,47 @@ def test_one_crossing_is_notified_once_by_a_spawn_pool_sharing_the_journal(
     assert len(webhook.posts) == 1
 
 
+POOL_APP = """
+import multiprocessing, time
+import faultlens
+
+def work(i):
+    try:
+        raise ConnectionError(f"refused {i}")
+    except ConnectionError as exc:
+        faultlens.record_error(exc)
+    time.sleep(0.5)
+
+if __name__ == "__main__":
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(work, range(6))
+    time.sleep(0.5)
+"""
+
+
+def test_one_crossing_under_faultlens_run_with_a_spawn_pool_is_notified_once(
+    tmp_path: Path, journal_dir: Path, webhook: Webhook
+) -> None:
+    # Parent, pool workers and the resource tracker all run under `faultlens run`.
+    (tmp_path / "faultlens.yaml").write_text(
+        Path(fleet_config(tmp_path, journal_dir, webhook.url)).read_text()
+    )
+    (tmp_path / "app.py").write_text(POOL_APP)
+    env = {**os.environ, "PYTHONPATH": SRC}
+    cmd = [sys.executable, "-m", "faultlens.cli", "run", "--service", "pool", "--"]
+    out = subprocess.run(
+        [*cmd, sys.executable, "app.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    time.sleep(0.5)
+    assert [a["name"] for a in webhook.alerts()] == ["ErrorFrequency"], webhook.alerts()
+
+
 RUN = """
 import sys, faultlens
 faultlens.configure(service_name="job", config_file=sys.argv[1])
@@ -233,6 +274,21 @@ def test_rate_limited_errors_count_towards_the_thresholds(journal_dir: Path) -> 
 
     dropped = {"kind": "dropped", "ts": T0 + 5, "reason": "export_failed", "count": 50}
     assert m.evaluate([err(T0), dropped], T0 + 6) == [], "lost telemetry is not an error"
+
+
+def test_local_alerts_count_rate_limited_errors_like_prometheus_does(
+    tmp_path: Path, journal_dir: Path, webhook: Webhook
+) -> None:
+    faultlens.configure(
+        service_name="svc",
+        config_file=fleet_config(tmp_path, journal_dir, webhook.url, 60),
+        rate_limit=5,
+    )
+    for _ in range(50):
+        record(ConnectionError("registry refused"))  # one fingerprint: 5 written, 45 tallied
+    faultlens.shutdown()
+    [alert] = webhook.alerts()
+    assert alert["value"] == 50, alert["summary"]
 
 
 # -- memory and start-up -------------------------------------------------------------------------
