@@ -8,6 +8,7 @@ reads the journal, computes the stats and writes the file (what ``faultlens repo
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -55,12 +56,29 @@ def render_report(
             "stats": stats.to_dict(),
             "records": list(records),
         }
-        return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+        return (
+            json.dumps(_finite(doc), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+            + "\n"
+        )
     if fmt == "csv":
         return render_csv(records)
     if fmt == "html":
         return render_html(stats, records, jaeger_url=jaeger_url, title=title)
     raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
+
+
+def _finite(value: Any, depth: int = 0) -> Any:
+    """``value`` with NaN and infinities as null: ``json.dumps`` would write ``NaN``, which is
+    not JSON, and a journal line from elsewhere may carry one."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 32:
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _finite(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, depth + 1) for v in value]
+    return value
 
 
 def write_report(

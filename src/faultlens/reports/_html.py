@@ -71,9 +71,14 @@ def jaeger_base(jaeger_url: str | None) -> str | None:
 
 
 def _when(ts: object) -> str:
-    if not isinstance(ts, (int, float)):
+    """A UTC time, or "" for anything that is not a representable epoch time (a journal
+    line from elsewhere may carry NaN or 1e20: the report still renders)."""
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
         return ""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ts))) + " UTC"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ts))) + " UTC"
+    except (OverflowError, OSError, ValueError):
+        return ""
 
 
 def _sev(s: object) -> str:

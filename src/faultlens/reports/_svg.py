@@ -23,7 +23,10 @@ def _e(value: object) -> str:
 
 
 def _fmt_time(ts: float, bucket: float) -> str:
-    t = time.gmtime(ts)
+    try:
+        t = time.gmtime(ts)
+    except (OverflowError, OSError, ValueError):  # NaN or out of range: no label
+        return ""
     if bucket >= 86400:
         return time.strftime("%m-%d", t)
     if bucket >= 3600:
