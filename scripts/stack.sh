@@ -27,17 +27,16 @@
 set -euo pipefail
 
 # --- pinned versions -------------------------------------------------------------------
-# The collector: core and contrib v0.155.0 (the builder must be the same release).
-OTELCOL_VERSION=0.155.0
-# Jaeger v2 lives in the Go module github.com/jaegertracing/jaeger (no /v2 suffix), so its
-# v2.x.y tags are not module versions. The module proxy serves v1.62.0, the commit tagged
-# both v1.62.0 and v2.0.0-rc2, whose dependencies are all served too; the pseudo-versions
-# of later v2 release commits are refused ("not available"), and v1.76.0 (= v2.13.0)
-# depends on collector v0.140 modules the proxy does not serve. v1.x tags carry a
-# `replace` (sarama) that `go install pkg@version` refuses, so we build cmd/jaeger from a
-# throw-away wrapper module that repeats that replace.
-JAEGER_VERSION=2.0.0-rc2
-JAEGER_MODULE_VERSION=v1.62.0
+# The collector: core v0.165.0 (and the builder, ocb, of the same release) with contrib
+# v0.165.1, contrib's patch release of 0.165, which is built on core v0.165.0. The
+# collector reports the contrib version (dist.version in collector/builder-config.yaml),
+# which is also the tag of the upstream image in docker-compose.yml.
+OTELCOL_VERSION=0.165.0
+OTELCOL_CONTRIB_VERSION=0.165.1
+# Jaeger v2 lives in the Go module github.com/jaegertracing/jaeger (no /v2 suffix): each v2
+# release commit is also tagged v1.x, and that tag is the module version (v2.13.0 = v1.76.0).
+JAEGER_VERSION=2.13.0
+JAEGER_MODULE_VERSION=v1.76.0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONF="$ROOT/collector"
@@ -53,8 +52,9 @@ die() {
   exit 1
 }
 
-manifest_hash() { sha256sum "$CONF/builder-config.yaml" | cut -c1-10; }
-otelcol_dir() { echo "$CACHE/otelcol-$OTELCOL_VERSION-$(manifest_hash)"; }
+# What the build depends on: the manifest without its comments.
+manifest_hash() { grep -v '^[[:space:]]*#' "$CONF/builder-config.yaml" | sha256sum | cut -c1-10; }
+otelcol_dir() { echo "$CACHE/otelcol-$OTELCOL_CONTRIB_VERSION-$(manifest_hash)"; }
 jaeger_dir() { echo "$CACHE/jaeger-$JAEGER_VERSION"; }
 
 bin_path() {
@@ -81,7 +81,7 @@ build_otelcol() {
   dir="$(otelcol_dir)"
   bin="$dir/otelcol-faultlens"
   if [[ -x "$bin" ]]; then
-    log "collector $OTELCOL_VERSION: cached at $bin"
+    log "collector $OTELCOL_CONTRIB_VERSION: cached at $bin"
     return
   fi
   go_env
@@ -95,16 +95,16 @@ build_otelcol() {
   log "building the collector with ocb (a few minutes the first time)"
   rm -rf "$dir.tmp"
   mkdir -p "$dir.tmp"
-  "$CACHE/ocb-$OTELCOL_VERSION/builder" --config "$CONF/builder-config.yaml" \
-    --output-path "$dir.tmp/src"
-  mv "$dir.tmp/src/otelcol-faultlens" "$dir.tmp/otelcol-faultlens"
-  rm -rf "$dir.tmp/src" "$dir"
+  # The manifest's dist.output_path (./_build) is relative to the directory ocb runs in.
+  (cd "$dir.tmp" && "$CACHE/ocb-$OTELCOL_VERSION/builder" --config "$CONF/builder-config.yaml")
+  mv "$dir.tmp/_build/otelcol-faultlens" "$dir.tmp/otelcol-faultlens"
+  rm -rf "$dir.tmp/_build" "$dir"
   mv "$dir.tmp" "$dir"
   log "collector built in $((SECONDS - start))s: $bin"
 }
 
 build_jaeger() {
-  local dir bin start
+  local dir bin start json src
   dir="$(jaeger_dir)"
   bin="$dir/jaeger"
   if [[ -x "$bin" ]]; then
@@ -114,26 +114,24 @@ build_jaeger() {
   go_env
   start=$SECONDS
   log "building jaeger $JAEGER_VERSION (module $JAEGER_MODULE_VERSION; a few minutes the first time)"
+  # Built as Jaeger's own main module, from its source in the module cache, so that Jaeger's
+  # go.mod and go.sum choose every dependency exactly as in its release build, including
+  # its `replace` of github.com/Shopify/sarama (which is why `go install pkg@version`
+  # refuses it, and why a wrapper module requiring it would build different code).
+  json="$(cd / && GOFLAGS= go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION")" ||
+    die "cannot download github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION: $json"
+  src="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$json")"
+  [[ -f "$src/go.mod" ]] || die "go mod download gave no source directory for jaeger: $json"
   rm -rf "$dir.tmp"
-  mkdir -p "$dir.tmp/src"
-  cat >"$dir.tmp/src/go.mod" <<EOF
-module faultlens.local/jaeger-build
-
-go 1.22.0
-
-require github.com/jaegertracing/jaeger $JAEGER_MODULE_VERSION
-
-// As in jaeger's own go.mod at that tag (the reason go install refuses it).
-replace github.com/Shopify/sarama => github.com/Shopify/sarama v1.33.0
-EOF
+  mkdir -p "$dir.tmp"
   (
-    cd "$dir.tmp/src"
-    go get "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_MODULE_VERSION" 2>&1 |
-      grep -v -e '^go: downloading' -e 'retracted by module author' \
-        -e 'switch to the latest unretracted' -e 'go get github.com/dgraph-io' >&2 || true
-    go build -trimpath -o "$dir.tmp/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+    cd "$src"
+    # -mod=readonly: the module's own go.sum is complete; nothing may be re-resolved.
+    GOFLAGS=-mod=readonly go build -trimpath -o "$dir.tmp/jaeger" \
+      -ldflags "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=v$JAEGER_VERSION" \
+      ./cmd/jaeger
   )
-  rm -rf "$dir.tmp/src" "$dir"
+  rm -rf "$dir"
   mv "$dir.tmp" "$dir"
   log "jaeger built in $((SECONDS - start))s: $bin"
 }
@@ -258,9 +256,7 @@ start_one() {
         launch collector --config "$CONF/otelcol.yaml"
       ;;
     jaeger)
-      # Jaeger 2.0.0-rc2's query service always traces itself over OTLP to localhost:4317,
-      # i.e. into our collector; its own spans are noise in faultlens' data, so: sampler off.
-      OTEL_TRACES_SAMPLER=always_off launch jaeger --config "$CONF/jaeger.yaml"
+      launch jaeger --config "$CONF/jaeger.yaml"
       ;;
     prometheus)
       launch prometheus \

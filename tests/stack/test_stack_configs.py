@@ -90,12 +90,44 @@ def test_jaeger_validates_its_config(tool, run):
     run(tool("jaeger"), "validate", "--config", "collector/jaeger.yaml")
 
 
+def pinned(name: str) -> str:
+    """A version pinned in scripts/stack.sh, e.g. pinned("OTELCOL_VERSION")."""
+    (version,) = re.findall(rf"^{name}=(\S+)$", STACK_SH.read_text(), re.M)
+    return version
+
+
 def test_the_builder_manifest_pins_one_release_everywhere():
-    manifest = (COLLECTOR / "builder-config.yaml").read_text()
-    script = STACK_SH.read_text()
-    (pinned,) = re.findall(r"^OTELCOL_VERSION=(\S+)$", script, re.M)
-    versions = set(re.findall(r"gomod: \S+ v(\S+)", manifest))
-    assert versions == {pinned}
+    # One collector release: every core module at the core version (the builder's), every
+    # contrib module at contrib's, and the distribution reports the contrib version.
+    manifest = yaml.safe_load((COLLECTOR / "builder-config.yaml").read_text())
+    core, contrib = pinned("OTELCOL_VERSION"), pinned("OTELCOL_CONTRIB_VERSION")
+    assert contrib.split(".")[:2] == core.split(".")[:2], "core and contrib of different releases"
+    modules = [
+        entry["gomod"].split()
+        for kind in ("receivers", "processors", "exporters", "connectors", "extensions")
+        for entry in manifest[kind]
+    ]
+    assert modules
+    for path, version in modules:
+        if path.startswith("go.opentelemetry.io/collector/"):
+            assert version == f"v{core}", path
+        else:
+            assert path.startswith("github.com/open-telemetry/opentelemetry-collector-contrib/")
+            assert version == f"v{contrib}", path
+    assert str(manifest["dist"]["version"]) == contrib
+
+
+def test_the_built_binaries_are_the_pinned_releases(tool, run):
+    # The cached builds are keyed by version; this catches a stale or mislabelled cache.
+    assert run(tool("collector"), "--version").split()[-1] == pinned("OTELCOL_CONTRIB_VERSION")
+    assert f'"gitVersion":"v{pinned("JAEGER_VERSION")}"' in run(tool("jaeger"), "version")
+
+
+def test_jaeger_does_not_trace_itself_into_the_collector():
+    # Jaeger's query service traces its own API calls over OTLP to localhost:4317 unless told
+    # not to: those spans would land in the faultlens collector among the application's.
+    config = yaml.safe_load((COLLECTOR / "jaeger.yaml").read_text())
+    assert config["extensions"]["jaeger_query"]["enable_tracing"] is False
 
 
 def test_the_persistent_queue_never_gives_up():
