@@ -13,6 +13,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # installed or built before pytest runs, e.g. the real collector stack).
 TEST_DEPS :=
 include $(wildcard mk/*.mk)
+# A bare `make` prints help: without this the first target of an included fragment
+# (stack-deps: apt-get and Go builds) would be the default goal.
+.DEFAULT_GOAL := help
 
 .PHONY: venv demo test lint typecheck unit bench bench-smoke browser-deps clean help
 

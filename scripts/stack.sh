@@ -8,12 +8,18 @@
 #   scripts/stack.sh start|stop|restart NAME   one component: collector jaeger prometheus alertmanager
 #   scripts/stack.sh status | urls
 #   scripts/stack.sh bin NAME          path of a component's binary (exit 1 when not installed)
+#   scripts/stack.sh render            write the runtime configs into the state dir (up, start
+#                                      and restart do this first; see "rendering" below)
 #   scripts/stack.sh reload prometheus re-read the rendered config and rules (as they are in
 #                                      the state dir: tests drop extra rule files there)
 #
 # Builds are cached outside the clone, one directory per component and version
 # ($FAULTLENS_CACHE_DIR, default ~/.cache/faultlens): a second `deps` costs nothing.
 # Prometheus, Alertmanager, promtool and docker-compose come from Debian's packages.
+#
+# Linux only: processes are watched through /proc and started with setsid, and `deps`
+# installs with apt-get. On other systems it stops with that message; run the same stack
+# with docker compose (docker-compose.yml) there.
 #
 # Environment (all optional):
 #   FAULTLENS_CACHE_DIR        build cache (default $CACHE_DIR or ~/.cache/faultlens)
@@ -45,6 +51,11 @@ STATE="${FAULTLENS_STACK_DIR:-$ROOT/.faultlens/stack}"
 HOST=127.0.0.1
 
 COMPONENTS=(jaeger collector prometheus alertmanager)
+
+known_component() {
+  [[ " ${COMPONENTS[*]} " == *" $1 "* ]] ||
+    die "unknown component: $1 (one of: ${COMPONENTS[*]})"
+}
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() {
@@ -146,6 +157,8 @@ install_debian() {
     log "prometheus, alertmanager, promtool, docker-compose: installed"
     return
   fi
+  command -v apt-get >/dev/null ||
+    die "not installed: ${missing[*]}; this script installs them with apt-get (Debian), which is not here: install them with your system's packages"
   local sudo=()
   [[ $(id -u) -eq 0 ]] || sudo=(sudo)
   local start=$SECONDS
@@ -168,7 +181,12 @@ cmd_deps() {
 # the shipped files are copied into the state dir and only the two values tests need to
 # change are substituted: the intervals and the webhook URL. Everything else is verbatim.
 render() {
-  local interval="${FAULTLENS_STACK_INTERVAL:-}"
+  local interval="${FAULTLENS_STACK_INTERVAL:-}" url="${FAULTLENS_ALERT_WEBHOOK_URL:-}"
+  # Both values are written into config files: check them before anything is written.
+  [[ -z "$interval" || "$interval" =~ ^([0-9]+(ms|s|m|h|d|w|y))+$ ]] ||
+    die "FAULTLENS_STACK_INTERVAL must be a Prometheus duration such as 2s or 1m30s, not '$interval'"
+  [[ -z "$url" || "$url" =~ ^https?://[^[:space:][:cntrl:]]+$ ]] ||
+    die "FAULTLENS_ALERT_WEBHOOK_URL must be an http:// or https:// URL without spaces, not '$url'"
   mkdir -p "$STATE"/{logs,run,prometheus/data,prometheus/rules,prometheus/targets} \
     "$STATE"/{alertmanager/data,collector/file_storage}
   if [[ -n "$interval" ]]; then
@@ -188,13 +206,27 @@ render() {
     fi
   fi
   cp "$CONF"/targets/local/*.yml "$STATE/prometheus/targets/"
-  local url="${FAULTLENS_ALERT_WEBHOOK_URL:-}"
   if [[ -n "$url" ]]; then
-    sed -E "s#http://127\.0\.0\.1:9099/hook#${url}#" "$CONF/alertmanager.yml" \
-      >"$STATE/alertmanager/alertmanager.yml"
+    render_webhook_url "$url" <"$CONF/alertmanager.yml" >"$STATE/alertmanager/alertmanager.yml"
   else
     cp "$CONF/alertmanager.yml" "$STATE/alertmanager/alertmanager.yml"
   fi
+}
+
+# stdin -> stdout: alertmanager.yml with each `url: http://127.0.0.1:9099/hook` value
+# replaced by the URL in $1, written as a YAML double-quoted string. No sed and no pattern
+# substitution: a URL may hold any of & # \ | / " and must arrive in the file unchanged.
+render_webhook_url() {
+  local url="$1" quoted line
+  quoted="${url//\\/\\\\}"  # \ -> \\ (YAML double-quoted escapes, as in JSON)
+  quoted="\"${quoted//\"/\\\"}\""  # " -> \"
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    if [[ "$line" =~ ^([[:space:]]*(-[[:space:]]+)?url:[[:space:]]+)http://127\.0\.0\.1:9099/hook[[:space:]]*$ ]]; then
+      printf '%s%s\n' "${BASH_REMATCH[1]}" "$quoted"
+    else
+      printf '%s\n' "$line"
+    fi
+  done
 }
 
 # --- processes -------------------------------------------------------------------------
@@ -206,8 +238,20 @@ running() {
   [[ -f "$pf" ]] || return 1
   pid="$(cat "$pf")"
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against a recycled pid: it must still be our binary.
-  grep -q -- "$(basename "$(bin_path "$1")")" "/proc/$pid/cmdline" 2>/dev/null
+  # Guard against a recycled pid: the process must run our very binary. Compared by the
+  # executable's resolved path, not by a name inside the command line (where `prometheus`
+  # would also match `prometheus-alertmanager`, or any process with it in an argument).
+  is_our_binary "$pid" "$(bin_path "$1")"
+}
+
+# Does process $1 execute the file $2? /proc/PID/exe names the running executable (with
+# " (deleted)" appended when the file was replaced since, e.g. by a package upgrade).
+is_our_binary() {
+  local exe want
+  exe="$(readlink "/proc/$1/exe" 2>/dev/null)" || return 1
+  exe="${exe% (deleted)}"
+  want="$(readlink -f -- "$2" 2>/dev/null)" || return 1
+  [[ "$exe" == "$want" ]]
 }
 
 health_url() {
@@ -359,20 +403,40 @@ cmd_status() {
   return $rc
 }
 
+# The process management needs Linux: /proc (liveness of a pid, which binary it runs) and
+# setsid (util-linux). Elsewhere, say so instead of failing half-way with an odd error.
+require_linux() {
+  [[ "$(uname -s)" == Linux && -d /proc/self ]] ||
+    die "scripts/stack.sh runs the stack on Linux only (it uses /proc and setsid); on $(uname -s), use docker compose (docker-compose.yml)"
+  command -v setsid >/dev/null ||
+    die "setsid (util-linux) is needed to start the stack's processes and is not on PATH"
+}
+
 main() {
   local cmd="${1:-}"
   shift || true
+  case "$cmd" in
+    deps | up | down | start | stop | restart | status) require_linux ;;
+  esac
   case "$cmd" in
     deps) cmd_deps ;;
     up) cmd_up ;;
     down) cmd_down ;;
     start)
+      known_component "${1:?component}"
       render
-      start_one "${1:?component}"
+      start_one "$1"
       ;;
-    stop) stop_one "${1:?component}" ;;
+    stop)
+      known_component "${1:?component}"
+      stop_one "$1"
+      ;;
     restart)
-      stop_one "${1:?component}"
+      # Rendered again, like start: a restart picks up changed collector/ files and
+      # FAULTLENS_* settings (that is what a restart is usually for).
+      known_component "${1:?component}"
+      render
+      stop_one "$1"
       start_one "$1"
       ;;
     reload)
@@ -380,6 +444,7 @@ main() {
       curl -fsS -X POST "http://$HOST:9090/-/reload"
       ;;
     status) cmd_status ;;
+    render) render ;;
     urls) cmd_urls ;;
     bin)
       local b
@@ -391,7 +456,8 @@ main() {
       echo "$b"
       ;;
     *)
-      sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      # The header comment, from line 2 up to the first line that is not a comment.
+      awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
       [[ -z "$cmd" || "$cmd" == help || "$cmd" == -h ]] || exit 2
       ;;
   esac
