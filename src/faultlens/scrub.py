@@ -363,6 +363,13 @@ class Scrubber:
             except Exception:
                 return f"<unreadable {type(value).__name__}>"
             out = [self._walk(v, depth + 1, str_keys=str_keys) for v in items[:_MAX_ITEMS]]
+            if (
+                len(items) == 2
+                and isinstance(value, (list, tuple))
+                and self._is_secret_name(items[0])
+            ):
+                # a (name, value) pair, as header lists are: [("Authorization", "..."), ...]
+                out[1] = self.replacement
             if len(items) > _MAX_ITEMS:
                 out.append("…")
             if isinstance(value, tuple):
@@ -374,6 +381,11 @@ class Scrubber:
                     return out
             return out
         return value
+
+    def _is_secret_name(self, item: Any) -> bool:
+        if isinstance(item, (bytes, bytearray)):
+            item = bytes(item[:256]).decode("latin-1")
+        return isinstance(item, str) and len(item) <= 256 and self.key_is_secret(item)
 
     def _bytes(self, value: bytes | bytearray | memoryview) -> Any:
         try:

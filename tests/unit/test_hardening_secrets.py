@@ -151,6 +151,19 @@ def test_binary_values_under_ordinary_keys_are_scrubbed_by_content():
     assert "user=bob" in text
 
 
+def test_header_lists_of_name_value_pairs_are_redacted_by_name():
+    asgi_scope = {
+        "type": "http",
+        "headers": [(b"host", b"api.internal"), (b"x-api-key", SECRET.encode())],
+        "raw": [["Authorization", SECRET], ("accept", "*/*")],
+    }
+    with testing.capture() as cap:
+        faultlens.record_error(ValueError("x"), scope=asgi_scope)
+    text = _event_text(cap)
+    assert SECRET not in text
+    assert "api.internal" in text and "*/*" in text
+
+
 def test_secret_keys_inside_objects_reprs_are_redacted():
     @dataclasses.dataclass
     class Req:
