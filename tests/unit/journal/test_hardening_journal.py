@@ -21,6 +21,8 @@ import pytest
 import faultlens
 from faultlens.journal import (
     JournalTail,
+    _format,
+    _writer,
     compute_stats,
     inspect_journal,
     journal_stats,
@@ -29,7 +31,6 @@ from faultlens.journal import (
     read_entries,
     read_records,
 )
-from faultlens.journal import _format, _writer
 from unit.journal.journal_helpers import record, running_journal
 
 
