@@ -73,15 +73,17 @@ class Journal:
         return self.writer.flush(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop receiving, write everything queued, fsync per policy, close; then give the
-        monitor one last evaluation and its webhooks what is left of ``timeout``. Never
-        raises."""
+        """Stop receiving and write everything pending; give the monitor one last
+        evaluation and its webhooks what is left of ``timeout`` (at most
+        ``LocalMonitor.stop``'s 2 s); then close the files, so that alerts abandoned at
+        exit are in this process's ``dropped`` line too. Never raises."""
         deadline = time.monotonic() + max(timeout, 0.1)
         try:
             STATE.remove_sink(self.sink)
-            self.writer.close(max(deadline - time.monotonic(), 0.1))
             if self.monitor is not None:
+                self.writer.flush(max(deadline - time.monotonic(), 0.1))
                 self.monitor.stop(max(deadline - time.monotonic(), 0.1))
+            self.writer.close(max(deadline - time.monotonic(), 0.1))
         except Exception as exc:
             internal_error("journal shutdown", exc)
 

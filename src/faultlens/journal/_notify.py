@@ -350,7 +350,7 @@ class WebhookChannel:
                 count_dropped("export_failed", len(lost))
                 self._log_loss(
                     f"gave up on {len(lost)} alert{'' if len(lost) == 1 else 's'} not "
-                    f"delivered within {max(timeout, 0.0):g}s at shutdown"
+                    f"delivered within {max(timeout, 0.0):.1f}s at shutdown"
                 )
             t = self._thread
             if t is not None and t is not threading.current_thread():

@@ -25,6 +25,7 @@ from faultlens._config import ChannelSettings
 from faultlens.capture import dropped_counts
 from faultlens.errors import ConfigError, Severity
 from faultlens.journal import Alert, Notifier, WebhookChannel
+from faultlens.journal._reader import read_entries
 
 SRC = str(Path(faultlens.__file__).resolve().parents[1])
 
@@ -248,6 +249,19 @@ def test_shutdown_with_a_hung_webhook_is_bounded_and_counts_the_loss(
     faultlens.shutdown()  # the default timeout is 10 s; alerts get at most 2 of them
     assert time.monotonic() - t0 < 2.5
     assert dropped_counts().get("export_failed") == 1
+
+
+def test_in_journal_only_mode_alerts_abandoned_at_exit_are_in_the_journal(
+    tmp_path: Path, hung: str
+) -> None:
+    faultlens.configure(service_name="svc", config_file=exit_config(tmp_path, hung))
+    try:
+        raise MemoryError()
+    except MemoryError as exc:
+        faultlens.record_error(exc)
+    faultlens.shutdown()
+    entries = [e for e in read_entries(str(tmp_path / "journal")) if e["kind"] == "dropped"]
+    assert [(e["reason"], e["count"]) for e in entries] == [("export_failed", 1)]
 
 
 # -- configuration ---------------------------------------------------------------------------------
