@@ -57,10 +57,11 @@ _SECRET_NAMES = (
     rf"api{_SEP}key",
     rf"access{_SEP}key",
     rf"account{_SEP}key",
-    rf"private{_SEP}key",
+    rf"priv(?:ate)?{_SEP}key",
     rf"signing{_SEP}key",
     rf"encryption{_SEP}key",
     r"credential",
+    r"(?<![a-z0-9])creds?(?![a-z0-9])",
     r"cookie",
     r"session",
     r"sessid",
@@ -83,11 +84,11 @@ _NAME_TRIGGERS = (
     "jwt",
     "auth",
     "key",
-    "credential",
+    "cred",
     "cookie",
     "sess",
     "sid",
-    "signature",
+    "sig",
     "dsn",
     "csrf",
     "xsrf",
@@ -155,6 +156,10 @@ _VALUE_PATTERNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # candidates and a cached name check cost far less than one regex with every name in it.
 _PAIR_SEP = re.compile(r"[=:]\s*")
 _PAIR_VALUE = re.compile(_VALUE)
+# <password>...</password>, <ns:Token attr="1">...</ns:Token> in XML/SOAP bodies
+_XML_ELEMENT = re.compile(
+    r"<(?P<tag>[\w:.-]{1,64})(?P<attrs>\s[^<>]{0,512})?>[^<]{1,8192}</(?P=tag)>"
+)
 
 # Characters that end a word for the purpose of cutting: a cut between two characters that
 # are not among them splits a word (a token, a URL, a key=value pair), and moves.
@@ -217,7 +222,15 @@ class Scrubber:
             text = pattern.sub(repl, text)
         if any(t in lowered for t in self._triggers):
             text = self._pairs(text)
+            if "</" in text:
+                text = _XML_ELEMENT.sub(self._element, text)
         return text
+
+    def _element(self, m: re.Match[str]) -> str:
+        tag = m.group("tag")
+        if not self.key_is_secret(tag):
+            return m.group(0)
+        return f"<{tag}{m.group('attrs') or ''}>{self.replacement}</{tag}>"
 
     def _pairs(self, text: str) -> str:
         out: list[str] = []

@@ -67,7 +67,10 @@ SECRET_KEYS = [
     "HTTP_AUTHORIZATION",
     "Proxy-Authorization",
     "credentials",
+    "creds",
+    "db_cred",
     "private_key",
+    "privkey",
     "privatekey",
     "session",
     "sessionid",
@@ -96,7 +99,18 @@ SECRET_KEYS = [
     "x_forwarded_for",
     "X-Real-IP",
 ]
-ORDINARY_KEYS = ["user", "author", "path", "passenger", "consider", "keyboard", "side", "rows"]
+ORDINARY_KEYS = [
+    "user",
+    "author",
+    "path",
+    "passenger",
+    "consider",
+    "keyboard",
+    "side",
+    "rows",
+    "credit_limit",
+    "incredible",
+]
 
 
 @pytest.mark.parametrize("key", SECRET_KEYS)
@@ -298,6 +312,27 @@ def test_unclosed_quotes_left_by_a_cut_are_still_redacted():
     assert SECRET not in S.text(f'{{"api_key": "{SECRET}')
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Server=db;User Id=sa;Password={SECRET};",
+        f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={SECRET}==;",
+        f"https://a.blob.core.windows.net/c?sv=2020-08-04&sig={SECRET}%3D&se=2030",
+        f"https://b.s3.amazonaws.com/k?X-Amz-Signature={SECRET}",
+        f'{{"user": "bob", "credentials": {{"password": "{SECRET}"}}}}',
+        f"Req(user='bob', creds=('bob', '{SECRET}'))",
+        f"export AWS_SECRET_ACCESS_KEY={SECRET}",
+        f"mysql -u root --password={SECRET} db",
+        f"redis://:{SECRET}@cache:6379/0",
+        f"GET /cb?code=1&access_token={SECRET}&state=s",
+        f"<soap:Body><ns:Password>{SECRET}</ns:Password><user>bob</user></soap:Body>",
+    ],
+    ids=lambda t: t[:14],
+)
+def test_common_credential_shapes_in_text_are_redacted(text):
+    assert SECRET not in S.text(text)
+
+
 def test_header_lines_are_redacted_to_the_end_of_the_line():
     text = f"GET /\nAuthorization: Digest username=bob, response={SECRET}\nAccept: */*"
     out = S.text(text)
@@ -332,6 +367,8 @@ def test_custom_secret_keys_are_names_not_regular_expressions():
         "'" + "session" * 30_000,
         "eyJ" + "a" * 200_000,
         "Bearer " * 50_000,
+        "<password>" * 20_000 + "</",
+        "<a>" + "x" * 200_000 + "</b> token",
     ],
     ids=lambda t: t[:10],
 )
