@@ -441,3 +441,34 @@ def test_trace_links_are_built_only_from_http_urls_without_credentials():
     assert trace_link("https://u:p@j.example/ui/", tid) == f"https://j.example/ui/trace/{tid}"
     assert trace_link("javascript:alert(1)//", tid) is None
     assert trace_link("https://j.example", "not-a-trace-id") is None
+
+
+# -- end to end: what the journal keeps and every report format shows ----------------------------
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "html"])
+def test_no_report_format_shows_a_recorded_or_configured_secret(tmp_path, fmt):
+    from faultlens.cli import main
+
+    journal = tmp_path / "journal"
+    faultlens.configure(service_name="svc", journal=str(journal))
+    filler = "step " * ((STATE.limits.max_message - 30) // 5)
+    try:
+        raise ConnectionError(f"{filler} to https://svc:{SECRET}@db.internal {JWT}")
+    except ConnectionError as exc:
+        faultlens.record_error(
+            exc, request={"headers": {"Authorization": f"Bearer {SECRET}"}}, token=SECRET.encode()
+        )
+    faultlens.shutdown()
+    journal_text = "".join(p.read_text() for p in journal.rglob("*") if p.is_file())
+    assert "svc" in journal_text
+
+    out = tmp_path / f"report.{fmt}"
+    jaeger = f"https://viewer:{SECRET}@jaeger.internal/"
+    argv = ["report", "--journal", str(journal), "--format", fmt, "-o", str(out)]
+    assert main([*argv, "--jaeger-url", jaeger]) == 0
+    report = out.read_text()
+    assert "NET_CONNECTION_FAILED" in report
+    for text in (journal_text, report):
+        assert SECRET not in text
+        assert not any(p in text for p in _pieces(JWT, 8))
