@@ -17,6 +17,7 @@ import http.client
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 import urllib.error
@@ -256,8 +257,9 @@ class WebhookChannel:
             req = urllib.request.Request(self.url, data=item.body, headers=headers, method="POST")
             try:
                 with self._opener.open(req, timeout=timeout) as resp:
-                    resp.read(65536)
-                    self._delivered()
+                    self._delivered()  # a 2xx status line: the receiver has it
+                    with contextlib.suppress(OSError, http.client.HTTPException):
+                        resp.read(65536)
                     return
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code}"
@@ -269,6 +271,8 @@ class WebhookChannel:
                 # Raised before the request was sent (refused, unreachable, DNS, a connect
                 # timeout): it certainly did not arrive, a retry is safe.
                 last = f"{type(exc.reason).__name__}: {exc.reason}"
+                if isinstance(exc.reason, ssl.SSLError):
+                    break  # a certificate or TLS setup problem: the next try fails alike
             except (OSError, http.client.HTTPException) as exc:
                 # The request went out and no (complete) answer came back: the receiver may
                 # have it. Retrying could deliver it twice.

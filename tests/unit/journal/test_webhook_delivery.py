@@ -132,6 +132,17 @@ def test_redirects_are_not_followed(receiver: Receiver) -> None:
     ch.close(1)
 
 
+def test_a_tls_failure_is_not_retried(receiver: Receiver) -> None:
+    url = receiver.url.replace("http://", "https://")  # a plain-HTTP receiver: TLS fails
+    ch = WebhookChannel(ChannelSettings(type="webhook", url=url), attempts=4, backoff=1.0)
+    t0 = time.monotonic()
+    ch.send([alert()])
+    assert ch.flush(10)
+    assert time.monotonic() - t0 < 1.0, "no backoff: the next try would fail alike"
+    assert ch.failed == 1 and receiver.requests == []
+    ch.close(1)
+
+
 # -- one notification, one delivery -----------------------------------------------------------
 
 
