@@ -426,6 +426,8 @@ def _path(v: Any, key: str) -> str:
     s = os.fspath(v)
     if not isinstance(s, str) or not s.strip():
         raise ValueError("expected a non-empty path")
+    if "\0" in s:
+        raise ValueError("a path cannot contain a NUL character")
     return s
 
 

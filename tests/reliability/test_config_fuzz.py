@@ -71,3 +71,78 @@ def test_unknown_keys_are_refused_by_name(tmp_path_factory, key):
         assert f"error_handling.{key}" in str(exc)
     else:
         raise AssertionError(f"unknown key {key} accepted")
+
+
+ARGUMENTS = [
+    "service_name",
+    "service_version",
+    "environment",
+    "endpoint",
+    "protocol",
+    "headers",
+    "exporter",
+    "journal",
+    "journal_path",
+    "auto_modules",
+    "catalogs",
+    "enabled",
+    "resource_attributes",
+    "rate_limit",
+    "capture_resources",
+    "jaeger_url",
+    "metrics_interval",
+    "export_timeout",
+]
+
+any_value = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.text(max_size=12),
+        st.binary(max_size=8),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(ARGUMENTS), value=any_value)
+def test_any_argument_value_is_accepted_or_refused_by_name(name, value):
+    """configure()'s arguments go through the same converters as the file: whatever the
+    value, the outcome is Settings or a ConfigError naming the argument, never a TypeError
+    from deep inside (or a wrong value silently kept)."""
+    try:
+        load_settings({name: value}, env={})
+    except ConfigError as exc:
+        assert f"configure(): {name}" in str(exc)
+
+
+ENV_VARS = [
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "FAULTLENS_RATE_LIMIT",
+    "FAULTLENS_EXPORTER",
+    "FAULTLENS_JOURNAL",
+    "FAULTLENS_JOURNAL_FSYNC",
+    "FAULTLENS_ENABLED",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(ENV_VARS), value=st.text(max_size=24))
+def test_any_environment_value_is_accepted_or_refused_by_name(name, value):
+    try:
+        load_settings(env={name: value})
+    except ConfigError as exc:
+        assert f"environment: {name}" in str(exc)
