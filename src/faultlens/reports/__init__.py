@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..journal import Stats, compute_stats, read_records
+from ..journal import KIND_ERROR, Stats, compute_stats, read_entries
 from ._alert_rules import render_alert_rules
 from ._csv import COLUMNS, neutralise, render_csv
 from ._html import MAX_ROWS, jaeger_base, render_html, trace_link
@@ -101,8 +101,11 @@ def write_report(
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
     now = time.time() if now is None else now
-    records = list(read_records(journal_path, since=since, until=until))
-    stats = compute_stats(records, now=now if until is None else min(now, until))
+    # Every line, so the totals count rate-limited occurrences; the per-error rows are the
+    # errors written in full.
+    entries = list(read_entries(journal_path, since=since, until=until))
+    records = [e for e in entries if e["kind"] == KIND_ERROR]
+    stats = compute_stats(entries, now=now if until is None else min(now, until))
     text = render_report(stats, records, fmt, jaeger_url=jaeger_url, title=title)
     if os.path.isdir(path):
         path = os.path.join(path, f"faultlens-report.{fmt}")
