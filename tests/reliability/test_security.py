@@ -93,3 +93,75 @@ def test_no_bundled_service_binds_anything_but_loopback():
             if re.search(r"0\.0\.0\.0|\[::\](?!1)|:::", line):
                 offenders.append(f"{f.relative_to(ROOT)}:{n}: {line.strip()}")
     assert offenders == []
+
+
+# -- properties: secrets at any depth, any offset ----------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from faultlens.capture import STATE  # noqa: E402
+
+TOKEN = "Tk9pQ2xvdWRTZWNyZXQ"
+SECRET_NAMES = ["password", "api_key", "Authorization", "session", "signature", "dsn", "cookie"]
+
+plain = st.one_of(st.integers(), st.text(alphabet="abc xyz", max_size=6), st.none())
+
+
+def _containers(children):
+    return st.one_of(
+        st.lists(children, max_size=3),
+        st.tuples(children, children),
+        st.dictionaries(st.sampled_from(["a", "b", "user", "items"]), children, max_size=3),
+    )
+
+
+@st.composite
+def nested_with_secret(draw):
+    """A nested structure with one secret-named key somewhere inside (depth 1 to 4)."""
+    value = draw(st.sampled_from([TOKEN, TOKEN.encode(), bytearray(TOKEN.encode())]))
+    node: object = {draw(st.sampled_from(SECRET_NAMES)): value}
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["list", "tuple", "dict"]))
+        noise = draw(st.recursive(plain, _containers, max_leaves=3))
+        if kind == "list":
+            node = [noise, node]
+        elif kind == "tuple":
+            node = (node, noise)
+        else:
+            node = {"inner": node, "other": noise}
+    return node
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=nested_with_secret())
+def test_a_secret_key_at_any_depth_never_reaches_a_span(data):
+    with testing.capture() as cap:
+        faultlens.record_error(ValueError("x"), request=data)
+    text = _all_text(cap.errors, cap.spans)
+    assert TOKEN not in text and TOKEN[:8] not in text
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    offset=st.integers(-80, 40),
+    carrier=st.sampled_from(
+        [
+            SECRETS["jwt"],
+            SECRETS["bearer"],
+            SECRETS["url"],
+            SECRETS["aws"],
+            SECRETS["aws_secret"],
+            f"password='{TOKEN}'",
+        ]
+    ),
+)
+def test_a_secret_cut_by_the_message_cap_leaves_no_readable_prefix(offset, carrier):
+    cap_at = STATE.limits.max_message
+    pad = max(cap_at + offset, 0)
+    message = ("word " * (pad // 5 + 1))[:pad] + " " + carrier + " tail"
+    with testing.capture() as cap:
+        faultlens.record_error(RuntimeError(message))
+    text = _all_text(cap.errors, cap.spans)
+    for needle in [*NEEDLES, TOKEN]:
+        assert needle[:8] not in text, needle
