@@ -41,3 +41,9 @@ def test_out_of_range_and_non_finite_values_still_render(fmt):
         assert len(list(csv.reader(io.StringIO(out)))) == 4
     else:
         assert "far future" in out and "2023-11-14" in out
+
+
+def test_a_formula_after_leading_spaces_is_neutralised_too():
+    records = [{"ts": 1_700_000_000.0, "code": "C", "severity": "high", "stage": "  =1+1"}]
+    out = render_report(compute_stats(records, now=1_700_000_100.0), records, "csv")
+    assert next(csv.DictReader(io.StringIO(out)))["stage"] == "'  =1+1"

@@ -2,8 +2,9 @@
 
 One row per error (not per fingerprint) so that the file can be filtered, pivoted and
 counted any way; the per-fingerprint summary is what the JSON and HTML reports add.
-A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would be read
-as a formula by Excel/LibreOffice/Sheets (CSV injection): such cells get a leading ``'``.
+A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (after any
+leading spaces) would be read as a formula by Excel/LibreOffice/Sheets (CSV injection): such
+cells get a leading ``'``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def neutralise(value: str) -> str:
     """Prefix ``'`` to a cell a spreadsheet would evaluate as a formula."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if value.lstrip(" ").startswith(_FORMULA_START) else value
 
 
 def _cell(value: Any) -> str:
