@@ -100,8 +100,10 @@ def test_outage_and_recovery_produce_the_expected_counts_and_state_sequence():
 
         assert count("faultlens.recovery.actions", strategy="fallback", outcome="recovered") == 3
         assert count("faultlens.recovery.actions", outcome="failed") == 0
-        # the failures the fallbacks hid are still recorded, once each
-        assert count("faultlens.errors", code="NET_CONNECTION_FAILED") == 1
+        # every failure of the dependency is recorded once: the one the fallback hid
+        # (call 1's last attempt), the one retry swallowed (call 1's first attempt) and the
+        # one that opened the breaker (call 2); the rejections count as EXE_CIRCUIT_OPEN
+        assert count("faultlens.errors", code="NET_CONNECTION_FAILED") == 3
         assert count("faultlens.errors", code="EXE_CIRCUIT_OPEN") == 2
         (ratio,) = cap.metric_points("faultlens.circuit_breaker.failure_ratio")
         assert ratio.value == 0.0  # the window starts afresh when the breaker closes

@@ -9,17 +9,29 @@ States (``breaker.state``):
   seconds until the next trial) until ``open_timeout`` has passed since it opened.
 - ``half_open``: at most ``half_open_max_calls`` trial calls run at a time; the others are
   rejected. The breaker closes once that many trials have succeeded and re-opens on the
-  first trial failure.
+  first trial failure. A trial that never reports back (a ``with breaker:`` block in a
+  generator that is never resumed, a coroutine that is never awaited) cannot hold its slot
+  forever: after ``open_timeout`` seconds (at least ``TRIAL_LEASE_MIN``) the slot is given
+  to the next caller. The late trial's outcome, if it ever comes, still counts.
 
 Plus two manual modes: ``force_open()`` (reject everything until ``reset()``) and
 ``disable()`` (let everything through, record nothing, until ``reset()``).
 
 Outcomes of a call: ``success``; ``failure`` (an exception ``failure_on`` matches, by
 default every ``Exception``; or a success slower than ``slow_call_duration``); ``ignored``
-(an exception in ``ignore``, or cancellation and other ``BaseException``\\ s: neither a
-success nor a failure; in half-open the trial permit is handed back, so a cancelled trial
-can never leave the breaker stuck); ``rejected``. An exception that ``failure_on`` does not
-match counts as a success, as in resilience4j.
+(an exception in ``ignore``, or cancellation, ``concurrent.futures.CancelledError`` and
+other ``BaseException``\\ s: neither a success nor a failure; in half-open the trial permit
+is handed back, so a cancelled trial can never leave the breaker stuck); ``rejected``. An
+exception that ``failure_on`` does not match counts as a success, as in resilience4j, and
+so does ``StopIteration``/``StopAsyncIteration`` (a guarded ``__next__`` reporting the end
+of its items): they are the iterator protocol, never a failure, whatever ``failure_on``
+says. An async callable object, or any callable returning a coroutine, is guarded as async:
+the outcome is what awaiting the coroutine gives.
+
+``with breaker:`` holds its permit until the block exits, in whatever context that happens:
+a generator resumed under another ``contextvars`` context (Starlette and anyio iterate sync
+streaming bodies under ``copy_context().run``), or another thread, returns the permit like
+any other exit.
 
 Concurrency: all state lives under one ``threading.Lock`` that is never held across the
 user's call (nor across an ``await``), so the breaker is safe under threads and asyncio and
@@ -38,6 +50,7 @@ from __future__ import annotations
 import contextvars
 import math
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -47,7 +60,19 @@ from ..capture import STATE, internal_error
 from ..errors import ConfigError, FaultError
 from . import _telemetry as tel
 from . import _timing
-from ._common import ExceptionSpec, callable_name, check_number, kind_of, matcher, wrap
+from ._common import (
+    ENDS_ITERATION,
+    ExceptionSpec,
+    after_fork,
+    callable_name,
+    check_number,
+    control_flow,
+    is_coroutine,
+    kind_of,
+    label,
+    matcher,
+    wrap,
+)
 from ._common import settings as current_settings
 from ._window import CountWindow, TimeWindow
 
@@ -77,6 +102,7 @@ DEFAULT_OPEN_TIMEOUT = 30.0
 DEFAULT_COUNT_WINDOW = 100
 DEFAULT_TIME_WINDOW = 60.0
 DEFAULT_MINIMUM_CALLS = 10
+TRIAL_LEASE_MIN = 1.0  # seconds a half-open trial keeps its slot at the least
 
 _UNSET: Any = object()
 
@@ -145,10 +171,45 @@ def _nothing(exc: BaseException) -> bool:
     return False
 
 
-# The permits of `with breaker:` blocks, innermost last; per thread and per asyncio task.
-_held: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = (
-    contextvars.ContextVar("faultlens_breaker_permits", default=())
+class _Trial:
+    """The permit of one half-open trial call (its identity is the token)."""
+
+    __slots__ = ("epoch",)
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+# What the call paths hand back to the breaker: the state epoch the call was admitted in
+# (an int, the closed fast path) or a half-open trial's permit.
+Permit = int | _Trial
+
+
+def _epoch(permit: Permit) -> int:
+    return permit if type(permit) is int else permit.epoch  # type: ignore[union-attr]
+
+
+class _Held:
+    """One ``with breaker:`` block's permit."""
+
+    __slots__ = ("breaker", "permit", "started")
+
+    def __init__(self, breaker: CircuitBreaker, permit: Permit, started: float) -> None:
+        self.breaker = breaker
+        self.permit = permit
+        self.started = started
+
+
+# The permits of `with breaker:` blocks entered in this context, innermost last: how an exit
+# finds its own block's permit. The breaker also keeps every outstanding block permit, so an
+# exit in another context (which cannot see this variable's value) still returns one.
+_held: contextvars.ContextVar[tuple[_Held, ...]] = contextvars.ContextVar(
+    "faultlens_breaker_permits", default=()
 )
+_MISSING: Any = object()
+
+# Every breaker alive, for re-creating their locks in a forked child.
+_all_breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 
 
 class CircuitBreaker:
@@ -212,6 +273,21 @@ class CircuitBreaker:
                 "open_timeout",
                 fix="seconds the breaker stays open before a trial call",
             )
+        self._config: dict[str, Any] = {
+            "open_timeout": open_timeout,
+            "half_open_max_calls": half_open_max_calls,
+            "failure_rate_threshold": failure_rate_threshold,
+            "window_size": window_size,
+            "window_type": window_type,
+            "minimum_calls": minimum_calls,
+            "slow_call_duration": slow_call_duration,
+            "ignore": ignore,
+            "failure_on": failure_on,
+            "clock": clock,
+            "listeners": tuple(listeners),
+        }
+        if failure_threshold is not _UNSET:
+            self._config["failure_threshold"] = failure_threshold
         check_number(
             half_open_max_calls,
             "half_open_max_calls",
@@ -276,6 +352,7 @@ class CircuitBreaker:
             raise ConfigError(f"must be a callable returning seconds, got {clock!r}", key="clock")
 
         self.name = name
+        self._label = label(name)
         self.half_open_max_calls = half_open_max_calls
         self.failure_rate_threshold = failure_rate_threshold
         self.minimum_calls = minimum
@@ -289,14 +366,15 @@ class CircuitBreaker:
         self._ignore = matcher(ignore, "ignore", _nothing)
         self._failure_on = matcher(failure_on, "failure_on", _any_exception)
         self._clock: Callable[[], float] = clock if clock is not None else _timing.monotonic
-        self._listeners: tuple[StateListener, ...] = tuple(listeners)
+        self._listeners: tuple[StateListener, ...] = self._config["listeners"]
 
         self._lock = threading.Lock()
         self._state = CLOSED
         self._epoch = 0
         self._snap: tuple[str, int] = (CLOSED, 0)  # read without the lock on the fast path
         self._opened_at = 0.0
-        self._in_flight = 0
+        self._trials: dict[_Trial, float] = {}  # running half-open trials -> admitted at
+        self._blocks: dict[_Held, None] = {}  # outstanding `with` permits, oldest first
         self._trial_successes = 0
         self._consecutive = 0
         self._window: CountWindow | TimeWindow = (
@@ -304,6 +382,8 @@ class CircuitBreaker:
         )
         self._counts = [0, 0, 0, 0]
         self._gen = -1
+        _all_breakers.add(self)
+        after_fork(_reinit_after_fork)
         tel.register_breaker(self)
         tel.ensure()  # so the state gauge shows the breaker before its first call
 
@@ -415,7 +495,7 @@ class CircuitBreaker:
                 window_calls=calls,
                 window_failures=failures,
                 consecutive_failures=self._consecutive,
-                half_open_in_flight=self._in_flight,
+                half_open_in_flight=len(self._trials),
             )
 
     def _call_counts(self) -> tuple[int, ...]:
@@ -455,7 +535,7 @@ class CircuitBreaker:
         self._state = to
         self._epoch += 1
         self._snap = (to, self._epoch)
-        self._in_flight = 0
+        self._trials = {}
         self._trial_successes = 0
         if to == OPEN:
             self._opened_at = now
@@ -470,19 +550,36 @@ class CircuitBreaker:
         if self._state == OPEN and self._clock() >= self._opened_at + self._resolved()[1]:
             self._to(HALF_OPEN, "open timeout elapsed", changes)
 
-    def _acquire(self) -> int:
-        """A permit (the state epoch) or CircuitOpenError. Only for non-closed states."""
+    def _expire_trials(self) -> None:
+        """Free the slots of half-open trials that never reported back (see module docs)."""
+        trials = self._trials
+        if not trials:
+            return
+        lease = max(self._resolved()[1], TRIAL_LEASE_MIN)
+        cutoff = self._clock() - lease
+        for trial, admitted in list(trials.items()):
+            if admitted > cutoff:
+                break  # oldest first: the rest are younger
+            del trials[trial]
+
+    def _acquire(self) -> Permit:
+        """A permit or CircuitOpenError. Only for non-closed states."""
         changes: list[StateChange] = []
         rejected: CircuitOpenError | None = None
+        permit: Permit
         with self._lock:
             self._expire_open(changes)
             st = self._state
-            epoch = self._epoch
-            if st in (CLOSED, DISABLED):
-                pass
-            elif st == HALF_OPEN and self._in_flight < self.half_open_max_calls:
-                self._in_flight += 1
-            else:
+            permit = self._epoch
+            admit = st in (CLOSED, DISABLED)
+            if st == HALF_OPEN:
+                if len(self._trials) >= self.half_open_max_calls:
+                    self._expire_trials()
+                if len(self._trials) < self.half_open_max_calls:
+                    admit = True
+                    permit = _Trial(self._epoch)
+                    self._trials[permit] = self._clock()
+            if not admit:
                 self._counts[REJECTED] += 1
                 if st == OPEN:
                     wait: float | None = max(
@@ -495,17 +592,17 @@ class CircuitBreaker:
             self._emit(changes)
         if rejected is not None:
             raise rejected
-        return epoch
+        return permit
 
-    def _success(self, epoch: int, started: float) -> None:
+    def _success(self, permit: Permit, started: float) -> None:
         if self.slow_call_duration is not None and (
             self._clock() - started >= self.slow_call_duration
         ):
-            self._failure(epoch, "slow call")
+            self._failure(permit, "slow call")
             return
         with self._lock:
             self._counts[SUCCESS] += 1
-            if epoch != self._epoch:
+            if _epoch(permit) != self._epoch:
                 return
             st = self._state
             if st == CLOSED:
@@ -514,7 +611,8 @@ class CircuitBreaker:
                 return
             if st != HALF_OPEN:
                 return
-            self._in_flight -= 1
+            if type(permit) is _Trial:
+                self._trials.pop(permit, None)
             self._trial_successes += 1
             if self._trial_successes < self.half_open_max_calls:
                 return
@@ -522,11 +620,11 @@ class CircuitBreaker:
             self._to(CLOSED, "trial calls succeeded", changes)
         self._emit(changes)
 
-    def _failure(self, epoch: int, reason: str) -> None:
+    def _failure(self, permit: Permit, reason: str) -> None:
         changes: list[StateChange] = []
         with self._lock:
             self._counts[FAILURE] += 1
-            if epoch != self._epoch:
+            if _epoch(permit) != self._epoch:
                 return
             st = self._state
             if st == CLOSED:
@@ -546,56 +644,59 @@ class CircuitBreaker:
         if changes:
             self._emit(changes)
 
-    def _ignored(self, epoch: int) -> None:
+    def _ignored(self, permit: Permit) -> None:
         with self._lock:
             self._counts[IGNORED] += 1
-            if epoch == self._epoch and self._state == HALF_OPEN:
-                self._in_flight -= 1  # hand the trial permit back
+            if type(permit) is _Trial and permit.epoch == self._epoch:
+                self._trials.pop(permit, None)
 
-    def _error(self, epoch: int, exc: BaseException) -> None:
+    def _error(self, permit: Permit, exc: BaseException, started: float = math.inf) -> None:
         """Sort an exception into failure / ignored / success. Never raises."""
         try:
-            if not isinstance(exc, Exception):
-                self._ignored(epoch)  # cancellation, interrupts: not the dependency's fault
+            if isinstance(exc, ENDS_ITERATION):
+                self._success(permit, started)  # the iterator protocol, not a failure
+                return
+            if control_flow(exc):
+                self._ignored(permit)  # cancellation, interrupts: not the dependency's fault
                 return
             try:
                 ignored = bool(self._ignore(exc))
             except Exception as e:
-                internal_error(f"breaker {self.name} ignore= predicate", e)
+                internal_error(f"breaker {self._label} ignore= predicate", e)
                 ignored = False
             if ignored:
-                self._ignored(epoch)
+                self._ignored(permit)
                 return
             try:
                 failed = bool(self._failure_on(exc))
             except Exception as e:
-                internal_error(f"breaker {self.name} failure_on= predicate", e)
+                internal_error(f"breaker {self._label} failure_on= predicate", e)
                 failed = True
             if failed:
-                self._failure(epoch, type(exc).__name__)
+                self._failure(permit, label(type(exc).__name__))
             else:
-                self._success(epoch, math.inf)
+                self._success(permit, math.inf)
         except Exception as e:
-            internal_error(f"breaker {self.name}", e)
+            internal_error(f"breaker {self._label}", e)
 
     def _emit(self, changes: list[StateChange]) -> None:
         """Metrics, span event and listeners for transitions; outside the lock."""
         for change in changes:
             try:
-                labels = {"breaker": self.name, "from": change.from_state, "to": change.to_state}
+                labels = {"breaker": self._label, "from": change.from_state, "to": change.to_state}
                 inst = tel.instruments()
                 if inst is not None:
                     inst.transitions.add(1, labels)
                 tel.add_event(
                     "faultlens.circuit_breaker.transition",
                     {
-                        "faultlens.circuit_breaker.name": self.name,
+                        "faultlens.circuit_breaker.name": self._label,
                         "faultlens.circuit_breaker.from": change.from_state,
                         "faultlens.circuit_breaker.to": change.to_state,
-                        "faultlens.circuit_breaker.reason": change.reason,
+                        "faultlens.circuit_breaker.reason": label(change.reason),
                         "faultlens.circuit_breaker.failure_ratio": change.failure_ratio,
                     },
-                    span_name=f"faultlens.circuit_breaker {self.name}",
+                    span_name=f"faultlens.circuit_breaker {self._label}",
                 )
             except Exception as e:
                 internal_error("breaker transition telemetry", e)
@@ -603,11 +704,11 @@ class CircuitBreaker:
                 try:
                     listener(change)
                 except Exception as e:
-                    internal_error(f"breaker {self.name} listener {listener!r}", e)
+                    internal_error(f"breaker {self._label} listener", e)
 
     # -- the call paths --------------------------------------------------------------------
 
-    def _admit(self) -> int:
+    def _admit(self) -> Permit:
         if self._gen != STATE.generation:
             tel.ensure()
             self._gen = STATE.generation
@@ -617,25 +718,36 @@ class CircuitBreaker:
         return self._acquire()
 
     def _run_sync(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        epoch = self._admit()
+        permit = self._admit()
         started = self._clock() if self.slow_call_duration is not None else 0.0
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            self._error(epoch, exc)
+            self._error(permit, exc, started)
             raise
-        self._success(epoch, started)
+        if is_coroutine(result):  # an async callable the decoration could not see
+            return self._settle_async(permit, started, result)
+        self._success(permit, started)
+        return result
+
+    async def _settle_async(self, permit: Permit, started: float, pending: Any) -> Any:
+        try:
+            result = await pending
+        except BaseException as exc:
+            self._error(permit, exc, started)
+            raise
+        self._success(permit, started)
         return result
 
     async def _run_async(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        epoch = self._admit()
+        permit = self._admit()
         started = self._clock() if self.slow_call_duration is not None else 0.0
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            self._error(epoch, exc)
+            self._error(permit, exc, started)
             raise
-        self._success(epoch, started)
+        self._success(permit, started)
         return result
 
     def __call__(self, func: F) -> F:
@@ -648,10 +760,11 @@ class CircuitBreaker:
                 key="CircuitBreaker",
             )
         wrapper = self._run_async if kind == "async" else self._run_sync
-        return cast(F, wrap(func, wrapper, kind == "async"))
+        return cast(F, wrap(func, wrapper, kind == "async", self))
 
     def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Run ``func(*args, **kwargs)`` through the breaker (sync)."""
+        """Run ``func(*args, **kwargs)`` through the breaker (an async ``func``'s coroutine
+        comes back guarded: await it)."""
         return self._run_sync(func, None, args, kwargs)
 
     async def call_async(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -659,10 +772,38 @@ class CircuitBreaker:
         return await self._run_async(func, None, args, kwargs)
 
     def __enter__(self) -> CircuitBreaker:
-        epoch = self._admit()
+        permit = self._admit()
         started = self._clock() if self.slow_call_duration is not None else 0.0
-        _held.set((*_held.get(), (self, epoch, started)))
+        block = _Held(self, permit, started)
+        self._blocks[block] = None
+        _held.set((*_held.get(), block))
         return self
+
+    def _release_block(self) -> _Held | None:
+        """The permit this exit returns: its own block's, found in the context it entered
+        in; else (an exit in another context or thread) the oldest outstanding one, so that
+        every exit returns exactly one permit whatever context runs it."""
+        held = _held.get()
+        blocks = self._blocks
+        found: _Held | None = None
+        keep = list(held)
+        for i in range(len(held) - 1, -1, -1):
+            block = held[i]
+            if block.breaker is not self:
+                continue
+            del keep[i]
+            if blocks.pop(block, _MISSING) is not _MISSING:
+                found = block
+                break
+            # else: a stale entry, whose permit an exit in another context returned
+        if len(keep) != len(held):
+            _held.set(tuple(keep))
+        if found is not None:
+            return found
+        for block in list(blocks):
+            if blocks.pop(block, _MISSING) is not _MISSING:
+                return block
+        return None
 
     def __exit__(
         self,
@@ -670,19 +811,18 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        held = _held.get()
-        for i in range(len(held) - 1, -1, -1):
-            if held[i][0] is self:
-                _, epoch, started = held[i]
-                _held.set(held[:i] + held[i + 1 :])
-                break
-        else:
-            internal_error(f"breaker {self.name}: __exit__ without a matching __enter__")
+        try:
+            block = self._release_block()
+        except Exception as e:
+            internal_error(f"breaker {self._label}: return a permit", e)
+            return
+        if block is None:
+            internal_error(f"breaker {self._label}: __exit__ without a matching __enter__")
             return
         if exc is None:
-            self._success(epoch, started)
+            self._success(block.permit, block.started)
         else:
-            self._error(epoch, exc)
+            self._error(block.permit, exc, block.started)
 
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()
@@ -695,8 +835,26 @@ class CircuitBreaker:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A breaker is per-process state: it pickles as "the breaker of this name" (made
+        # with the same configuration in a process that has none yet), which is what lets a
+        # decorated callable object travel to a process pool.
+        return (_restore, (self.name, self._config))
+
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.name!r} {self._state}>"
+
+
+def _restore(name: str, config: dict[str, Any]) -> CircuitBreaker:
+    return get_breaker(name, **config)
+
+
+def _reinit_after_fork() -> None:
+    """In a forked child: new locks (a thread of the parent may have held one)."""
+    global _create_lock
+    _create_lock = threading.Lock()
+    for b in list(_all_breakers):
+        b._lock = threading.Lock()
 
 
 def breakers() -> dict[str, CircuitBreaker]:
@@ -710,6 +868,7 @@ def get_breaker(name: str, **config: Any) -> CircuitBreaker:
     ``config`` is ignored when the breaker exists: the first definition wins, so that
     every module asking for "registry" shares one breaker.
     """
+    after_fork(_reinit_after_fork)
     with _create_lock:
         existing = tel.breakers().get(name)
         if existing is not None:

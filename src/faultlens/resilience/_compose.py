@@ -13,6 +13,14 @@ The order, outermost first, is the one resilience4j uses::
   (Pass your own ``Retry`` to decide otherwise.)
 - **Recovery** is outermost: fallbacks and degradation answer only once retrying has
   given up (exhausted, non-retryable, or rejected by the open breaker).
+
+What ``faultlens.errors`` counts: every failure of the dependency once. Recovery records the
+exception the call finally ends with (``EXE_CIRCUIT_OPEN`` once the breaker is open), and
+the retry layer records each failure it swallows (every failed attempt but the last), so the
+``NET_CONNECTION_FAILED`` (say) that opened the breaker are counted as such, not only as
+retry attempts. A rejection by the open breaker is not a failure of the dependency: it is
+counted in ``faultlens.circuit_breaker.calls{outcome="rejected"}`` and, when it is how the
+call ends, once as ``EXE_CIRCUIT_OPEN``.
 """
 
 from __future__ import annotations
@@ -102,7 +110,7 @@ def resilient(
             manager = RecoveryManager([extra])
         else:
             manager = RecoveryManager(
-                [*manager.strategies, extra], on=manager.on, operation=manager.operation
+                [*manager.given, extra], on=manager.on_spec, operation=manager.operation
             )
     if recovery is not None and not isinstance(recovery, RecoveryManager):
         raise ConfigError(f"expected a RecoveryManager, got {recovery!r}", key="recovery")
@@ -112,7 +120,7 @@ def resilient(
         if guard is not None:
             wrapped = guard(wrapped)
         if policy is not None:
-            wrapped = policy(wrapped)
+            wrapped = policy._decorate(wrapped, record=True)
         if manager is not None:
             wrapped = manager(wrapped)
         return wrapped  # type: ignore[no-any-return]

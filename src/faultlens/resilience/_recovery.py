@@ -1,18 +1,25 @@
 """Recovery: what to do once a call has failed for good.
 
 A ``RecoveryManager`` holds an ordered list of strategies. When the guarded call raises an
-``Exception`` the manager covers (``on=``, default every ``Exception``; cancellation and
-other ``BaseException``\\ s are never recovered), the strategies are tried in order; the
-first that produces a result wins. If none does, the original exception itself propagates,
-unchanged. Either way the original failure is recorded (``record_error``, once per
-exception object as always), so a fallback never hides an error from the telemetry.
+``Exception`` the manager covers (``on=``, default every ``Exception``), the strategies are
+tried in order; the first that produces a result wins. Cancellation (asyncio's and
+``concurrent.futures``'), ``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit`` and the
+iterator protocol's ``StopIteration``/``StopAsyncIteration`` are never recovered, whatever
+``on=`` says: they propagate unchanged and are not recorded. If no strategy produces a
+result, the original exception itself propagates, unchanged. Either way the original
+failure is recorded (``record_error``, once per exception object as always), so a fallback
+never hides an error from the telemetry.
 
 Strategies:
 
 - ``Restart(factory, argument="resource")``: call the function again with a fresh resource
   from ``factory()`` in place of the named argument (a new connection, a new session).
 - ``Fallback(f1, f2, ...)``: an ordered chain; each entry is called with the call's own
-  arguments (a non-callable entry is returned as is); the first that succeeds wins.
+  arguments, *without* ``self``/``cls`` when the decorated function is a method or a
+  classmethod (a fallback is a plain function of the call's arguments, e.g.
+  ``from_cache(job)`` for ``Scorer.result(self, job)``; a non-callable entry is returned as
+  is); the first that succeeds wins. ``RecoveryContext.instance`` carries the instance for
+  strategies that need it, and ``RecoveryContext.func`` is bound to it.
 - ``Degrade(value | factory=...)``: give up on the real result and return ``Degraded(value)``,
   so a degraded answer can never be mistaken for a real one.
 - ``ManualIntervention(notify=...)``: a human must act. Records the failure as critical,
@@ -24,6 +31,10 @@ Every step counts ``faultlens.recovery.actions{strategy, outcome}`` with outcome
 (the strategy's ``on=`` does not cover the error, or ``error_handling.recovery.enabled`` is
 false in the configuration), records ``faultlens.recovery.duration{strategy}`` in seconds,
 and adds a ``faultlens.recovery`` event to the current span.
+
+An async callable object (an instance whose ``__call__`` is ``async def``), or any callable
+that returns a coroutine, is recovered as async: the coroutine is awaited and its failure
+goes through the chain (fallbacks may then be sync or async).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import types
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
@@ -38,7 +50,17 @@ from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 from ..capture import internal_error, record_error
 from ..errors import ConfigError, ErrorInfo, Severity, classify, error_type
 from . import _telemetry as tel
-from ._common import ExceptionSpec, callable_name, kind_of, matcher, wrap
+from ._common import (
+    ENDS_ITERATION,
+    ExceptionSpec,
+    callable_name,
+    control_flow,
+    is_coroutine,
+    kind_of,
+    label,
+    matcher,
+    wrap,
+)
 from ._common import settings as current_settings
 
 __all__ = [
@@ -66,13 +88,18 @@ def _every_exception(exc: BaseException) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RecoveryContext:
-    """What a strategy sees: the failed call and why it failed."""
+    """What a strategy sees: the failed call and why it failed.
+
+    For a method, ``args`` are the call's arguments without ``self`` (``cls`` for a
+    classmethod), ``instance`` is that object and ``func`` is bound to it, so
+    ``func(*args, **kwargs)`` repeats the call."""
 
     operation: str
     func: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     exception: Exception
+    instance: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +176,12 @@ class Restart:
         self.factory = factory
         self.argument = argument
         self.attempts = attempts
+        self._on_spec = on
         self._on = matcher(on, "Restart.on", _every_exception)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"argument": self.argument, "attempts": self.attempts, "on": self._on_spec}
+        return (_make, (Restart, (self.factory,), kwargs))
 
     def applies(self, exc: Exception) -> bool:
         return bool(self._on(exc))
@@ -249,8 +281,12 @@ class Fallback:
         if not fallbacks:
             raise ConfigError("needs at least one fallback", key="Fallback")
         self.fallbacks = fallbacks
+        self._on_spec = on
         on_match = matcher(on, "Fallback.on", _every_exception)
         self.steps = tuple(_FallbackStep(f, i, on_match) for i, f in enumerate(fallbacks))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_make, (Fallback, self.fallbacks, {"on": self._on_spec}))
 
 
 class Degrade:
@@ -269,7 +305,12 @@ class Degrade:
             raise ConfigError(f"must be callable, got {factory!r}", key="Degrade.factory")
         self.value = value
         self.factory = factory
+        self._on_spec = on
         self._on = matcher(on, "Degrade.on", _every_exception)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"factory": self.factory, "on": self._on_spec}
+        return (_make, (Degrade, (self.value,), kwargs))
 
     def applies(self, exc: Exception) -> bool:
         return bool(self._on(exc))
@@ -311,7 +352,11 @@ class ManualIntervention:
         if notify is not None and not callable(notify):
             raise ConfigError(f"must be callable, got {notify!r}", key="ManualIntervention.notify")
         self.notify = notify
+        self._on_spec = on
         self._on = matcher(on, "ManualIntervention.on", _every_exception)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_make, (ManualIntervention, (self.notify,), {"on": self._on_spec}))
 
     def applies(self, exc: Exception) -> bool:
         return bool(self._on(exc))
@@ -325,7 +370,7 @@ class ManualIntervention:
                 "faultlens.recovery.operation": ctx.operation,
                 "faultlens.error.code": info.code,
                 "faultlens.error.severity": Severity.CRITICAL.value,
-                "error.type": error_type(ctx.exception),
+                "error.type": label(error_type(ctx.exception)),
             },
             span_name=f"faultlens.recovery {ctx.operation}",
         )
@@ -383,8 +428,9 @@ class RecoveryManager:
         on: ExceptionSpec | None = None,
         operation: str | None = None,
     ) -> None:
+        given = tuple(strategies)
         steps: list[Any] = []
-        for s in strategies:
+        for s in given:
             if isinstance(s, Fallback):
                 steps.extend(s.steps)
             elif all(hasattr(s, a) for a in ("name", "applies", "attempt", "attempt_async")):
@@ -398,8 +444,18 @@ class RecoveryManager:
         if not steps:
             raise ConfigError("needs at least one strategy", key="strategies")
         self.strategies: tuple[Any, ...] = tuple(steps)
+        self.given = given  # as passed (a Fallback is one entry here, one step per fallback)
         self.on = matcher(on, "on", _every_exception)
+        self.on_spec = on
         self.operation = operation
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles as its strategies (with a decorated callable object, which pickles by
+        # value); each strategy's callables and ``on=`` must be picklable themselves.
+        return (
+            _make,
+            (RecoveryManager, (self.given,), {"on": self.on_spec, "operation": self.operation}),
+        )
 
     # -- decoration --------------------------------------------------------------------
 
@@ -424,7 +480,9 @@ class RecoveryManager:
                     f"{callable_name(func)!r} is not; use a sync fallback",
                     key="fallbacks",
                 )
-        operation = self.operation or callable_name(func)
+        operation = label(self.operation or callable_name(func))
+        mine: list[Any] = []  # the wrapper, to recognise method calls (see _split_self)
+
         if kind == "async":
 
             async def run_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -432,26 +490,41 @@ class RecoveryManager:
                     return await wrapped(*args, **kwargs)
                 except Exception as exc:
                     failed = exc
-                return await self._recover_async(operation, wrapped, args, kwargs, failed)
+                fn, inst, rest = _split_self(mine, wrapped, instance, args)
+                return await self._recover_async(operation, fn, rest, kwargs, failed, inst)
 
-            return cast(F, wrap(func, run_async, True))
+            mine.append(wrap(func, run_async, True, self))
+            return cast(F, mine[0])
 
         def run_sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             try:
-                return wrapped(*args, **kwargs)
+                result = wrapped(*args, **kwargs)
             except Exception as exc:
                 failed = exc
-            return self._recover(operation, wrapped, args, kwargs, failed)
+            else:
+                if is_coroutine(result):  # an async callable the decoration could not see
+                    fn, inst, rest = _split_self(mine, wrapped, instance, args)
+                    return self._settle_async(operation, fn, rest, kwargs, inst, result)
+                return result
+            fn, inst, rest = _split_self(mine, wrapped, instance, args)
+            return self._recover(operation, fn, rest, kwargs, failed, inst)
 
-        return cast(F, wrap(func, run_sync, False))
+        mine.append(wrap(func, run_sync, False, self))
+        return cast(F, mine[0])
 
     def run(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T | Any:
-        """Call ``func(*args, **kwargs)`` and recover from its failure."""
+        """Call ``func(*args, **kwargs)`` and recover from its failure (an async ``func``'s
+        coroutine comes back guarded: await it)."""
+        operation = self.operation or callable_name(func)
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except Exception as exc:
             failed = exc
-        return self._recover(self.operation or callable_name(func), func, args, kwargs, failed)
+        else:
+            if is_coroutine(result):
+                return self._settle_async(label(operation), func, args, kwargs, None, result)
+            return result
+        return self._recover(label(operation), func, args, kwargs, failed)
 
     async def run_async(
         self, func: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
@@ -461,8 +534,17 @@ class RecoveryManager:
         except Exception as exc:
             failed = exc
         return await self._recover_async(
-            self.operation or callable_name(func), func, args, kwargs, failed
+            label(self.operation or callable_name(func)), func, args, kwargs, failed
         )
+
+    async def _settle_async(
+        self, operation: str, func: Any, args: Any, kwargs: Any, instance: Any, pending: Any
+    ) -> Any:
+        try:
+            return await pending
+        except Exception as exc:
+            failed = exc
+        return await self._recover_async(operation, func, args, kwargs, failed, instance)
 
     # -- the chain -----------------------------------------------------------------------
 
@@ -490,10 +572,18 @@ class RecoveryManager:
                 _report(operation, s, "skipped", 0.0, exc)
         return chosen
 
-    def _recover(self, operation: str, func: Any, args: Any, kwargs: Any, exc: Exception) -> Any:
-        if not self._covered(exc):
+    def _recover(
+        self,
+        operation: str,
+        func: Any,
+        args: Any,
+        kwargs: Any,
+        exc: Exception,
+        instance: Any = None,
+    ) -> Any:
+        if _passes_through(exc) or not self._covered(exc):
             raise exc
-        ctx = RecoveryContext(operation, func, tuple(args), dict(kwargs), exc)
+        ctx = RecoveryContext(operation, func, tuple(args), dict(kwargs), exc, instance)
         for s in self._plan(operation, exc):
             start = time.perf_counter()
             escalated = False
@@ -515,11 +605,17 @@ class RecoveryManager:
         raise exc
 
     async def _recover_async(
-        self, operation: str, func: Any, args: Any, kwargs: Any, exc: Exception
+        self,
+        operation: str,
+        func: Any,
+        args: Any,
+        kwargs: Any,
+        exc: Exception,
+        instance: Any = None,
     ) -> Any:
-        if not self._covered(exc):
+        if _passes_through(exc) or not self._covered(exc):
             raise exc
-        ctx = RecoveryContext(operation, func, tuple(args), dict(kwargs), exc)
+        ctx = RecoveryContext(operation, func, tuple(args), dict(kwargs), exc, instance)
         for s in self._plan(operation, exc):
             start = time.perf_counter()
             escalated = False
@@ -541,6 +637,55 @@ class RecoveryManager:
         raise exc
 
 
+def _passes_through(exc: Exception) -> bool:
+    """Control flow, not a failure: never recovered, never recorded."""
+    return isinstance(exc, ENDS_ITERATION) or control_flow(exc)
+
+
+def _split_self(mine: list[Any], wrapped: Any, instance: Any, args: Any) -> tuple[Any, Any, Any]:
+    """(the function bound to its instance, the instance, the arguments without it).
+
+    A wrapper for a plain function is a function too and binds like one, so a method call
+    reaches it with ``self`` as the first argument. It is a method call when that first
+    argument's class (or, for a classmethod, the class itself) holds this very wrapper
+    under the function's name, possibly under further decorators; then ``self``/``cls`` is
+    taken out of the arguments the fallbacks receive. Wrappers of other callables get the
+    instance from their own binding.
+    """
+    if instance is not None or not args or not mine:
+        return wrapped, instance, args
+    try:
+        first = args[0]
+        name = getattr(wrapped, "__name__", None)
+        if not isinstance(name, str):
+            return wrapped, None, args
+        if isinstance(first, type):
+            attr = inspect.getattr_static(first, name, None)
+            if not isinstance(attr, classmethod):
+                return wrapped, None, args
+            attr = attr.__func__
+        else:
+            attr = inspect.getattr_static(type(first), name, None)
+        if isinstance(attr, staticmethod | classmethod):
+            return wrapped, None, args
+        me = mine[0]
+        if isinstance(me, classmethod):  # recover() was given the classmethod object
+            me = me.__func__
+        for _ in range(32):
+            if attr is me:
+                return types.MethodType(wrapped, first), first, tuple(args[1:])
+            attr = getattr(attr, "__wrapped__", None)
+            if attr is None:
+                break
+    except Exception as exc:
+        internal_error("recover: tell a method call", exc)
+    return wrapped, None, args
+
+
+def _make(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return cls(*args, **kwargs)
+
+
 def _recovery_enabled() -> bool:
     s = current_settings()
     if s is None:
@@ -553,7 +698,7 @@ def _recovery_enabled() -> bool:
 
 def _report(operation: str, step: Any, outcome: str, seconds: float, exc: BaseException) -> None:
     try:
-        name = str(step.name)
+        name = label(step.name)
         inst = tel.instruments()
         if inst is not None:
             inst.recovery_actions.add(1, {"strategy": name, "outcome": outcome})
@@ -563,7 +708,7 @@ def _report(operation: str, step: Any, outcome: str, seconds: float, exc: BaseEx
             "faultlens.recovery.operation": operation,
             "faultlens.recovery.strategy": name,
             "faultlens.recovery.outcome": outcome,
-            "error.type": error_type(exc),
+            "error.type": label(error_type(exc)),
         }
         if isinstance(step, _FallbackStep):
             attrs["faultlens.recovery.index"] = step.index

@@ -18,7 +18,21 @@ Semantics, per call (state is per call, so one policy is safe under threads and 
 - An attempt fails with an ``Exception``. If ``on=`` (default: what the error catalog marks
   retryable) does not cover it, the exception propagates at once: ``non_retryable``.
 - A ``BaseException`` that is not an ``Exception`` (cancellation, KeyboardInterrupt,
-  SystemExit, GeneratorExit, ...) is never retried: ``aborted``.
+  SystemExit, GeneratorExit, ...), and ``concurrent.futures.CancelledError``, are never
+  retried, whatever ``on=`` says: ``aborted``. The same holds when one arrives during the
+  backoff wait (a cancelled task, Ctrl-C while sleeping).
+- ``StopIteration``/``StopAsyncIteration`` end a call by protocol (a retried ``__next__``
+  or ``__anext__`` reporting the end of the items): they propagate at once, unchanged,
+  are never retried (not even with ``on=Exception``) and the call counts as a success.
+- An async callable object (an instance whose ``__call__`` is ``async def``) or any
+  callable that returns a coroutine is retried as async: the coroutine is awaited and the
+  outcome is what it raised or returned.
+- An open circuit breaker's ``CircuitOpenError`` (retryable in the catalog) is retried
+  only as its ``retry_after`` allows: the wait before the next attempt is at least
+  ``retry_after`` (even above ``wait_max``), and if that wait would pass the deadline the
+  call gives up at once (``exhausted``). A breaker that was forced open
+  (``retry_after`` None) is never retried (``non_retryable``): it stays open until someone
+  resets it, so waiting cannot help.
 - Otherwise the next delay is drawn; if the attempts are used up, or sleeping that long
   would pass the deadline (``timeout`` seconds after the call started), the call ends:
   ``exhausted``. The deadline is never slept past; an attempt that is already running is
@@ -32,6 +46,10 @@ without jitter; with jitter (the default) a uniformly random delay between ``wai
 and ``min(wait_max, wait_initial * wait_exp_base ** n)``, i.e. full jitter over the
 exponential band, always within ``[wait_initial, wait_max]``.
 
+Inside ``resilient()`` the failures retry swallows (every failed attempt but the last) are
+also recorded with ``record_error``, once each, so ``faultlens.errors`` shows what the
+dependency did and not only the final outcome (see ``_compose``).
+
 Signals: a span event ``faultlens.retry`` on the current span for each failed attempt;
 ``faultlens.retry.attempts{operation, error.type}`` per failed attempt;
 ``faultlens.retry.backoff.duration{operation}`` per wait; ``faultlens.retry.calls{operation,
@@ -40,6 +58,9 @@ outcome}`` once per call, aggregated locally (see ``_telemetry``).
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
 import random
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -47,16 +68,22 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
-from ..capture import STATE, internal_error
+from ..capture import STATE, internal_error, record_error
 from ..errors import ConfigError, error_type
 from . import _telemetry as tel
 from . import _timing
+from ._breaker import CircuitOpenError
 from ._common import (
+    ENDS_ITERATION,
+    MAX_SECONDS,
     ExceptionSpec,
     callable_name,
     catalog_retryable,
     check_number,
+    control_flow,
+    is_coroutine,
     kind_of,
+    label,
     wrap,
 )
 from ._common import matcher as make_matcher
@@ -112,7 +139,7 @@ class Retry:
     attempts and waits included) defaults to none. Explicit arguments always win.
     """
 
-    __slots__ = ("_explicit", "_params", "_params_gen", "on", "operation")
+    __slots__ = ("_explicit", "_on_spec", "_params", "_params_gen", "on", "operation")
 
     def __init__(
         self,
@@ -166,6 +193,7 @@ class Retry:
                 key="operation",
             )
         self.on: Callable[[BaseException], bool] = make_matcher(on, "on", catalog_retryable)
+        self._on_spec = on
         self.operation = operation
         self._explicit = (attempts, timeout, wait_initial, wait_max, wait_exp_base, wait_jitter)
         self._params: _Params | None = None
@@ -200,6 +228,10 @@ class Retry:
         else:
             d_attempts, d_init, d_max = DEFAULT_ATTEMPTS, DEFAULT_WAIT_INITIAL, DEFAULT_WAIT_MAX
             d_base, d_jitter = DEFAULT_EXP_BASE, True
+        # Configured values were validated by the configuration loader; clamp them anyway so
+        # that no value can reach a sleep it would make raise.
+        d_init = _seconds(d_init, DEFAULT_WAIT_INITIAL)
+        d_max = _seconds(d_max, DEFAULT_WAIT_MAX)
         init = w_init if w_init is not None else d_init
         mx = w_max if w_max is not None else d_max
         if mx < init:  # one side came from defaults: the explicit side wins
@@ -209,7 +241,7 @@ class Retry:
                 mx = init
         return _Params(
             attempts=attempts if attempts is not None else max(1, d_attempts),
-            timeout=timeout if timeout is not None and timeout != float("inf") else None,
+            timeout=timeout,
             wait_initial=float(init),
             wait_max=float(mx),
             wait_exp_base=float(base if base is not None else d_base),
@@ -219,6 +251,11 @@ class Retry:
     # -- the two shapes -----------------------------------------------------------------
 
     def __call__(self, func: F) -> F:
+        return self._decorate(func, record=False)
+
+    def _decorate(self, func: F, record: bool) -> F:
+        """Wrap ``func``; with ``record`` (inside ``resilient()``) every failure the retry
+        swallows is recorded with ``record_error``."""
         kind = kind_of(func)
         if kind in ("gen", "asyncgen"):
             raise ConfigError(
@@ -227,9 +264,19 @@ class Retry:
                 "faultlens.retrying() inside the generator",
                 key="retry",
             )
-        call = _Call(self, self.operation or callable_name(func))
+        call = _Call(self, self.operation or callable_name(func), record)
         wrapper = call.run_async if kind == "async" else call.run_sync
-        return cast(F, wrap(func, wrapper, kind == "async"))
+        rewrap = functools.partial(_decorate, self, record)
+        return cast(F, wrap(func, wrapper, kind == "async", rewrap))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A policy pickles as its arguments (with a decorated callable object, which pickles
+        # by value); ``on=`` must itself be picklable (a type, a module-level predicate).
+        attempts, timeout, w_init, w_max, base, jitter = self._explicit
+        return (
+            _restore,
+            (attempts, timeout, w_init, w_max, base, jitter, self._on_spec, self.operation),
+        )
 
     def retrying(self, operation: str | None = None) -> Retrying:
         """An attempt loop with this policy (``for``/``async for``)."""
@@ -244,6 +291,42 @@ class Retry:
         )
 
 
+def _decorate(policy: Retry, record: bool, func: Any) -> Any:
+    return policy._decorate(func, record)
+
+
+def _restore(
+    attempts: int | None,
+    timeout: float | None,
+    wait_initial: float | None,
+    wait_max: float | None,
+    wait_exp_base: float | None,
+    wait_jitter: bool | None,
+    on: ExceptionSpec | None,
+    operation: str | None,
+) -> Retry:
+    return Retry(
+        attempts=attempts,
+        timeout=timeout,
+        wait_initial=wait_initial,
+        wait_max=wait_max,
+        wait_exp_base=wait_exp_base,
+        wait_jitter=wait_jitter,
+        on=on,
+        operation=operation,
+    )
+
+
+def _seconds(value: Any, default: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return default
+    if math.isnan(v) or v < 0:
+        return default
+    return min(v, MAX_SECONDS)
+
+
 def _caller_name(depth: int) -> str:
     try:
         code = sys._getframe(depth).f_code
@@ -255,12 +338,13 @@ def _caller_name(depth: int) -> str:
 class _Call:
     """One decorated function: the policy, its operation label and its outcome counts."""
 
-    __slots__ = ("gen", "operation", "policy", "stats")
+    __slots__ = ("gen", "operation", "policy", "record", "stats")
 
-    def __init__(self, policy: Retry, operation: str) -> None:
+    def __init__(self, policy: Retry, operation: str, record: bool = False) -> None:
         self.policy = policy
-        self.operation = operation
-        self.stats = tel.retry_stats(operation)
+        self.operation = label(operation)
+        self.stats = tel.retry_stats(self.operation)
+        self.record = record
         self.gen = -1
 
     def _refresh(self) -> _Params:
@@ -273,6 +357,17 @@ class _Call:
         stats = self.stats
         with stats.lock:
             stats.counts[outcome] += 1
+
+    def settle(self, exc: Exception, number: int) -> bool:
+        """True (after counting the outcome) when ``exc`` ends the call without a retry
+        decision: the end of an iteration (a success) or a cancellation (aborted)."""
+        if isinstance(exc, ENDS_ITERATION):
+            self.count(FIRST if number == 1 else AFTER)
+            return True
+        if control_flow(exc):
+            self.count(ABORTED)
+            return True
+        return False
 
     # The hot path: one generation check, the call, one locked increment. The failure
     # handling lives outside the ``except`` clause so that a later attempt's exception is
@@ -291,6 +386,8 @@ class _Call:
             self.count(ABORTED)
             raise
         else:
+            if is_coroutine(result):  # an async callable the decoration could not see
+                return self._attempts_async(wrapped, args, kwargs, p, deadline, 1, result)
             stats = self.stats
             with stats.lock:
                 stats.counts[FIRST] += 1
@@ -308,10 +405,16 @@ class _Call:
     ) -> Any:
         number = 1
         while True:
+            if self.settle(exc, number):
+                raise exc
             delay = decide(self, exc, number, p, deadline)
             if delay is None:
                 raise exc
-            _timing.sleep(delay)
+            try:
+                _timing.sleep(delay)
+            except BaseException:  # Ctrl-C, SystemExit from a signal handler
+                self.count(ABORTED)
+                raise
             number += 1
             try:
                 result = wrapped(*args, **kwargs)
@@ -321,6 +424,8 @@ class _Call:
             except BaseException:
                 self.count(ABORTED)
                 raise
+            if is_coroutine(result):
+                return self._attempts_async(wrapped, args, kwargs, p, deadline, number, result)
             self.count(AFTER)
             return result
 
@@ -329,10 +434,29 @@ class _Call:
         if self.gen != STATE.generation or p is None:
             p = self._refresh()
         deadline = _timing.monotonic() + p.timeout if p.timeout is not None else None
-        number = 1
+        return await self._attempts_async(wrapped, args, kwargs, p, deadline, 1, None)
+
+    async def _attempts_async(
+        self,
+        wrapped: Any,
+        args: Any,
+        kwargs: Any,
+        p: _Params,
+        deadline: float | None,
+        number: int,
+        pending: Any,
+    ) -> Any:
+        """The async attempt loop, from attempt ``number``; ``pending`` is that attempt's
+        coroutine when a sync-looking call already returned it."""
         while True:
             try:
-                result = await wrapped(*args, **kwargs)
+                if pending is not None:
+                    step, pending = pending, None
+                    result = await step
+                else:
+                    result = wrapped(*args, **kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
             except Exception as e:
                 exc = e
             except BaseException:
@@ -341,10 +465,16 @@ class _Call:
             else:
                 self.count(FIRST if number == 1 else AFTER)
                 return result
+            if self.settle(exc, number):
+                raise exc
             delay = decide(self, exc, number, p, deadline)
             if delay is None:
                 raise exc
-            await _timing.asleep(delay)
+            try:
+                await _timing.asleep(delay)
+            except BaseException:  # the task was cancelled while waiting
+                self.count(ABORTED)
+                raise
             number += 1
 
 
@@ -360,23 +490,46 @@ def decide(
         retryable = False
     delay: float | None = None
     outcome = NON_RETRYABLE
+    rejected = isinstance(exc, CircuitOpenError)
     if retryable:
-        outcome = EXHAUSTED
-        if number < p.attempts:
-            d = p.delay(number)
-            if deadline is None or _timing.monotonic() + d <= deadline:
-                delay, outcome = d, -1
+        floor = 0.0
+        if rejected:
+            floor, retryable = _open_circuit_wait(exc)  # type: ignore[arg-type]
+        if retryable:
+            outcome = EXHAUSTED
+            if number < p.attempts:
+                d = max(p.delay(number), floor)
+                if deadline is None or _timing.monotonic() + d <= deadline:
+                    delay, outcome = d, -1
     _report_attempt(call.operation, exc, number, delay, outcome)
     if delay is None:
         call.count(outcome)
+    elif call.record and not rejected:
+        # Swallowed for good: nothing else will ever see this failure, so it is recorded
+        # now (a rejection by an open breaker is not a failure of the dependency).
+        record_error(exc)
     return delay
+
+
+def _open_circuit_wait(exc: CircuitOpenError) -> tuple[float, bool]:
+    """(the least wait before retrying into an open breaker, whether to retry at all)."""
+    after = getattr(exc, "retry_after", 0.0)
+    if after is None:
+        return 0.0, False  # forced open: only reset() closes it
+    try:
+        wait = float(after)
+    except (TypeError, ValueError):
+        return 0.0, True
+    if math.isnan(wait) or wait < 0:
+        return 0.0, True
+    return min(wait, MAX_SECONDS), True
 
 
 def _report_attempt(
     operation: str, exc: BaseException, number: int, delay: float | None, outcome: int
 ) -> None:
     try:
-        etype = error_type(exc)
+        etype = label(error_type(exc))
         inst = tel.instruments()
         if inst is not None:
             inst.attempts.add(1, {"operation": operation, "error.type": etype})
@@ -463,6 +616,12 @@ class _Loop:
         self.done = True
         return None
 
+    def abort(self) -> None:
+        """Cancelled or interrupted during the backoff wait: the call ends ``aborted``."""
+        if not self.done:
+            self.done = True
+            self.call.count(ABORTED)
+
     def exit(self, number: int, exc: BaseException | None) -> bool:
         if number != self.number or self.done:
             return False  # a stale Attempt object used again: leave the exception alone
@@ -470,9 +629,10 @@ class _Loop:
             self.done = True
             self.call.count(FIRST if number == 1 else AFTER)
             return False
-        if not isinstance(exc, Exception):
+        if not isinstance(exc, Exception) or self.call.settle(exc, number):
             self.done = True
-            self.call.count(ABORTED)
+            if not isinstance(exc, Exception):
+                self.call.count(ABORTED)
             return False
         delay = decide(self.call, exc, number, self.params, self.deadline)
         if delay is None:
@@ -495,7 +655,11 @@ class _SyncLoop(_Loop):
             raise StopIteration
         if delay is not None:
             self.pending = None
-            _timing.sleep(delay)
+            try:
+                _timing.sleep(delay)
+            except BaseException:
+                self.abort()
+                raise
         return Attempt(self, n)
 
 
@@ -512,7 +676,11 @@ class _AsyncLoop(_Loop):
             raise StopAsyncIteration
         if delay is not None:
             self.pending = None
-            await _timing.asleep(delay)
+            try:
+                await _timing.asleep(delay)
+            except BaseException:
+                self.abort()
+                raise
         return Attempt(self, n)
 
 

@@ -28,6 +28,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
 
 from ..capture import STATE, get_meter, get_tracer, internal_error
+from ._common import after_fork, label
 
 if TYPE_CHECKING:
     from ._breaker import CircuitBreaker
@@ -78,6 +79,7 @@ def retry_stats(operation: str) -> RetryStats:
     """The shared stats object for an operation name (policies with one name add up)."""
     stats = _retry_stats.get(operation)
     if stats is None:
+        after_fork(_reinit_after_fork)
         with _registry_lock:
             stats = _retry_stats.setdefault(operation, RetryStats(operation))
     return stats
@@ -85,6 +87,7 @@ def retry_stats(operation: str) -> RetryStats:
 
 def register_breaker(breaker: CircuitBreaker) -> None:
     """The registry by name: the newest breaker with a name is the one reported and found."""
+    after_fork(_reinit_after_fork)
     with _registry_lock:
         _breakers[breaker.name] = breaker
 
@@ -92,6 +95,16 @@ def register_breaker(breaker: CircuitBreaker) -> None:
 def breakers() -> dict[str, CircuitBreaker]:
     with _registry_lock:
         return dict(_breakers)
+
+
+def _reinit_after_fork() -> None:
+    """In a forked child: new locks for everything here (a thread of the parent may have
+    held one when it forked, and would never release it in the child)."""
+    global _registry_lock, _lock
+    _registry_lock = threading.Lock()
+    _lock = threading.Lock()
+    for stats in list(_retry_stats.values()):
+        stats.lock = threading.Lock()
 
 
 class Instruments:
@@ -205,13 +218,13 @@ def _register_observables(meter: Any) -> None:
     def observe_calls(options: CallbackOptions) -> Iterable[Observation]:
         out: list[Observation] = []
         try:
-            for name, b in breakers().items():
+            for b in breakers().values():
                 now = b._call_counts()
                 base = breaker_base.get(b)
                 for i, outcome in enumerate(BREAKER_OUTCOMES):
                     value = now[i] - (base[i] if base is not None else 0)
                     if value > 0:
-                        out.append(Observation(value, {"breaker": name, "outcome": outcome}))
+                        out.append(Observation(value, {"breaker": b._label, "outcome": outcome}))
         except Exception as exc:
             internal_error("observe faultlens.circuit_breaker.calls", exc)
         return out
@@ -245,10 +258,10 @@ def _register_observables(meter: Any) -> None:
 def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
     out: list[Observation] = []
     try:
-        for name, b in breakers().items():
+        for b in breakers().values():
             state = b._observed_state()
             for s in BREAKER_STATES:
-                out.append(Observation(1 if s == state else 0, {"breaker": name, "state": s}))
+                out.append(Observation(1 if s == state else 0, {"breaker": b._label, "state": s}))
     except Exception as exc:
         internal_error("observe faultlens.circuit_breaker.state", exc)
     return out
@@ -257,8 +270,8 @@ def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
 def _observe_ratio(options: CallbackOptions) -> Iterable[Observation]:
     out: list[Observation] = []
     try:
-        for name, b in breakers().items():
-            out.append(Observation(b.failure_ratio, {"breaker": name}))
+        for b in breakers().values():
+            out.append(Observation(b.failure_ratio, {"breaker": b._label}))
     except Exception as exc:
         internal_error("observe faultlens.circuit_breaker.failure_ratio", exc)
     return out
@@ -276,6 +289,7 @@ def add_event(
     try:
         if not STATE.enabled:
             return
+        attributes = {k: label(v) if type(v) is str else v for k, v in attributes.items()}
         span = trace.get_current_span()
         if span.is_recording():
             span.add_event(name, attributes)
@@ -290,10 +304,15 @@ def add_event(
 
 
 def reset() -> None:
-    """Forget local counts and registries (faultlens.testing.reset())."""
+    """Forget local counts and registries (faultlens.testing.reset()).
+
+    Retry counts are zeroed rather than forgotten: functions decorated at import time keep
+    their stats object, and must keep reporting after a reset."""
     global _current, _failed_gen
     with _registry_lock:
-        _retry_stats.clear()
+        for stats in _retry_stats.values():
+            with stats.lock:
+                stats.counts[:] = [0] * len(stats.counts)
         _breakers.clear()
     with _lock:
         _current = None

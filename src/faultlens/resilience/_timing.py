@@ -81,6 +81,9 @@ def no_sleep() -> Iterator[SleepLog]:
         assert len(slept.delays) == 2
     """
     global _virtual
+    from ._common import after_fork
+
+    after_fork(_reinit_after_fork)
     saved = _virtual
     log = SleepLog()
     _virtual = log
@@ -88,6 +91,12 @@ def no_sleep() -> Iterator[SleepLog]:
         yield log
     finally:
         _virtual = saved
+
+
+def _reinit_after_fork() -> None:
+    v = _virtual
+    if v is not None:
+        v._lock = threading.Lock()
 
 
 def reset() -> None:

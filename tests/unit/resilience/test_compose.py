@@ -35,8 +35,26 @@ def test_an_open_breaker_is_not_retried_by_default_it_goes_to_the_fallback(cap, 
     assert breaker.stats().rejected == 1
 
 
-def test_a_policy_of_your_own_decides_whether_rejections_are_retried(cap, slept, clock):
-    breaker = CircuitBreaker("dep", failure_threshold=1, open_timeout=0.5, clock=clock)
+def test_a_policy_of_your_own_decides_whether_rejections_are_retried(cap, slept):
+    # Retrying into an open breaker waits out its retry_after, then the trial call runs.
+    breaker = CircuitBreaker("dep", failure_threshold=1, open_timeout=0.5)
+    with pytest.raises(ConnectionError), breaker:
+        raise ConnectionError("down")
+    assert breaker.state == "open"
+
+    @resilient(retry=retry(attempts=2, wait_initial=0.01, on=CircuitOpenError), breaker=breaker)
+    def fetch():
+        return "live"
+
+    assert fetch() == "live"
+    assert breaker.stats().rejected == 1
+    assert 0.4 < slept.delays[0] <= 0.5  # the breaker's retry_after, not the 0.01 backoff
+
+
+def test_a_forced_open_breaker_is_never_retried_even_when_the_policy_covers_it(cap, slept):
+    # Before: the policy retried into the forced-open breaker (2 rejections, for nothing:
+    # only reset() can close it).
+    breaker = CircuitBreaker("dep", failure_threshold=1, open_timeout=0.5)
     breaker.force_open()
 
     @resilient(retry=retry(attempts=2, on=CircuitOpenError), breaker=breaker)
@@ -45,7 +63,8 @@ def test_a_policy_of_your_own_decides_whether_rejections_are_retried(cap, slept,
 
     with pytest.raises(CircuitOpenError):
         fetch()
-    assert breaker.stats().rejected == 2
+    assert breaker.stats().rejected == 1
+    assert slept.delays == []
 
 
 def test_a_breaker_can_be_named(cap):
