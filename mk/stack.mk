@@ -4,7 +4,8 @@
 STACK := scripts/stack.sh
 STACK_ENV := FAULTLENS_CACHE_DIR=$(CACHE_DIR)
 # What `make stack-demo` runs against the stack (any OTLP-exporting app will do).
-STACK_DEMO_CMD ?= $(BIN)/faultlens demo --endpoint http://127.0.0.1:4317 --service faultlens-demo
+STACK_DEMO_SERVICE ?= faultlens-demo
+STACK_DEMO_CMD ?= $(BIN)/faultlens demo --endpoint http://127.0.0.1:4317 --service $(STACK_DEMO_SERVICE)
 
 .PHONY: stack-deps stack-up stack-down stack-status stack-demo
 
@@ -22,13 +23,14 @@ stack-down:
 stack-status:
 	@$(STACK_ENV) $(STACK) status
 
-# Run the example app with its telemetry going to the local stack, then show where to look.
+# Run the example app with its telemetry going to the local stack, then show where to look:
+# the links come from `stack.sh urls`, which prints only addresses that work on the stack
+# that is running (tests/integration/test_stack_links.py opens each one).
 stack-demo: venv stack-up
 	$(STACK_DEMO_CMD)
 	@echo
-	@echo "traces:  http://127.0.0.1:16686/api/traces?service=faultlens-demo"
-	@echo "errors:  http://127.0.0.1:9090/graph?g0.expr=sum%20by%20(code)%20(faultlens_errors_total)"
-	@echo "alerts:  http://127.0.0.1:9090/alerts   http://127.0.0.1:9093"
+	@$(STACK_ENV) $(STACK) urls $(STACK_DEMO_SERVICE)
+	@echo
 	@echo "stop it: make stack-down"
 
 TEST_DEPS += stack-deps

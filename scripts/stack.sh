@@ -6,7 +6,10 @@
 #   scripts/stack.sh up                start what is not running, wait until healthy, print URLs
 #   scripts/stack.sh down              stop everything this state dir started
 #   scripts/stack.sh start|stop|restart NAME   one component: collector jaeger prometheus alertmanager
-#   scripts/stack.sh status | urls
+#   scripts/stack.sh status
+#   scripts/stack.sh urls [SERVICE]    where to look (links that work on the running stack);
+#                                      with SERVICE, also links to its traces and errors
+#                                      (what `make stack-demo` prints)
 #   scripts/stack.sh bin NAME          path of a component's binary (exit 1 when not installed)
 #   scripts/stack.sh render            write the runtime configs into the state dir (up, start
 #                                      and restart do this first; see "rendering" below)
@@ -366,16 +369,70 @@ stop_one() {
   log "$name stopped"
 }
 
+# --- where to look ----------------------------------------------------------------------
+# Only links that work on the stack that is running: each http:// URL printed here answers
+# 200 (tests/integration/test_stack_links.py checks every one). The local builds have no web
+# UIs for Jaeger (a Go module build carries no UI assets: its / is a placeholder page) or
+# Alertmanager (Debian's package ships without it), so their APIs are printed instead; and
+# Debian's Prometheus serves its UI under /classic/, which is found by asking it.
+
+# Percent-encode $1 for a URL query value (byte by byte, so any UTF-8 text works).
+urlencode() {
+  local LC_ALL=C s="$1" out="" c i
+  for ((i = 0; i < ${#s}; i++)); do
+    c="${s:i:1}"
+    case "$c" in
+      [A-Za-z0-9._~-]) out+="$c" ;;
+      *) out+="$(printf '%%%02X' "'$c")" ;;
+    esac
+  done
+  printf '%s' "$out"
+}
+
+answers_200() { [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$1")" == 200 ]]; }
+
+# The base URL of the Prometheus web UI: /classic on Debian's build, / on upstream's.
+prometheus_ui() {
+  local base="http://$HOST:9090"
+  if answers_200 "$base/classic/graph"; then
+    echo "$base/classic"
+  else
+    echo "$base"
+  fi
+}
+
 cmd_urls() {
+  local service="${1:-}" prom jaeger="http://$HOST:16686" am="http://$HOST:9093" q
+  local -A off=()
+  for c in "${COMPONENTS[@]}"; do running "$c" || off[$c]="   (not running)"; done
+  prom="$(prometheus_ui)"
   cat <<EOF
-OTLP gRPC        http://$HOST:4317
-OTLP HTTP        http://$HOST:4318
-collector health http://$HOST:13133/
-collector metrics http://$HOST:8889/metrics   (own telemetry: http://$HOST:8888/metrics)
-Jaeger UI/API    http://$HOST:16686            (e.g. /api/services)
-Prometheus       http://$HOST:9090
-Alertmanager     http://$HOST:9093
-state dir        $STATE
+OTLP gRPC           $HOST:4317${off[collector]:-}
+OTLP HTTP           $HOST:4318   (POST /v1/traces, /v1/metrics, /v1/logs)${off[collector]:-}
+collector health    http://$HOST:13133/${off[collector]:-}
+collector metrics   http://$HOST:8889/metrics${off[collector]:-}
+collector's own     http://$HOST:8888/metrics${off[collector]:-}
+Jaeger API          $jaeger/api/services${off[jaeger]:-}
+Prometheus          $prom/graph${off[prometheus]:-}
+Prometheus alerts   $prom/alerts${off[prometheus]:-}
+Alertmanager API    $am/api/v2/alerts${off[alertmanager]:-}
+state dir           $STATE
+EOF
+  if [[ -n "$service" ]]; then
+    q="$(urlencode "sum by (code, category) (faultlens_errors_total{job=\"$service\"})")"
+    cat <<EOF
+
+$service:
+  traces (JSON)     $jaeger/api/traces?service=$(urlencode "$service")&limit=20
+  errors by code    $prom/graph?g0.expr=$q&g0.tab=1
+EOF
+  fi
+  cat <<EOF
+
+Jaeger and Alertmanager built here have no web UI (Jaeger's Go module carries no UI assets,
+Debian's Alertmanager ships without one): their addresses above are their APIs (JSON). For
+both UIs run the same stack with docker compose (docker-compose.yml): Jaeger's on port
+16686, Alertmanager's on 9093.
 EOF
 }
 
@@ -445,7 +502,7 @@ main() {
       ;;
     status) cmd_status ;;
     render) render ;;
-    urls) cmd_urls ;;
+    urls) cmd_urls "${1:-}" ;;
     bin)
       local b
       b="$(bin_path "${1:?component}")"

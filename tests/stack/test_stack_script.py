@@ -7,7 +7,8 @@ What is covered: a bare `make` prints help and builds nothing; the webhook URL r
 rendered Alertmanager config byte for byte, whatever characters it holds; settings that are
 written into config files are checked first; a pid is ours only if it runs our very binary
 (not a name inside another command line); `restart` renders like `start`; a failing Go
-step fails `deps`; the script says plainly that it needs Linux."""
+step fails `deps`; the script says plainly that it needs Linux; `make stack-demo` prints
+its links through `stack.sh urls` (tests/integration/test_stack_links.py opens each)."""
 
 from __future__ import annotations
 
@@ -295,3 +296,31 @@ def test_the_help_says_it_is_linux_only():
     assert "Linux only" in proc.stdout
     assert "render" in proc.stdout
     assert proc.stdout.splitlines()[0].startswith("The faultlens stack without Docker")
+
+
+# --- where to look --------------------------------------------------------------------------
+
+
+def test_stack_demo_prints_its_links_through_stack_sh_urls():
+    # The only links `make stack-demo` prints are those of `stack.sh urls`, which the
+    # integration tests open one by one on the running stack.
+    text = (REPO / "mk" / "stack.mk").read_text()
+    recipe = text.split("\nstack-demo:", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in recipe.splitlines()[1:]]
+    assert "@$(STACK_ENV) $(STACK) urls $(STACK_DEMO_SERVICE)" in lines
+    assert not [line for line in lines if "://" in line]
+    assert "--service $(STACK_DEMO_SERVICE)" in text
+
+
+def test_urls_marks_what_is_not_running(state):
+    proc = stack_sh("urls", "svc one/ü", state=state)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    labelled = {x.split("  ")[0]: x for x in lines if "  " in x and not x.startswith(" ")}
+    for label in ("collector health", "Jaeger API", "Prometheus", "Alertmanager API"):
+        assert labelled[label].endswith("(not running)"), labelled[label]
+    # the service name is percent-encoded in its links
+    (traces,) = [x for x in lines if "traces (JSON)" in x]
+    assert "service=svc%20one%2F%C3%BC&limit=20" in traces
+    (errors,) = [x for x in lines if "errors by code" in x]
+    assert "job%3D%22svc%20one%2F%C3%BC%22" in errors
