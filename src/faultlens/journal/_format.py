@@ -226,12 +226,18 @@ def _clamp_ts(ts: float) -> float:
     return min(max(ts, 0.0), 99_999_999_999.0) if math.isfinite(ts) else 0.0
 
 
+_REGION = b"%-" + str(_COUNT_W).encode() + b'd,"ts":%-' + str(_TS_W).encode() + b'.6f,"open":%s'
+
+
 def tally_region(count: int, ts: float, open_: bool) -> bytes:
     """The fixed-width tail of a tally line, after ``"count":`` (always ``TALLY_REGION``
-    bytes, so a ``pwrite`` of it never moves the rest of the file)."""
-    count = min(max(count, 0), MAX_COUNT)
-    state = "true " if open_ else "false"
-    return f'{count:<{_COUNT_W}d},"ts":{_clamp_ts(ts):<{_TS_W}.6f},"open":{state}'.encode("ascii")
+    bytes, so a ``pwrite`` of it never moves the rest of the file). Called once per
+    rate-limited occurrence: kept to one bytes formatting."""
+    if not 0 <= count <= MAX_COUNT:
+        count = min(max(count, 0), MAX_COUNT)
+    if not 0.0 <= ts <= 99_999_999_999.0:
+        ts = _clamp_ts(ts)
+    return _REGION % (count, ts, b"true " if open_ else b"false")
 
 
 TALLY_REGION = len(tally_region(0, 0.0, True))

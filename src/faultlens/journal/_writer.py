@@ -254,11 +254,35 @@ class JournalWriter:
         if self._closed:
             count_dropped("queue_full")
             return
+        if self._owner != threading.get_ident() and self._write_now(item):
+            return
         if len(self._pending) >= self.max_queue:
             count_dropped("queue_full")
             return
         self._pending.append(item)
         self._write_pending(LOCK_WAIT)
+
+    def _write_now(self, item: ErrorRecord | _Occurrence) -> bool:
+        """The uncontended case without the queue: True when ``item`` was handled."""
+        if self._pending or not self._lock.acquire(blocking=False):
+            return False
+        me = threading.get_ident()
+        self._owner = me
+        try:
+            if isinstance(item, _Occurrence):
+                self._tally(item)
+            else:
+                self._write_records([item])
+            if self._pending:
+                self._drain_locked()
+        except Exception as exc:
+            internal_error("journal write", exc)
+        finally:
+            self._owner = None
+            self._lock.release()
+        if self._pending:
+            self._write_pending(LOCK_WAIT)
+        return True
 
     def _write_pending(self, wait: float) -> bool:
         """Write what is pending, unless another write is in progress on this very thread
