@@ -463,24 +463,44 @@ _USERINFO = re.compile(r"^[^/?#@\s]*@")
 
 
 def redact_url(url: object) -> str:
-    """``url`` fit to print: without its ``user:password@`` part, and with secret query
-    parameters (``?token=...``, ``&api_key=...``) redacted. Never raises.
+    """``url`` fit to print: without its ``user:password@`` part, with secret query
+    parameters (``?token=...``, ``&api_key=...``) redacted and with path segments that look
+    like tokens (a Slack or Discord webhook's secret) masked. Never raises.
 
     ``http://admin:pw@collector:4317/v1`` -> ``http://collector:4317/v1``. Also handles a
     URL without a scheme (``admin:pw@collector:4317``) and several ``@``s (everything up to
-    the last one is userinfo, as HTTP clients read it).
+    the last one is userinfo, as HTTP clients read it). For display only: to link to a URL,
+    drop its userinfo and keep the path.
     """
     text = url if isinstance(url, str) else safe_str(url, 4096)
     try:
         parts = urlsplit(text)
         if parts.netloc:
             host = parts.netloc.rpartition("@")[2]
-            text = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+            path = _TOKEN_SEGMENT.sub(_mask_segment, parts.path)
+            text = urlunsplit((parts.scheme, host, path, parts.query, parts.fragment))
         else:
             text = _USERINFO.sub("", text, count=1)
     except ValueError:  # e.g. an invalid IPv6 literal: strip by pattern
         text = re.sub(r"(//|^)[^/?#\s]*@", r"\1", text, count=1)
     return _current.text(text)
+
+
+# A path segment of 20+ token characters mixing at least two of lower case, upper case and
+# digits: what webhook URLs carry as their secret (hooks.slack.com/services/T../B../<token>).
+_TOKEN_SEGMENT = re.compile(r"(?<=/)[A-Za-z0-9_-]{20,}(?=/|$)")
+
+
+def _mask_segment(m: re.Match[str]) -> str:
+    seg = m.group(0)
+    kinds = sum(
+        (
+            any(c.islower() for c in seg),
+            any(c.isupper() for c in seg),
+            any(c.isdigit() for c in seg),
+        )
+    )
+    return REDACTED if kinds >= 2 else seg
 
 
 # -- the scrubber in force ----------------------------------------------------------------------

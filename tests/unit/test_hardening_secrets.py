@@ -400,6 +400,12 @@ def test_redact_url_drops_userinfo(url, shown):
     assert redact_url(url) == shown
 
 
+def test_redact_url_masks_webhook_secrets_in_the_path():
+    hook = "https://hooks.slack.com/services/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"
+    assert redact_url(hook) == f"https://hooks.slack.com/services/T0123ABCD/B0456EFGH/{REDACTED}"
+    assert redact_url("http://collector:4318/v1/traces") == "http://collector:4318/v1/traces"
+
+
 def test_redact_url_redacts_secret_query_parameters_and_never_raises():
     out = redact_url(f"https://jaeger.internal/?token={SECRET}&lookback=1h")
     assert SECRET not in out and "lookback=1h" in out

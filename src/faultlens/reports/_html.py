@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from .._version import __version__
 from ..journal import Stats, TopError
-from ..scrub import redact_url
+from ..scrub import scrub_text
 from ._svg import SEVERITIES, bar_chart, timeline_chart
 
 __all__ = ["MAX_ROWS", "jaeger_base", "render_html", "trace_link"]
@@ -67,7 +67,9 @@ def jaeger_base(jaeger_url: str | None) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
-    return redact_url(f"{parts.scheme}://{host}{parts.path}").rstrip("/")
+    # a link: the path stays as it is (only userinfo, query and fragment go)
+    path = scrub_text(parts.path)
+    return f"{parts.scheme}://{host}{path}".rstrip("/")
 
 
 def _when(ts: object) -> str:
