@@ -435,9 +435,15 @@ class JournalWriter:
             count=1,
             pid=self._pid,
         )
-        if not self._write_lines([line]):
+        if not self._write_lines([line]) or self._fd is None:
             return  # counted
-        self._slots[fp] = _Slot(key, occ.ts, self._size - len(line) + region)
+        try:
+            # Where the line really landed: with O_APPEND the descriptor's offset is the
+            # end of our write even if something else appended to the file too.
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)
+        except OSError:
+            return  # the line is there with count 1; later occurrences start a new tally
+        self._slots[fp] = _Slot(key, occ.ts, end - len(line) + region)
 
     def _pwrite(self, slot: _Slot, open_: bool) -> None:
         tfd = self._tfd

@@ -388,3 +388,26 @@ def test_every_line_is_strict_json_and_a_tally_keeps_its_width() -> None:
         doc = json.loads(updated)
         assert doc["count"] == count and doc["open"] is open_
         assert _format.validate(doc) is not None
+
+
+def test_a_tally_is_updated_where_its_line_landed_even_if_the_file_is_shared(
+    journal_dir: Path,
+) -> None:
+    # Two writers of one process on one directory append to the same file; the tally's
+    # in-place updates must land on the tally, not on the other writer's line.
+    from faultlens._config import JournalSettings
+    from faultlens.journal import JournalWriter
+
+    with faultlens.testing.capture() as cap:
+        record(KeyError("from the other writer"))
+    faultlens.configure(service_name="svc", journal_path=str(journal_dir), rate_limit=1)
+    storm(1)  # writer A opens the file
+    other = JournalWriter(JournalSettings(path=str(journal_dir)))
+    other.submit(cap.errors[0])  # appended behind A's back
+    storm(30)  # A: one admitted earlier, 30 suppressed, one tally updated in place
+    other.close()
+    faultlens.shutdown()
+    assert len(list_files(str(journal_dir))) == 1, "they did share the file"
+    s = journal_stats(str(journal_dir))
+    assert s.total == 32 and s.suppressed == 30 and s.recorded == 2
+    assert inspect_journal(str(journal_dir)).bad_lines == 0
