@@ -366,17 +366,20 @@ def _str_list(v: Any, key: str) -> tuple[str, ...]:
 
 
 def _str_map(v: Any, key: str) -> dict[str, str]:
-    """A mapping of names to scalar values (strings, numbers), as strings. A list, mapping,
-    boolean or null value is an error, never stringified."""
+    """A mapping of names to scalar values (strings, numbers, booleans as ``true``/``false``),
+    as strings. A list, mapping or null value is an error, never stringified."""
     if not isinstance(v, Mapping):
         raise ValueError("expected a mapping of names to strings")
     out: dict[str, str] = {}
     for k, x in v.items():
         if not isinstance(k, str) or not k.strip():
             raise ValueError(f"names must be non-empty strings, got {k!r}")
-        if isinstance(x, bool) or not isinstance(x, (str, int, float)):
+        if isinstance(x, bool):
+            out[k] = "true" if x else "false"
+        elif isinstance(x, (str, int, float)):
+            out[k] = str(x)
+        else:
             raise ValueError(f"{k!r}: expected a string, got {type(x).__name__}")
-        out[k] = str(x)
     return out
 
 

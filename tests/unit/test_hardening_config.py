@@ -382,3 +382,10 @@ def test_a_sub_second_otlp_timeout_reaches_the_exporter_as_such():
         elapsed = time.monotonic() - start
         exporter.shutdown()
     assert 0.2 <= elapsed < 3.0, elapsed
+
+
+def test_resource_attributes_take_scalars_and_refuse_structures():
+    s = load_settings({"resource_attributes": {"canary": True, "shard": 3, "team": "core"}}, env={})
+    assert s.resource_attributes == {"canary": "true", "shard": "3", "team": "core"}
+    with pytest.raises(ConfigError, match="resource_attributes: 'tags': expected a string"):
+        load_settings({"resource_attributes": {"tags": ["a", "b"]}}, env={})
