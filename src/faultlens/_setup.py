@@ -4,16 +4,30 @@ The application's own OTel setup always wins: a tracer or meter provider it alre
 reused, never replaced, and faultlens only adds what it owns (its sinks, its limits). When
 nothing is set, faultlens creates SDK providers with its resource and exporters, installs
 them globally and owns their shutdown (at exit too).
+
+Deadlines. Nothing faultlens does may stall the application, whatever the collector does
+(one that accepts connections and never answers included): ``flush(timeout)`` and
+``shutdown(timeout)`` return within ``timeout`` seconds (plus a few milliseconds), and at
+process exit faultlens adds at most :data:`EXIT_TIMEOUT` seconds. The OTel SDK's flush and
+shutdown do not honour their timeouts with a hung exporter, so each blocking part runs in a
+daemon thread that is waited for until the deadline and then abandoned; what an abandoned
+shutdown had not delivered is counted in ``faultlens.internal.dropped{reason="export_failed"}``
+and logged. A call still stuck from before is waited on again rather than started twice, so
+a hung collector never piles up threads.
 """
 
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import os
+import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -35,13 +49,23 @@ from .capture._record import reset_rate_limiter
 from .errors import ConfigError, catalog
 
 __all__ = [
+    "EXIT_TIMEOUT",
+    "add_exit_hook",
     "bootstrap_configure",
     "configure",
     "current_settings",
+    "defer_while_stopping",
     "flush",
+    "flush_soon",
     "is_configured",
+    "is_stopping",
     "shutdown",
 ]
+
+EXIT_TIMEOUT = 5.0
+"""The most faultlens adds to a process's exit, however it ends (a normal exit, an uncaught
+exception, SIGTERM, a multiprocessing worker finishing); also the default of ``flush()`` and
+``shutdown()``."""
 
 _log = logging.getLogger("faultlens")
 _lock = threading.RLock()
@@ -60,29 +84,118 @@ class _Runtime:
 
 _runtime: _Runtime | None = None
 _atexit_registered = False
+_fork_hook_registered = False
+
+
+# -- blocking work with a deadline -------------------------------------------------------------
+
+
+def _remaining(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.0)
+
+
+class _Job:
+    """One blocking call in a daemon thread; ``done`` is set when it has returned."""
+
+    __slots__ = ("done", "ok", "what")
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.done = threading.Event()
+        self.ok = False
+
+
+_jobs: dict[Hashable, _Job] = {}
+# Re-entrant, like _soon_lock: a signal handler may need it while its own thread holds it.
+_jobs_lock = threading.RLock()
+
+
+def _start_job(key: Hashable, what: str, fn: Callable[[], object]) -> _Job:
+    """Run ``fn`` in a daemon thread and return its job at once. While a job with the same
+    key is still running (stuck on a collector that never answers), that job is returned
+    instead of starting a second one. Where no thread can be started (at interpreter
+    shutdown on Python 3.12+), ``fn`` runs here: every job is written to honour its
+    deadline on its own as far as the SDK lets it."""
+    with _jobs_lock:
+        job = _jobs.get(key)
+        if job is not None and not job.done.is_set():
+            return job
+        job = _jobs[key] = _Job(what)
+
+    def run() -> None:
+        try:
+            job.ok = fn() is not False
+        except Exception as exc:
+            internal_error(what, exc)
+        finally:
+            job.done.set()
+            with _jobs_lock:
+                if _jobs.get(key) is job:
+                    del _jobs[key]
+
+    try:
+        threading.Thread(target=run, name=f"faultlens-{what}", daemon=True).start()
+    except RuntimeError:
+        run()
+    return job
+
+
+def _wait(jobs: Sequence[_Job], deadline: float) -> list[_Job]:
+    """Wait for ``jobs`` until ``deadline``; the ones still running are returned."""
+    for job in jobs:
+        job.done.wait(_remaining(deadline))
+    return [job for job in jobs if not job.done.is_set()]
 
 
 # -- exporters that count what they lose ------------------------------------------------------
 
 
+def _takes_timeout(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "timeout_millis" or p.kind is p.VAR_KEYWORD for p in params)
+
+
 class CountingSpanExporter(SpanExporter):
-    """Counts spans an export failed to deliver as ``internal.dropped{reason=export_failed}``."""
+    """Counts spans an export failed to deliver as ``internal.dropped{reason=export_failed}``.
+
+    Also knows how many spans an export still under way holds, so that a shutdown that
+    gives up on a collector that never answers can count them (:meth:`abandon`).
+    """
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        self._in_flight = 0  # exports are serialised by the span processor
+        self._abandoned = False
 
     def export(self, spans: Any) -> SpanExportResult:
+        n = len(spans)
+        self._in_flight = n
         try:
-            result = self.inner.export(spans)
-        except Exception as exc:
-            internal_error("span export", exc)
-            result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            count_dropped("export_failed", len(spans))
+            try:
+                result = self.inner.export(spans)
+            except Exception as exc:
+                internal_error("span export", exc)
+                result = SpanExportResult.FAILURE
+        finally:
+            self._in_flight = 0
+        if result is not SpanExportResult.SUCCESS and not self._abandoned:
+            count_dropped("export_failed", n)
         return result
 
-    def shutdown(self) -> None:
-        self.inner.shutdown()
+    def abandon(self) -> int:
+        """Give up on the export under way: return how many spans it holds (counted by the
+        caller), and do not count them a second time if it fails later."""
+        self._abandoned = True
+        return self._in_flight
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        if _takes_timeout(self.inner.shutdown):
+            self.inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
+        else:
+            self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return bool(self.inner.force_flush(timeout_millis))
@@ -95,18 +208,29 @@ class CountingMetricExporter(MetricExporter):
             preferred_aggregation=inner._preferred_aggregation,
         )
         self.inner = inner
+        self._in_flight = 0
+        self._abandoned = False
 
     def export(
         self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        self._in_flight = 1
         try:
-            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception as exc:
-            internal_error("metric export", exc)
-            result = MetricExportResult.FAILURE
-        if result is not MetricExportResult.SUCCESS:
+            try:
+                result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            except Exception as exc:
+                internal_error("metric export", exc)
+                result = MetricExportResult.FAILURE
+        finally:
+            self._in_flight = 0
+        if result is not MetricExportResult.SUCCESS and not self._abandoned:
             count_dropped("export_failed")
         return result
+
+    def abandon(self) -> int:
+        """Give up on the export under way, if any: 1 (counted by the caller), else 0."""
+        self._abandoned = True
+        return self._in_flight
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return bool(self.inner.force_flush(timeout_millis))
@@ -126,6 +250,23 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         except Exception:
             pass
         super().on_end(span)
+
+    def pending(self) -> int:
+        """Spans queued and not yet handed to the exporter."""
+        try:
+            return len(self._batch_processor._queue)
+        except Exception:
+            return 0
+
+    def shutdown_within(self, timeout_millis: float) -> None:
+        """Shut down, waiting at most ``timeout_millis`` for the export under way (the
+        processor's own ``shutdown()`` always waits up to 30 s)."""
+        try:
+            shutdown: Any = self._batch_processor.shutdown
+        except AttributeError:  # pragma: no cover - an SDK without the shared processor
+            self.shutdown()  # type: ignore[no-untyped-call]
+            return
+        shutdown(timeout_millis=max(int(timeout_millis), 0))
 
 
 def _signal_url(settings: Settings, signal: str) -> str | None:
@@ -311,7 +452,7 @@ def _provider_key(settings: Settings) -> tuple[Any, ...]:
 def _configure_locked(
     args: dict[str, Any], config_file: str | None, previous: _Runtime | None
 ) -> Settings:
-    global _runtime, _atexit_registered
+    global _runtime
     settings = load_settings(args, config_file=config_file, known_categories=catalog.categories)
     for path in settings.catalogs:
         catalog.load(path)
@@ -331,7 +472,7 @@ def _configure_locked(
         # ones carry faultlens's signals and the old ones keep serving tracers the app
         # already holds until shutdown.
         _log.info("faultlens: applying the application's configure() over `faultlens run`'s")
-        _stop_components(previous, timeout=5.0)
+        _stop_components(previous, time.monotonic() + EXIT_TIMEOUT)
         if _provider_key(previous.settings) == _provider_key(settings):
             rt.tracer_provider = previous.tracer_provider
             rt.meter_provider = previous.meter_provider
@@ -350,9 +491,7 @@ def _configure_locked(
             _install_providers(rt)
         _start_components(rt)
     _runtime = rt
-    if not _atexit_registered:
-        atexit.register(_shutdown_at_exit)
-        _atexit_registered = True
+    _register_process_hooks()
     return settings
 
 
@@ -373,20 +512,29 @@ def _install_providers(rt: _Runtime) -> None:
     app_tp = _app_tracer_provider()
     if app_tp is None or getattr(app_tp, "_faultlens_owned", False):
         resource = build_resource(settings)
-        tp = TracerProvider(resource=resource)
+        # shutdown_on_exit=False: faultlens shuts its providers down at exit itself, once
+        # and within EXIT_TIMEOUT (the SDK's own atexit handler waits up to 30 s and, after
+        # a configure/shutdown/configure, shuts a provider down twice).
+        tp = TracerProvider(resource=resource, shutdown_on_exit=False)
         tp._faultlens_owned = True  # type: ignore[attr-defined]
         span_exporter = _otlp_span_exporter(settings) if active == "otlp" else None
+        parts: list[Any] = []
         if span_exporter is not None:
-            tp.add_span_processor(
+            counting = CountingSpanExporter(span_exporter)
+            parts += [
                 CountingBatchSpanProcessor(
-                    CountingSpanExporter(span_exporter),
-                    export_timeout_millis=int(settings.exporter.timeout * 1000),
-                )
-            )
+                    counting, export_timeout_millis=int(settings.exporter.timeout * 1000)
+                ),
+                counting,
+            ]
         elif active == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            tp.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            parts.append(CountingBatchSpanProcessor(ConsoleSpanExporter()))
+        for part in parts:
+            if isinstance(part, BatchSpanProcessor):
+                tp.add_span_processor(part)
+        tp._faultlens_parts = tuple(parts)  # type: ignore[attr-defined]
         rt.tracer_provider = tp
         if app_tp is None:
             trace.set_tracer_provider(tp)
@@ -402,10 +550,12 @@ def _install_providers(rt: _Runtime) -> None:
         readers: list[Any] = []
         interval = int(settings.exporter.metrics_interval * 1000)
         metric_exporter = _otlp_metric_exporter(settings) if active == "otlp" else None
+        counting_metrics = None
         if metric_exporter is not None:
+            counting_metrics = CountingMetricExporter(metric_exporter)
             readers.append(
                 PeriodicExportingMetricReader(
-                    CountingMetricExporter(metric_exporter),
+                    counting_metrics,
                     export_interval_millis=interval,
                     export_timeout_millis=int(settings.exporter.timeout * 1000),
                 )
@@ -418,8 +568,13 @@ def _install_providers(rt: _Runtime) -> None:
                     ConsoleMetricExporter(), export_interval_millis=interval
                 )
             )
-        mp = MeterProvider(resource=resource or build_resource(settings), metric_readers=readers)
+        mp = MeterProvider(
+            resource=resource or build_resource(settings),
+            metric_readers=readers,
+            shutdown_on_exit=False,
+        )
         mp._faultlens_owned = True  # type: ignore[attr-defined]
+        mp._faultlens_parts = (counting_metrics,) if counting_metrics else ()  # type: ignore[attr-defined]
         rt.meter_provider = mp
         if app_mp is None:
             metrics.set_meter_provider(mp)
@@ -446,74 +601,228 @@ def current_settings() -> Settings | None:
     return _runtime.settings if _runtime is not None else None
 
 
-def _stop_components(rt: _Runtime, timeout: float) -> None:
-    for comp in reversed(rt.components):
-        try:
-            comp.shutdown(timeout)
-        except Exception as exc:
-            internal_error("shutdown component", exc)
-    rt.components.clear()
+# -- flush ---------------------------------------------------------------------------------------
 
 
-def flush(timeout: float = 5.0) -> bool:
+def _flush_job(key: Hashable, fn: Callable[..., Any], arg: float) -> _Job:
+    return _start_job(("flush", key), "flush", partial(fn, arg))
+
+
+def flush(timeout: float = EXIT_TIMEOUT) -> bool:
     """Push everything buffered (journal, spans, metrics) out now, without stopping.
 
-    For the moments a process may end abruptly: an uncaught exception in a thread, a
-    SIGTERM handler, the end of a batch step. Never raises; False if something timed out.
+    For the moments a process may end abruptly: the end of a batch step, before handing
+    control to code that may ``os._exit``. Returns within ``timeout`` seconds whatever the
+    collector does (what is still under way then goes on in the background). Never
+    raises; False if something failed or did not finish in time.
     """
-    ok = True
+    deadline = time.monotonic() + max(timeout, 0.0)
+    jobs: list[_Job] = []
     rt = _runtime
     providers: list[Any] = []
     if rt is not None:
-        for comp in rt.components:
+        for comp in list(rt.components):
             fn = getattr(comp, "flush", None)
-            if fn is None:
-                continue
-            try:
-                ok = bool(fn(timeout)) and ok
-            except Exception as exc:
-                internal_error("flush component", exc)
-                ok = False
+            if fn is not None:
+                jobs.append(_flush_job(id(comp), fn, max(timeout, 0.0)))
         providers += [rt.tracer_provider, rt.meter_provider, *rt.retired]
-    providers += [STATE.tracer_provider, trace.get_tracer_provider()]
+    providers += [STATE.tracer_provider, STATE.meter_provider, trace.get_tracer_provider()]
     seen: set[int] = set()
     for provider in providers:
         if provider is None or id(provider) in seen:
             continue
         seen.add(id(provider))
         force = getattr(provider, "force_flush", None)
-        if force is None:
-            continue
+        if force is not None:
+            jobs.append(_flush_job(id(provider), force, int(max(timeout, 0.0) * 1000)))
+    stuck = _wait(jobs, deadline)
+    if stuck:
+        _log.debug(
+            "faultlens: flush() returned after %.1fs with %d still under way", timeout, len(stuck)
+        )
+    return not stuck and all(job.ok for job in jobs)
+
+
+_soon_lock = threading.RLock()
+_soon_running = False
+_soon_again = False
+
+
+def flush_soon() -> None:
+    """Ask for a flush and return at once: the flush runs on a faultlens thread. For code
+    that must never block (an asyncio loop's exception handler, a dying thread's hook).
+    Requests made while a flush runs are folded into one more round, so a storm of
+    failures (or a collector that never answers) costs one thread, not one per failure."""
+    global _soon_running, _soon_again
+    with _soon_lock:
+        if _soon_running:
+            _soon_again = True
+            return
+        _soon_running = True
+    try:
+        threading.Thread(target=_flush_rounds, name="faultlens-flush-soon", daemon=True).start()
+    except RuntimeError:  # interpreter shutdown: the exit path flushes anyway
+        with _soon_lock:
+            _soon_running = False
+
+
+def _flush_rounds() -> None:
+    global _soon_running, _soon_again
+    while True:
         try:
-            ok = bool(force(int(timeout * 1000))) and ok
-        except Exception as exc:
-            internal_error("flush", exc)
-            ok = False
-    return ok
+            flush(EXIT_TIMEOUT)
+        except Exception as exc:  # pragma: no cover - flush never raises
+            internal_error("background flush", exc)
+        with _soon_lock:
+            if not _soon_again:
+                _soon_running = False
+                return
+            _soon_again = False
 
 
-def shutdown(timeout: float = 10.0) -> None:
+# -- shutdown ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Stop:
+    """A shutdown under way: other threads wait for ``done``; a signal handler that
+    interrupts it on its own thread leaves a ``deferred`` call for when it has finished."""
+
+    deadline: float
+    thread: int
+    done: threading.Event = field(default_factory=threading.Event)
+    deferred: list[Callable[[], None]] = field(default_factory=list)
+
+
+_stopping: _Stop | None = None
+
+
+def is_stopping() -> bool:
+    """A shutdown is under way (``is_configured()`` is already False)."""
+    return _stopping is not None
+
+
+def defer_while_stopping(callback: Callable[[], None]) -> bool:
+    """Called from a signal handler: if the handler interrupted a shutdown on this very
+    thread (``atexit``, an explicit ``shutdown()``), keep ``callback`` for the moment that
+    shutdown has finished and return True; otherwise return False and do nothing.
+
+    Waiting for the interrupted shutdown inside the handler would wait for code that
+    cannot run until the handler returns; ending the process at once would lose what that
+    shutdown was about to write.
+    """
+    stop = _stopping
+    if stop is None or stop.thread != threading.get_ident():
+        return False
+    stop.deferred.append(callback)
+    return True
+
+
+def shutdown(timeout: float = EXIT_TIMEOUT) -> None:
     """Flush and stop everything faultlens started (exporters, journal). Never raises.
 
-    Providers the application set are left alone: their lifecycle is the application's.
+    Returns within ``timeout`` seconds whatever the collector does: what could not be
+    delivered by then is abandoned, counted in ``faultlens.internal.dropped{reason=
+    "export_failed"}`` and logged. Providers the application set are left alone: their
+    lifecycle is the application's. A shutdown already under way in another thread is
+    waited for (within ``timeout``). At exit faultlens calls this itself with
+    :data:`EXIT_TIMEOUT`.
     """
-    global _runtime
-    with _lock:
-        rt, _runtime = _runtime, None
-    if rt is None:
+    global _runtime, _stopping
+    timeout = max(timeout, 0.0)
+    deadline = time.monotonic() + timeout
+    if not (_lock.acquire(timeout=timeout) if timeout > 0 else _lock.acquire(blocking=False)):
+        _log.warning("faultlens: shutdown() gave up waiting for a configure() in another thread")
         return
-    _stop_components(rt, timeout)
-    for provider in (rt.tracer_provider, rt.meter_provider, *rt.retired):
-        if provider is None:
-            continue
+    try:
+        rt, _runtime = _runtime, None
+        ongoing = _stopping
+        stop = None
+        if rt is not None:
+            stop = _stopping = _Stop(deadline, threading.get_ident())
+    finally:
+        _lock.release()
+    if stop is None or rt is None:
+        if ongoing is not None and ongoing.thread != threading.get_ident():
+            ongoing.done.wait(_remaining(deadline))
+        return
+    try:
+        _stop_runtime(rt, deadline)
+    except Exception as exc:  # pragma: no cover - every step is guarded
+        internal_error("shutdown", exc)
+    finally:
+        if _stopping is stop:
+            _stopping = None
+        stop.done.set()
+        deferred = list(stop.deferred)
+    for callback in deferred:  # a signal that arrived meanwhile: it may end the process
         try:
-            provider.force_flush(int(timeout * 1000))
+            callback()
         except Exception as exc:
-            internal_error("flush", exc)
+            internal_error("deferred signal handler", exc)
+
+
+def _stop_component(comp: Any, deadline: float) -> None:
+    comp.shutdown(_remaining(deadline))
+
+
+def _stop_components(rt: _Runtime, deadline: float) -> None:
+    comps = list(reversed(rt.components))
+    rt.components.clear()
+    jobs = [
+        _start_job(("stop", id(c)), "shutdown", partial(_stop_component, c, deadline))
+        for c in comps
+    ]
+    for job in _wait(jobs, deadline):
+        _log.warning(
+            "faultlens: a component did not stop within the shutdown timeout (%s)", job.what
+        )
+
+
+def _stop_provider(provider: Any, deadline: float) -> None:
+    for part in getattr(provider, "_faultlens_parts", ()):
+        if isinstance(part, CountingBatchSpanProcessor):
+            part.shutdown_within(_remaining(deadline) * 1000)
+    if isinstance(provider, MeterProvider):
+        provider.shutdown(timeout_millis=_remaining(deadline) * 1000)
+    else:
+        provider.shutdown()
+
+
+def _abandon(provider: Any) -> int:
+    """What a provider whose shutdown was given up on had not delivered."""
+    lost = 0
+    for part in getattr(provider, "_faultlens_parts", ()):
         try:
-            provider.shutdown()
-        except Exception as exc:
-            internal_error("provider shutdown", exc)
+            if isinstance(part, CountingBatchSpanProcessor):
+                lost += part.pending()
+            elif isinstance(part, CountingSpanExporter | CountingMetricExporter):
+                lost += part.abandon()
+        except Exception as exc:  # pragma: no cover - both are plain attribute reads
+            internal_error("abandoned export", exc)
+    return lost
+
+
+def _stop_runtime(rt: _Runtime, deadline: float) -> None:
+    providers = [p for p in (rt.tracer_provider, rt.meter_provider, *rt.retired) if p is not None]
+    provider_jobs = [
+        (p, _start_job(("stop", id(p)), "shutdown", partial(_stop_provider, p, deadline)))
+        for p in providers
+    ]
+    _stop_components(rt, deadline)  # meanwhile, the providers stop in their own threads
+    stuck = _wait([job for _, job in provider_jobs], deadline)
+    # Whatever is still queued or being exported now (by a stuck shutdown, or by an
+    # earlier flush still waiting on the collector) will not be delivered.
+    lost = sum(_abandon(p) for p in providers)
+    if lost:
+        count_dropped("export_failed", lost)
+    if stuck or lost:
+        _log.warning(
+            "faultlens: export did not finish within the shutdown timeout (is the collector "
+            "at %s answering?); %d spans/metric exports abandoned, counted as dropped",
+            _signal_url(rt.settings, "traces") or "the configured endpoint",
+            lost,
+        )
     if STATE.settings is rt.settings:
         STATE.settings = None
         STATE.processors = ()
@@ -524,17 +833,97 @@ def shutdown(timeout: float = 10.0) -> None:
     STATE.bump()
 
 
+# -- process exit and fork -------------------------------------------------------------------------
+
+_exit_hooks: list[Callable[[], None]] = []
+
+
+def add_exit_hook(hook: Callable[[], None]) -> None:
+    """Run ``hook`` at interpreter exit just before faultlens shuts down (the uncaught-
+    exception layer uses it to record a crash an application's own excepthook hid)."""
+    if hook not in _exit_hooks:
+        _exit_hooks.append(hook)
+    _register_atexit()
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(_shutdown_at_exit)
+
+
 def _shutdown_at_exit() -> None:
     try:
-        shutdown()
+        for hook in list(_exit_hooks):
+            try:
+                hook()
+            except Exception as exc:
+                internal_error("exit hook", exc)
+        shutdown(EXIT_TIMEOUT)
+    except BaseException:  # an exit path never raises (a deferred SIGTERM handler may)
+        pass
+
+
+def _register_process_hooks() -> None:
+    """On first configure(), not at import: the exit hook, and the fork hooks."""
+    global _fork_hook_registered
+    _register_atexit()
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        _fork_hook_registered = True
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+class _WorkerToken:
+    """Something multiprocessing can hold a weak reference to (its after-fork registry)."""
+
+
+_worker_token = _WorkerToken()
+_worker_hook_armed = False
+
+
+def _before_fork() -> None:
+    # A multiprocessing worker made by fork ends with os._exit: no atexit. Its own
+    # finalizers do run, so have one registered in every such worker (multiprocessing
+    # clears the finalizers it inherits, then runs its after-fork registry).
+    global _worker_hook_armed
+    if _worker_hook_armed:
+        return
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None:
+        return
+    try:
+        mp_util.register_after_fork(_worker_token, _in_forked_worker)
+        _worker_hook_armed = True
+    except Exception as exc:
+        internal_error("multiprocessing fork hook", exc)
+
+
+def _in_forked_worker(_token: object) -> None:
+    if _runtime is None:
+        return
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, _shutdown_in_worker, exitpriority=0)
+
+
+def _shutdown_in_worker() -> None:
+    try:
+        shutdown(EXIT_TIMEOUT)
     except BaseException:
         pass
 
 
 def _after_fork_in_child() -> None:
-    # Locks held by another thread at fork time would deadlock the child: rebuild them.
-    global _lock
+    # Locks held by another thread at fork time would deadlock the child: rebuild this
+    # module's own. Threads do not survive a fork: forget the parent's jobs and shutdown.
+    global _lock, _jobs_lock, _soon_lock, _soon_running, _soon_again, _stopping
     _lock = threading.RLock()
+    _jobs_lock = threading.RLock()
+    _jobs.clear()
+    _soon_lock = threading.RLock()
+    _soon_running = _soon_again = False
+    _stopping = None
     reset_rate_limiter()
     from .capture import _telemetry
 
@@ -549,7 +938,3 @@ def _after_fork_in_child() -> None:
                     hook()
                 except Exception as exc:
                     internal_error("after fork", exc)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -5,6 +5,11 @@ carries a snapshot. Reading psutil costs tens of microseconds, so the snapshot i
 ``MAX_AGE`` seconds: an error storm pays for one read a second, not one per error. Any value
 psutil cannot read (access denied, a sandboxed /proc, an unsupported platform) is simply
 left out; this module never raises.
+
+Fork safety: the refresh lock is re-created in a forked child (a thread holding it at fork
+time does not exist there, and the child would never refresh again), together with the
+cache and the psutil Process of the parent. The after-fork hook is registered on first use,
+not at import.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ _cached_at = -1e18
 _process: Any = None
 _process_pid = -1
 _disk_path = os.path.abspath(os.sep)
+_fork_hook_registered = False
 
 
 def _read() -> dict[str, Any]:
@@ -72,6 +78,8 @@ def snapshot(max_age: float = MAX_AGE) -> MappingProxyType[str, Any]:
     now = time.monotonic()
     if now - _cached_at <= max_age:
         return _cached
+    if not _fork_hook_registered:
+        _register_fork_hook()
     # One reader refreshes; the others keep the previous snapshot rather than waiting.
     if not _lock.acquire(blocking=False):
         return _cached
@@ -93,5 +101,15 @@ def reset() -> None:
     _cached, _cached_at, _process, _process_pid = _EMPTY, -1e18, None, -1
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=reset)
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    reset()
+
+
+def _register_fork_hook() -> None:
+    # Flag first: two threads racing here at most register twice, which is harmless.
+    global _fork_hook_registered
+    _fork_hook_registered = True
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)

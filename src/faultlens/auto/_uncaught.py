@@ -2,26 +2,39 @@
 
 Three places see exceptions nobody caught:
 
-- ``sys.excepthook``: the main thread is about to die; faultlens records the exception,
-  chains to the previous hook (which prints the traceback) and then shuts faultlens down so
-  the record is flushed before the interpreter exits.
-- ``threading.excepthook``: one thread died, the process goes on; record, flush, chain.
+- ``sys.excepthook``: the main thread is about to die; faultlens records the exception and
+  chains to the previous hook (which prints the traceback). The exit path then shuts
+  faultlens down (within ``EXIT_TIMEOUT``), which writes the record out.
+- ``threading.excepthook``: one thread died, the process goes on; record, chain.
 - the asyncio loop exception handler (exceptions in callbacks, "Task exception was never
-  retrieved"): the loop goes on; record, flush, then the loop's default handler logs it.
+  retrieved"): the loop goes on; record, then the loop's default handler logs it.
   asyncio has no global hook, so the current event-loop policy's ``new_event_loop`` is
   wrapped to set the handler on every loop created after ``install_excepthooks()``
   (``asyncio.run`` included). Loops made by a policy installed later (``uvloop.install()``)
   and loops whose application sets its own handler are left to the application.
 
-Each record carries the context flag ``uncaught=True`` (``faultlens.context.uncaught``).
-An exception that already escaped an instrumented function was recorded there, once; the
-hooks do not record it a second time. Severity comes from the catalog.
+None of them blocks: the thread they run on may be an event loop or a thread someone joins,
+so a flush is handed to a faultlens thread (``flush_soon``) instead of being waited for.
+
+An application that installs its own ``sys.excepthook`` after faultlens (``rich.traceback
+.install()``, a framework's crash reporter) and does not chain to the previous one would
+hide its crashes from the hook. faultlens does not depend on being last: at exit it also
+looks at the exception the interpreter reported as uncaught (``sys.last_exc`` /
+``sys.last_value``, set before any excepthook runs) and records it if no faultlens hook did.
+
+The crash record. An exception that kills the process (or a thread, or surfaces in an
+asyncio handler) is recorded with severity ``critical`` and the context flag
+``uncaught=True`` (``faultlens.context.uncaught``), whatever its code's usual severity.
 
 SIGTERM: by default Python dies on SIGTERM without running ``atexit``, which would lose
 whatever the journal and exporters still buffer. When the application has no handler,
-faultlens installs one that flushes (bounded by a timeout, in a helper thread so a lock
-held by the interrupted code cannot hang it) and then re-delivers SIGTERM with the default
-disposition, so the process still ends exactly as it would have: killed by SIGTERM.
+faultlens installs one that shuts faultlens down (within ``EXIT_TIMEOUT``) and then
+re-delivers SIGTERM with the default disposition, so the process still ends exactly as it
+would have: killed by SIGTERM. When the application has its own handler, faultlens starts a
+flush in the background and calls that handler at once (its graceful shutdown is not
+delayed); the exit that follows is bounded as any other. A SIGTERM that arrives while
+faultlens is already shutting down on the same thread (during ``atexit``) waits for that
+shutdown to finish, then is delivered as above.
 """
 
 from __future__ import annotations
@@ -35,8 +48,16 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from .._setup import (
+    EXIT_TIMEOUT,
+    add_exit_hook,
+    defer_while_stopping,
+    flush_soon,
+    is_configured,
+    is_stopping,
+    shutdown,
+)
 from .._setup import flush as _flush
-from .._setup import is_configured, shutdown
 from ..capture import internal_error, is_control_flow, record_error
 from ..errors import Severity
 
@@ -47,7 +68,7 @@ __all__ = [
     "uninstall_sigterm_flush",
 ]
 
-FLUSH_TIMEOUT = 5.0
+FLUSH_TIMEOUT = EXIT_TIMEOUT
 
 _lock = threading.Lock()
 _prev_sys: Callable[..., Any] | None = None
@@ -55,43 +76,73 @@ _prev_threading: Callable[..., Any] | None = None
 _policy: asyncio.AbstractEventLoopPolicy | None = None
 _prev_sigterm: Any = None
 _sigterm_installed = False
+_hooks_installed = False
+# The last exception recorded as the main thread's crash (the exit check must not record it
+# again). One strong reference at most, dropped at exit.
+_crash: BaseException | None = None
 
 
 def _record_uncaught(exc: BaseException | None, **context: Any) -> None:
+    """The crash record (see the module docstring): critical, ``uncaught=True``."""
     if exc is None or is_control_flow(exc):
         return
     try:
-        # An exception nobody handled ends the process (or a thread): critical, whatever
-        # its code's usual severity.
         record_error(exc, severity=Severity.CRITICAL, uncaught=True, **context)
     except Exception as e:  # pragma: no cover - record_error never raises
         internal_error("uncaught exception hook", e)
 
 
 def flush(timeout: float = FLUSH_TIMEOUT) -> None:
-    """Push what is buffered (journal, spans, metrics) without stopping anything."""
+    """Push what is buffered (journal, spans, metrics) without stopping anything; returns
+    within ``timeout`` seconds."""
     _flush(timeout)
 
 
-def _finish(timeout: float = FLUSH_TIMEOUT) -> None:
+def _finish(timeout: float = EXIT_TIMEOUT) -> None:
     """The process is ending: shut faultlens down (flushing the journal and exporters), or
-    only flush when the providers belong to someone else (opentelemetry-instrument)."""
+    only flush when the providers belong to someone else (opentelemetry-instrument).
+    Returns within ``timeout`` seconds."""
     try:
-        if is_configured():
+        if is_configured() or is_stopping():
             shutdown(timeout)
         else:
-            flush(timeout)
-    except Exception as e:
+            _flush(timeout)
+    except Exception as e:  # pragma: no cover - neither raises
         internal_error("flush at exit", e)
 
 
 def _sys_hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    global _crash
     _record_uncaught(exc)
+    _crash = exc
+    # No flush here: the exit that follows shuts faultlens down within EXIT_TIMEOUT.
     prev = _prev_sys or sys.__excepthook__
+    prev(exc_type, exc, tb)
+
+
+def _reported_crash() -> BaseException | None:
+    """The exception the interpreter reported as uncaught in the main thread: it sets
+    ``sys.last_exc`` (3.12+) / ``sys.last_value`` before calling whatever excepthook is
+    installed, so this holds even when that hook is not faultlens's and never chains."""
+    if sys.flags.interactive or hasattr(sys, "ps1"):
+        return None  # a REPL sets it for every error typed at the prompt
+    exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return exc if isinstance(exc, BaseException) else None
+
+
+def _record_missed_crash() -> None:
+    """At exit: record the main thread's crash if an application's own excepthook, installed
+    after faultlens's, swallowed it without chaining."""
+    global _crash
     try:
-        prev(exc_type, exc, tb)
-    finally:
-        _finish()
+        if not _hooks_installed:
+            return
+        exc = _reported_crash()
+        if exc is not None and exc is not _crash:
+            _record_uncaught(exc, excepthook="replaced")
+        _crash = None
+    except Exception as e:
+        internal_error("exit crash check", e)
 
 
 def _threading_hook(args: Any) -> None:
@@ -99,17 +150,18 @@ def _threading_hook(args: Any) -> None:
     if not isinstance(exc, SystemExit):  # threading ignores SystemExit; so do we
         thread = getattr(args, "thread", None)
         _record_uncaught(exc, thread=getattr(thread, "name", "unknown"))
-        flush()
+        flush_soon()  # never block a thread someone may be joining
     prev = _prev_threading or threading.__excepthook__
     prev(args)
 
 
 def _asyncio_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Runs on the event loop's thread: nothing here may block.
     exc = context.get("exception")
     if isinstance(exc, BaseException):
         message = context.get("message")
         _record_uncaught(exc, asyncio_message=message if isinstance(message, str) else "")
-        flush()
+        flush_soon()
     loop.default_exception_handler(context)
 
 
@@ -129,8 +181,9 @@ def _hooked_new_event_loop(original: Callable[[], asyncio.AbstractEventLoop]) ->
 
 def install_excepthooks() -> None:
     """Record uncaught exceptions (main thread, other threads, asyncio loops created from now
-    on), chaining to the hooks already installed. Idempotent."""
-    global _prev_sys, _prev_threading, _policy
+    on), chaining to the hooks already installed. Idempotent. The main thread's crash is
+    also recorded when the application replaces ``sys.excepthook`` afterwards."""
+    global _prev_sys, _prev_threading, _policy, _hooks_installed
     with _lock:
         if sys.excepthook is not _sys_hook:
             _prev_sys = sys.excepthook
@@ -146,17 +199,21 @@ def install_excepthooks() -> None:
                 _policy = policy
         except Exception as e:
             internal_error("asyncio policy hook", e)
+        _hooks_installed = True
+        add_exit_hook(_record_missed_crash)
 
 
 def uninstall_excepthooks() -> None:
     """Put the previous hooks back (where nobody replaced ours since)."""
-    global _prev_sys, _prev_threading, _policy
+    global _prev_sys, _prev_threading, _policy, _hooks_installed, _crash
     with _lock:
         if sys.excepthook is _sys_hook:
             sys.excepthook = _prev_sys or sys.__excepthook__
         if threading.excepthook is _threading_hook:
             threading.excepthook = _prev_threading or threading.__excepthook__
         _prev_sys = _prev_threading = None
+        _hooks_installed = False
+        _crash = None
         policy, _policy = _policy, None
         if policy is not None and "new_event_loop" in vars(policy):
             try:
@@ -165,22 +222,40 @@ def uninstall_excepthooks() -> None:
                 internal_error("asyncio policy hook", e)
 
 
-def _flush_bounded(timeout: float) -> None:
-    worker = threading.Thread(target=_finish, args=(timeout,), name="faultlens-flush")
-    worker.daemon = True
-    worker.start()
-    worker.join(timeout + 1.0)
+def _die(signum: int) -> None:
+    """End the process the way the signal's default disposition would."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
     prev = _prev_sigterm
     if callable(prev):
-        flush()  # the application's handler decides whether and how to exit
+        # The application's handler decides whether and how to exit: call it now, with a
+        # flush under way in the background (its graceful shutdown is not delayed).
+        if defer_while_stopping(lambda: prev(signum, frame)):
+            return
+        flush_soon()
         prev(signum, frame)
         return
-    _flush_bounded(FLUSH_TIMEOUT)
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    if defer_while_stopping(lambda: _die(signum)):
+        return  # SIGTERM interrupted faultlens's own shutdown: let it finish, then die
+    _finish_off_this_thread(EXIT_TIMEOUT)
+    _die(signum)
+
+
+def _finish_off_this_thread(timeout: float) -> None:
+    """``_finish`` in a helper thread, waited for at most ``timeout`` (+ a margin): the
+    interrupted code may hold a lock the shutdown needs, which it cannot release until
+    this handler returns."""
+    try:
+        worker = threading.Thread(target=_finish, args=(timeout,), name="faultlens-sigterm")
+        worker.daemon = True
+        worker.start()
+    except RuntimeError:  # interpreter shutdown: no new threads
+        _finish(timeout)
+        return
+    worker.join(timeout + 0.5)
 
 
 def install_sigterm_flush() -> bool:

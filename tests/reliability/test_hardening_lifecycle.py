@@ -1,0 +1,563 @@
+"""Process lifecycle against the real thing: a collector that accepts connections and never
+answers, real signals, real forks, real subprocesses exiting.
+
+What these tests pin down:
+
+- every blocking call faultlens makes has a deadline it honours: ``flush(timeout)`` and
+  ``shutdown(timeout)`` return in time and a process exit adds at most ``EXIT_TIMEOUT``;
+  what is abandoned is counted;
+- nothing faultlens does on an asyncio loop's thread blocks it;
+- SIGTERM ends the process as it would have without faultlens (exit status, the
+  application's own handler), also when it arrives while faultlens is shutting down;
+- a crash is recorded as critical even when the application replaced ``sys.excepthook``
+  or the exception passed through an instrumented function first;
+- configure, shutdown, configure again: exports keep working and the exit is silent;
+- a forked multiprocessing worker (which ends with ``os._exit``) still delivers its spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import faultlens
+from faultlens import _setup
+from faultlens.auto import install_excepthooks, uninstall_excepthooks
+from faultlens.capture import dropped_counts
+from faultlens.journal import read_records
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes and signals")
+
+PROTOCOLS = ["http/protobuf", "grpc"]
+# Slack for a loaded machine (two cores shared by many test processes).
+SLACK = 1.5
+
+
+# -- the real things ---------------------------------------------------------------------------
+
+
+class HungCollector:
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)  # held open, never read from, never answered
+
+    def close(self) -> None:
+        self._stop = True
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def hung() -> Iterator[HungCollector]:
+    server = HungCollector()
+    yield server
+    server.close()
+
+
+class Collector(http.server.ThreadingHTTPServer):
+    """An OTLP/HTTP receiver that answers 200 and counts the requests per path."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        super().__init__(("127.0.0.1", 0), _CollectorHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _CollectorHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        reqs = self.server.requests  # type: ignore[attr-defined]
+        reqs[self.path] = reqs.get(self.path, 0) + 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    server = Collector()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def child(script: str, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULTLENS_", "OTEL_"))}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen[str], expected: str, timeout: float = 60) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.strip() == expected:
+            return
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    pytest.fail(f"child never printed {expected!r}: {proc.communicate()[1]}")
+
+
+def journal_records(path: str) -> list[dict[str, object]]:
+    return list(read_records(path))
+
+
+def raised(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as e:
+        return e
+
+
+def record_some(n: int) -> None:
+    for i in range(n):
+        faultlens.record_error(raised(ConnectionError(f"refused {i}")))
+
+
+# -- 1. deadlines with a collector that never answers ------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_flush_returns_within_its_timeout_when_the_collector_never_answers(hung, protocol):
+    faultlens.configure(service_name="svc", endpoint=hung.url, protocol=protocol)
+    record_some(5)
+    start = time.monotonic()
+    ok = faultlens.flush(timeout=1)
+    took = time.monotonic() - start
+    assert ok is False, "nothing was delivered: flush says so"
+    assert took < 1 + SLACK, f"flush(timeout=1) took {took:.1f}s"
+    # A second flush while the first export is still stuck does not start another one.
+    threads = threading.active_count()
+    start = time.monotonic()
+    assert faultlens.flush(timeout=0.5) is False
+    assert time.monotonic() - start < 0.5 + SLACK
+    assert threading.active_count() <= threads + 1
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_shutdown_returns_within_its_timeout_and_counts_what_it_abandoned(hung, protocol):
+    faultlens.configure(service_name="svc", endpoint=hung.url, protocol=protocol)
+    record_some(5)
+    before = dropped_counts().get("export_failed", 0)
+    start = time.monotonic()
+    faultlens.shutdown(timeout=1)
+    took = time.monotonic() - start
+    assert took < 1 + SLACK, f"shutdown(timeout=1) took {took:.1f}s"
+    assert not faultlens.is_configured()
+    # The five error spans never reached the collector: counted, not silently lost.
+    assert dropped_counts().get("export_failed", 0) - before >= 5
+
+
+EXITING_APP = """
+    import sys, faultlens
+    faultlens.configure(service_name="svc", endpoint=sys.argv[1], protocol=sys.argv[2],
+                        journal=True, journal_path=sys.argv[3])
+    for i in range(20):
+        try:
+            raise ConnectionError(f"refused {i}")
+        except ConnectionError as exc:
+            faultlens.record_error(exc)
+    print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_process_exit_adds_at_most_exit_timeout_with_a_hung_collector(hung, protocol, tmp_path):
+    # Default export timeout (10 s): before, the exit waited 30 s and more.
+    proc = child(EXITING_APP, hung.url, protocol, str(tmp_path / "journal"))
+    wait_for_line(proc, "done")
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - start
+    assert proc.returncode == 0, err
+    assert took < _setup.EXIT_TIMEOUT + SLACK, f"exit took {took:.1f}s"
+    assert "abandoned" in err, "the user is told the collector did not answer"
+    assert len(journal_records(str(tmp_path / "journal"))) == 20
+
+
+APP_WITH_SIGTERM_HANDLER = """
+    import signal, sys, time, faultlens
+    from faultlens.auto import install_sigterm_flush
+
+    def graceful(signum, frame):
+        print("app handler", flush=True)
+        sys.exit(3)
+
+    signal.signal(signal.SIGTERM, graceful)
+    faultlens.configure(service_name="svc", endpoint=sys.argv[1], protocol=sys.argv[2],
+                        journal=True, journal_path=sys.argv[3])
+    install_sigterm_flush()
+    for i in range(20):
+        try:
+            raise ConnectionError(f"refused {i}")
+        except ConnectionError as exc:
+            faultlens.record_error(exc)
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_sigterm_with_the_apps_own_handler_exits_promptly(hung, protocol, tmp_path):
+    proc = child(APP_WITH_SIGTERM_HANDLER, hung.url, protocol, str(tmp_path / "journal"))
+    wait_for_line(proc, "ready")
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=90)
+    took = time.monotonic() - start
+    assert proc.returncode == 3, err  # the application's handler decided the exit code
+    assert "app handler" in out
+    assert took < _setup.EXIT_TIMEOUT + SLACK, f"exit took {took:.1f}s (was 50 s)"
+    assert len(journal_records(str(tmp_path / "journal"))) == 20
+
+
+APP_WITHOUT_HANDLER = """
+    import sys, time, faultlens
+    from faultlens.auto import install_sigterm_flush
+
+    faultlens.configure(service_name="svc", endpoint=sys.argv[1], protocol=sys.argv[2],
+                        journal=True, journal_path=sys.argv[3])
+    install_sigterm_flush()
+    for i in range(20):
+        try:
+            raise ConnectionError(f"refused {i}")
+        except ConnectionError as exc:
+            faultlens.record_error(exc)
+    print("ready", flush=True)
+    if sys.argv[4] == "running":
+        time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_sigterm_flushes_within_the_deadline_then_dies_by_sigterm(hung, protocol, tmp_path):
+    proc = child(APP_WITHOUT_HANDLER, hung.url, protocol, str(tmp_path / "j"), "running")
+    wait_for_line(proc, "ready")
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    took = time.monotonic() - start
+    assert proc.returncode == -signal.SIGTERM, err  # as without faultlens
+    assert took < _setup.EXIT_TIMEOUT + SLACK, f"took {took:.1f}s"
+    assert len(journal_records(str(tmp_path / "j"))) == 20
+
+
+BUSY_APP = """
+    import sys, faultlens
+    from faultlens.auto import install_sigterm_flush
+
+    faultlens.configure(service_name="svc", journal_path=sys.argv[1], rate_limit=0)
+    install_sigterm_flush()
+    i = 0
+    while True:  # recording all the time: SIGTERM lands inside faultlens's own code
+        try:
+            raise ConnectionError(f"refused {i}")
+        except ConnectionError as exc:
+            faultlens.record_error(exc)
+        faultlens.flush(timeout=1)
+        i += 1
+        if i == 10:
+            print("ready", flush=True)
+"""
+
+
+def test_sigterm_landing_inside_faultlens_code_still_ends_the_process_promptly(tmp_path):
+    proc = child(BUSY_APP, str(tmp_path / "j"))
+    wait_for_line(proc, "ready")
+    time.sleep(0.3)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    took = time.monotonic() - start
+    assert proc.returncode == -signal.SIGTERM, err
+    assert took < _setup.EXIT_TIMEOUT + SLACK, f"took {took:.1f}s"
+    assert len(journal_records(str(tmp_path / "j"))) >= 10
+
+
+def test_sigterm_while_faultlens_is_shutting_down_at_exit(hung, tmp_path):
+    # The main thread has finished; faultlens's exit shutdown is waiting on the collector
+    # when SIGTERM arrives. Before, the handler saw "not configured" and killed the process
+    # at once, in the middle of that shutdown. Now the shutdown finishes (within its
+    # deadline), then the process dies by SIGTERM, as it would have.
+    proc = child(APP_WITHOUT_HANDLER, hung.url, "http/protobuf", str(tmp_path / "j"), "exit")
+    wait_for_line(proc, "ready")
+    time.sleep(0.5)  # well inside the exit shutdown, which waits EXIT_TIMEOUT for the collector
+    assert proc.poll() is None
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    took = time.monotonic() - start
+    assert proc.returncode == -signal.SIGTERM, err
+    assert "abandoned" in err, "the shutdown ran to its end before the process died"
+    assert took < _setup.EXIT_TIMEOUT + SLACK
+    assert len(journal_records(str(tmp_path / "j"))) == 20
+
+
+# -- 2. the asyncio loop never waits for faultlens ---------------------------------------------
+
+
+def _twenty_failing_callbacks() -> float:
+    def callback(i: int) -> None:
+        raise TimeoutError(f"heartbeat {i} missed")
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        for i in range(20):
+            loop.call_soon(callback, i)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return time.perf_counter() - start
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("mode", ["hung collector", "journal only"])
+def test_failing_callbacks_do_not_stall_the_event_loop(hung, tmp_path, mode, caplog):
+    baseline = _twenty_failing_callbacks()  # without faultlens
+    if mode == "hung collector":
+        faultlens.configure(service_name="svc", endpoint=hung.url, protocol="http/protobuf")
+    else:
+        faultlens.configure(service_name="svc", journal_path=str(tmp_path / "j"))
+    install_excepthooks()
+    try:
+        took = _twenty_failing_callbacks()
+    finally:
+        uninstall_excepthooks()
+    # Before: 4 s per failure with a hung collector, ~25 ms per failure journal-only.
+    assert took < 10 * baseline + 0.25, f"{took:.3f}s for 20 failures vs {baseline:.3f}s"
+    if mode == "journal only":
+        faultlens.shutdown()
+        records = journal_records(str(tmp_path / "j"))
+        assert len(records) == 20
+        assert all(r["context"]["uncaught"] is True for r in records)
+
+
+# -- 3. fork: a multiprocessing worker ends with os._exit --------------------------------------
+
+
+def _worker_fails(i: int) -> int:
+    try:
+        raise ConnectionError(f"worker {i} refused")
+    except ConnectionError as exc:
+        faultlens.record_error(exc)
+    return i
+
+
+def test_a_forked_pool_worker_delivers_its_spans_before_it_exits(collector):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    faultlens.configure(service_name="svc", endpoint=collector.url, protocol="http/protobuf")
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        assert sorted(pool.map(_worker_fails, range(4))) == [0, 1, 2, 3]
+    # The workers' batch processors had not exported (5 s schedule): the exit of each
+    # worker (os._exit, no atexit) flushed them.
+    assert collector.requests.get("/v1/traces", 0) >= 1
+
+
+FORK_WHILE_LOCKED = """
+    import os, threading, faultlens
+    from faultlens import _setup, resources
+
+    faultlens.configure(service_name="svc", journal=False)
+    resources.snapshot()  # in use: a thread may be refreshing it when the fork comes
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with _setup._lock, resources._lock:
+            held.set()
+            release.wait()
+
+    threading.Thread(target=hold, daemon=True).start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:
+        # The thread holding both locks does not exist here.
+        snap = resources.snapshot(max_age=0)
+        faultlens.shutdown(timeout=2)
+        faultlens.configure(service_name="child", journal=False)
+        os._exit(0 if snap else 1)
+    release.set()
+    _, status = os.waitpid(pid, 0)
+    print("child", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+def test_a_fork_while_faultlens_locks_are_held_does_not_deadlock_the_child():
+    proc = child(FORK_WHILE_LOCKED)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "child 0" in out, err
+
+
+# -- 4. crashes ------------------------------------------------------------------------------
+
+
+CRASHING_APP = """
+    import sys, faultlens
+    from faultlens.auto import install_excepthooks
+
+    faultlens.configure(service_name="svc", journal_path=sys.argv[1])
+    install_excepthooks()
+    hook = sys.argv[2]
+    if hook == "rich":
+        import rich.traceback
+        rich.traceback.install()
+    elif hook == "swallowing":
+        sys.excepthook = lambda *exc_info: print("the app's hook", file=sys.stderr)
+    elif hook == "chaining":
+        previous = sys.excepthook
+        def chaining(*exc_info):
+            print("the app's hook", file=sys.stderr)
+            previous(*exc_info)
+        sys.excepthook = chaining
+
+    @faultlens.instrument
+    def load(path):
+        raise FileNotFoundError(path)
+
+    if sys.argv[3] == "instrumented":
+        load("settings.yaml")
+    raise FileNotFoundError("settings.yaml")
+"""
+
+HOOKS = ["faultlens only", "swallowing", "chaining", "rich"]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_a_crash_is_recorded_once_as_critical_whatever_excepthook_the_app_installs(tmp_path, hook):
+    if hook == "rich":
+        pytest.importorskip("rich.traceback")
+    proc = child(CRASHING_APP, str(tmp_path / "j"), hook, "plain")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err  # the exit status of a crash, unchanged
+    records = journal_records(str(tmp_path / "j"))
+    assert [(r["code"], r["severity"], r["context"].get("uncaught")) for r in records] == [
+        ("VAL_FILE_NOT_FOUND", "critical", True)
+    ], err
+
+
+# -- 6. configure, shutdown, configure ---------------------------------------------------------
+
+RECONFIGURING_APP = """
+    import sys, faultlens
+    kwargs = dict(service_name="svc", journal=False)
+    if len(sys.argv) > 1:
+        kwargs.update(endpoint=sys.argv[1], protocol="http/protobuf")
+    faultlens.configure(**kwargs)
+    faultlens.shutdown()
+    faultlens.configure(**kwargs)
+    try:
+        raise ConnectionError("after reconfiguring")
+    except ConnectionError as exc:
+        faultlens.record_error(exc)
+"""
+
+
+def test_configure_shutdown_configure_then_exit_is_silent_and_still_exports(collector):
+    proc = child(RECONFIGURING_APP, collector.url)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert err == "" and out == "", err  # no "shutdown can only be called once"
+    # The providers rebuilt by the second configure() exported at exit.
+    assert collector.requests.get("/v1/traces", 0) >= 1
+    assert collector.requests.get("/v1/metrics", 0) >= 1
+
+
+def test_configure_shutdown_configure_without_a_collector_is_silent():
+    proc = child(RECONFIGURING_APP)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out, err) == (0, "", "")
+
+
+def test_journal_records_of_a_reconfigured_process_survive_its_exit(tmp_path):
+    script = """
+        import sys, faultlens
+        faultlens.configure(service_name="svc", journal_path=sys.argv[1])
+        faultlens.shutdown()
+        faultlens.configure(service_name="svc", journal_path=sys.argv[1])
+        for i in range(3):
+            try:
+                raise ConnectionError(f"refused {i}")
+            except ConnectionError as exc:
+                faultlens.record_error(exc)
+    """
+    proc = child(script, str(tmp_path / "j"))
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (0, "")
+    assert len(journal_records(str(tmp_path / "j"))) == 3
+    json.dumps(journal_records(str(tmp_path / "j")))  # plain data
+
+
+def test_exit_hooks_run_before_the_exit_shutdown(tmp_path: Path) -> None:
+    script = """
+        import sys, faultlens
+        from faultlens import _setup
+        faultlens.configure(service_name="svc", journal_path=sys.argv[1])
+
+        def late_error():
+            try:
+                raise ConnectionError("while exiting")
+            except ConnectionError as exc:
+                faultlens.record_error(exc)
+
+        _setup.add_exit_hook(late_error)
+    """
+    proc = child(script, str(tmp_path / "j"))
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (0, "")
+    assert [r["message"] for r in journal_records(str(tmp_path / "j"))] == ["while exiting"]
