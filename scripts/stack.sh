@@ -132,7 +132,7 @@ build_jaeger() {
   # go.mod and go.sum choose every dependency exactly as in its release build, including
   # its `replace` of github.com/Shopify/sarama (which is why `go install pkg@version`
   # refuses it, and why a wrapper module requiring it would build different code).
-  json="$(cd / && GOFLAGS= go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION")" ||
+  json="$(cd / && GOFLAGS='' go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION")" ||
     die "cannot download github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION: $json"
   src="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$json")"
   [[ -f "$src/go.mod" ]] || die "go mod download gave no source directory for jaeger: $json"
