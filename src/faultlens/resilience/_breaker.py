@@ -62,6 +62,7 @@ from . import _telemetry as tel
 from . import _timing
 from ._common import (
     ENDS_ITERATION,
+    MAX_SECONDS,
     ExceptionSpec,
     after_fork,
     callable_name,
@@ -408,7 +409,15 @@ class CircuitBreaker:
                 int(cfg.failure_threshold) if cfg is not None else (DEFAULT_FAILURE_THRESHOLD)
             )
         if timeout is None:
-            timeout = float(cfg.timeout) if cfg is not None else DEFAULT_OPEN_TIMEOUT
+            timeout = DEFAULT_OPEN_TIMEOUT
+            if cfg is not None:
+                try:
+                    configured = float(cfg.timeout)
+                except (TypeError, ValueError):
+                    configured = math.nan
+                # validated by the configuration loader; never let a bad one reach a clock
+                if math.isfinite(configured) and configured >= 0:
+                    timeout = min(configured, MAX_SECONDS)
         limits = (threshold if self._use_threshold else None, timeout)
         self._limits = limits
         self._limits_gen = gen
