@@ -18,7 +18,9 @@ after ``TALLY_PERIOD`` seconds, at rotation and at shutdown.
 The ``fsync`` policy decides how much survives a crash of the *machine*, and never puts
 an unbounded wait on the application:
 
-- ``always``: fsync after every write, on the recording thread (what was asked for);
+- ``always``: fsync after every record written, on the recording thread (what was asked
+  for); in-place tally updates are fsynced at most once per ``FSYNC_INTERVAL``, so a storm
+  of rate-limited errors does not become a storm of fsyncs;
 - ``batch`` (default): a background thread fsyncs at most once a second (on a duplicate
   descriptor, holding no lock the recording threads need), and at rotation and shutdown;
 - ``never``: the operating system decides.
@@ -462,7 +464,12 @@ class JournalWriter:
             self._fail(f"cannot update a tally in {self._file}", exc)
             return
         self._dirty = True
-        if self.settings.fsync == "always":
+        # A storm updates a tally once per occurrence: even under "always", fsync those
+        # updates at most once per FSYNC_INTERVAL (the background pass does the rest).
+        if (
+            self.settings.fsync == "always"
+            and time.monotonic() - self._last_fsync >= FSYNC_INTERVAL
+        ):
             self._fsync_now()
 
     def _close_slot(self, fp: str) -> None:
@@ -653,7 +660,7 @@ class JournalWriter:
                     self._write_drops_locked()
                 if (
                     self._dirty
-                    and self.settings.fsync == "batch"
+                    and self.settings.fsync != "never"
                     and now - self._last_fsync >= FSYNC_INTERVAL
                     and self._fd is not None
                 ):

@@ -411,3 +411,25 @@ def test_a_tally_is_updated_where_its_line_landed_even_if_the_file_is_shared(
     s = journal_stats(str(journal_dir))
     assert s.total == 32 and s.suppressed == 30 and s.recorded == 2
     assert inspect_journal(str(journal_dir)).bad_lines == 0
+
+
+def test_fsync_always_does_not_turn_a_storm_into_a_storm_of_fsyncs(
+    tmp_path: Path, journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    cfg = tmp_path / "faultlens.yaml"
+    cfg.write_text("faultlens:\n  journal:\n    fsync: always\n")
+    faultlens.configure(
+        service_name="svc", journal_path=str(journal_dir), config_file=str(cfg), rate_limit=5
+    )
+    storm(5)
+    assert len(synced) >= 5, "every record written in full is fsynced"
+    before = len(synced)
+    started = time.monotonic()
+    storm(500)
+    elapsed = time.monotonic() - started
+    assert len(synced) - before <= 2 + elapsed / _writer.FSYNC_INTERVAL
+    faultlens.shutdown()
+    assert journal_stats(str(journal_dir)).total == 505
