@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 from collections.abc import Callable, Mapping
 from contextvars import Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from ..errors import ConfigError
-from ._context import Scope, pop, push
+from ..errors import ConfigError, clean_text
+from ._context import Scope, enter_owned, find_owned, leave_owned, pop, push
+from ._instrument import callable_kind, is_coroutine
 from ._record import record_escaping
 from ._steps import drive, drive_async
 
@@ -24,11 +24,12 @@ class _ScopeSteps:
     """For generators: the scope is pushed per step, since held across ``yield`` it would
     leak into the caller's code."""
 
-    __slots__ = ("context", "stage", "start")
+    __slots__ = ("context", "name", "stage", "start")
 
-    def __init__(self, stage: str | None, context: Mapping[str, Any]) -> None:
+    def __init__(self, stage: str | None, context: Mapping[str, Any], name: str) -> None:
         self.stage = stage
         self.context = context
+        self.name = name
         self.start = time.time_ns()
 
     def enter(self) -> Token[Scope]:
@@ -40,7 +41,7 @@ class _ScopeSteps:
     def error(self, exc: BaseException) -> None:
         token = push(self.stage, self.context)
         try:
-            record_escaping(exc, name=self.stage or "faultlens.capture", start_time=self.start)
+            record_escaping(exc, name=self.name, start_time=self.start)
         finally:
             pop(token)
 
@@ -48,26 +49,35 @@ class _ScopeSteps:
         pass
 
 
+async def _scoped(scope: capture, coro: Any) -> Any:
+    with scope:
+        return await coro
+
+
 class capture:
     """Context for every error recorded inside: ``stage`` and user keys.
 
     Works as ``with``, ``async with`` and as a decorator (functions, coroutines, generators
-    and async generators). An exception that escapes is recorded with this context (once: an
-    inner instrumented function may already have recorded it), then re-raised unchanged.
+    and async generators, async callable objects). An exception that escapes is recorded
+    with this context (once: an inner instrumented function may already have recorded it),
+    then re-raised unchanged.
+
+    One instance may be entered from several threads or tasks at once, and re-entrantly:
+    each ``with`` is independent (its scope lives in the context that entered it), so
+    leaving one never ends another's stage.
     """
 
-    __slots__ = ("_context", "_stage", "_tokens")
+    __slots__ = ("_context", "_name", "_stage")
 
     def __init__(self, stage: str | None = None, **context: Any) -> None:
         if stage is not None and not isinstance(stage, str):
             raise ConfigError(f"stage must be a string, got {type(stage).__name__}", key="stage")
         self._stage = stage
         self._context = context
-        # A stack: one capture object may be entered re-entrantly (a recursive function).
-        self._tokens: list[tuple[Token[Scope], int]] = []
+        self._name = clean_text(stage, 256) if stage else "faultlens.capture"
 
     def __enter__(self) -> capture:
-        self._tokens.append((push(self._stage, self._context), time.time_ns()))
+        enter_owned(self, self._stage, self._context, time.time_ns())
         return self
 
     def __exit__(
@@ -76,12 +86,15 @@ class capture:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, start = self._tokens.pop()
-        try:
-            if exc is not None:
-                record_escaping(exc, name=self._stage or "faultlens.capture", start_time=start)
-        finally:
-            pop(token)
+        entry = find_owned(self)  # this context's entry; None if it was entered elsewhere
+        if exc is not None:
+            start = entry.start if entry is not None else time.time_ns()
+            try:
+                record_escaping(exc, name=self._name, start_time=start)
+            except Exception:
+                pass  # no stack left to record with: an outer span records it
+        if entry is not None:
+            leave_owned(entry)
 
     async def __aenter__(self) -> capture:
         return self.__enter__()
@@ -95,33 +108,37 @@ class capture:
         self.__exit__(exc_type, exc, tb)
 
     def __call__(self, func: F) -> F:
-        stage, context = self._stage, self._context
-        if inspect.isasyncgenfunction(func):
+        stage, context, name = self._stage, self._context, self._name
+        kind = callable_kind(func)
+        if kind == "asyncgen":
 
             @functools.wraps(func)
             def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return drive_async(func(*args, **kwargs), _ScopeSteps(stage, context))
+                return drive_async(func(*args, **kwargs), _ScopeSteps(stage, context, name))
 
             return cast(F, agen_wrapper)
-        if inspect.iscoroutinefunction(func):
+        if kind == "async":
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with capture(stage, **context):
+                with self:
                     return await func(*args, **kwargs)
 
             return cast(F, async_wrapper)
-        if inspect.isgeneratorfunction(func):
+        if kind == "gen":
 
             @functools.wraps(func)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return (yield from drive(func(*args, **kwargs), _ScopeSteps(stage, context)))
+                return (yield from drive(func(*args, **kwargs), _ScopeSteps(stage, context, name)))
 
             return cast(F, gen_wrapper)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with capture(stage, **context):
-                return func(*args, **kwargs)
+            with self:
+                result = func(*args, **kwargs)
+            if is_coroutine(result):  # a sync callable handing back a coroutine: scope its run
+                return _scoped(self, result)
+            return result
 
         return cast(F, wrapper)

@@ -1,19 +1,34 @@
 """@instrument: classified errors (and optionally a span per call) for any callable.
 
 The callable is classified once, at decoration time, as sync, async, generator or async
-generator, and gets the matching wrapper; the per-call path does no inspection. wrapt keeps
-signatures, metadata and descriptor binding (methods, classmethods, staticmethods) intact.
+generator, and gets the matching wrapper; the per-call path does no inspection. An async
+callable object (``async def __call__``) or a partial of a coroutine function is async. A
+callable that only *returns* a coroutine (a sync ``functools.wraps`` decorator around an
+async function, say) is recognised by what the call returns: the coroutine is handed back
+wrapped, so its failure is recorded when it is awaited.
+
+wrapt keeps signatures, metadata and descriptor binding (methods, classmethods,
+staticmethods) intact; the wrapper pickles and copies by reference, like the function
+(``_wrapper.py``), so instrumented functions go to process pools as they are.
 
 Modes:
 - ``errors`` (default): nothing on success except reading the clock; a failing call gets its
   own span, started at the call's real start time, carrying the exception event.
 - ``traced``: a span per call, current while the function's own code runs.
+
+Whatever the tracer, the exporter or the recorder do, the wrappers never raise into the
+caller's code and never change what the call returns or raises. What passes through
+unrecorded: control flow (``KeyboardInterrupt``, ``SystemExit``, ``GeneratorExit``,
+cancellation), the end of an iteration (``StopIteration``/``StopAsyncIteration``), and the
+``ignore=`` exceptions.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
+import types
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
@@ -21,47 +36,137 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from ..errors import ConfigError
+from ..errors import ConfigError, clean_text
 from ._context import pop, push
-from ._record import CONTROL_FLOW, record_escaping, record_on_span
+from ._record import PASS_THROUGH, record_escaping, record_on_span
 from ._steps import drive, drive_async
 from ._telemetry import get_tracer, internal_error
+from ._wrapper import FunctionWrapper
 
-__all__ = ["Kind", "callable_kind", "callable_name", "instrument"]
+__all__ = ["Kind", "callable_kind", "callable_name", "instrument", "is_coroutine"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Mode = Literal["errors", "traced"]
 Kind = Literal["sync", "async", "gen", "asyncgen"]
 _MODES = ("errors", "traced")
+_MAX_UNWRAP = 32
+_CoroutineType = types.CoroutineType
 
 
-def callable_kind(func: Any) -> Kind:
-    """Classify a callable once, at decoration time, so the per-call path does no inspection."""
-    target = func
-    if isinstance(target, (classmethod, staticmethod)):
-        target = target.__func__
-    # A plain function is judged by its own code: @contextmanager and other @wraps wrappers
-    # return something else than the generator or coroutine they wrap.
-    if not inspect.isfunction(target) and callable(target):
-        target = inspect.unwrap(target)
+def is_coroutine(value: Any) -> bool:
+    """Whether what a call returned is a coroutine: a callable classified "sync" that hands
+    one back is async in effect, and its failure only happens when it is awaited. Exact type
+    check (cheap on the hot path); other awaitables (futures, tasks) have their own API and
+    are left as they are."""
+    return type(value) is _CoroutineType
+
+
+def _code_kind(target: Any) -> Kind | None:
     if inspect.isasyncgenfunction(target):
         return "asyncgen"
     if inspect.iscoroutinefunction(target):
         return "async"
     if inspect.isgeneratorfunction(target):
         return "gen"
+    return None
+
+
+def _kind_of(func: Any) -> Kind:
+    target = func
+    for _ in range(_MAX_UNWRAP):
+        if isinstance(target, (classmethod, staticmethod)):
+            target = target.__func__
+        elif isinstance(target, functools.partial):
+            target = target.func  # a partial's call returns what its function returns
+        elif inspect.ismethod(target):
+            target = target.__func__
+        elif inspect.isfunction(target):
+            # A plain function is judged by its own code: @contextmanager and other @wraps
+            # wrappers return something else than the generator or coroutine they wrap (a
+            # sync one returning a coroutine is caught by what it returns, at the call).
+            # wrapt proxies of functions pass as functions and answer with their code.
+            return _code_kind(target) or "sync"
+        elif isinstance(target, wrapt.ObjectProxy):
+            target = target.__wrapped__  # transparent by design: calls go straight through
+        elif isinstance(target, type) or not callable(target):
+            return "sync"
+        else:
+            # A callable object: what its class's __call__ is (``async def __call__``).
+            call = inspect.getattr_static(type(target), "__call__", None)
+            if call is None:
+                return "sync"
+            target = call
     return "sync"
 
 
+def callable_kind(func: Any) -> Kind:
+    """Classify a callable once, at decoration time, so the per-call path does no inspection:
+    functions and methods by their code, partials by their function, callable objects by
+    their ``__call__``. Never raises (anything unreadable is "sync", and a sync callable
+    returning a coroutine is recognised at the call: see :func:`is_coroutine`)."""
+    try:
+        return _kind_of(func)
+    except Exception:
+        return "sync"
+
+
 def callable_name(func: Any) -> str:
-    """The name a callable's spans and metrics go by."""
-    target = func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
-    for attr in ("__qualname__", "__name__"):
-        name = getattr(target, attr, None)
-        if isinstance(name, str):
-            # "outer.<locals>.inner" reads as noise in a trace; the function is "inner".
-            return name.rsplit("<locals>.", 1)[-1]
-    return type(target).__name__
+    """The name a callable's spans and metrics go by: its qualified name without the
+    ``<locals>`` noise; a partial's function's; a callable object's class's. Clean UTF-8,
+    never raises."""
+    try:
+        target = func
+        for _ in range(_MAX_UNWRAP):
+            if isinstance(target, (classmethod, staticmethod)):
+                target = target.__func__
+            elif isinstance(target, functools.partial):
+                target = target.func
+            else:
+                break
+        for attr in ("__qualname__", "__name__"):
+            name = getattr(target, attr, None)
+            if isinstance(name, str) and name:
+                # "outer.<locals>.inner" reads as noise in a trace; the function is "inner".
+                return clean_text(name.rsplit("<locals>.", 1)[-1], 256)
+        cls = getattr(target, "__class__", None)
+        if not isinstance(cls, type):
+            cls = type(target)
+        name = cls.__qualname__
+        return clean_text(name.rsplit("<locals>.", 1)[-1], 256)
+    except Exception:
+        return "callable"
+
+
+def _record_escaped(
+    exc: BaseException,
+    name: str,
+    start: int,
+    stage: str | None,
+    skip: tuple[type[BaseException], ...],
+) -> None:
+    try:
+        record_escaping(exc, name=name, start_time=start, stage=stage, skip=skip)
+    except Exception:
+        pass  # no stack left even to start recording (deep recursion): an outer span will
+
+
+async def _errors_coroutine(
+    coro: Any, name: str, start: int, stage: str | None, skip: tuple[type[BaseException], ...]
+) -> Any:
+    """The coroutine a sync-looking callable returned, recorded like an async function's."""
+    token = push(stage, {}) if stage is not None else None
+    try:
+        return await coro
+    except BaseException as exc:
+        if not isinstance(exc, skip):
+            try:
+                record_escaping(exc, name=name, start_time=start, stage=stage, skip=skip)
+            except Exception:
+                pass
+        raise
+    finally:
+        if token is not None:
+            pop(token)
 
 
 def _errors_wrapper(
@@ -73,11 +178,17 @@ def _errors_wrapper(
             def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                 start = time.time_ns()
                 try:
-                    return wrapped(*args, **kwargs)
+                    result = wrapped(*args, **kwargs)
                 except BaseException as exc:
                     if not isinstance(exc, skip):
-                        record_escaping(exc, name=name, start_time=start)
+                        try:
+                            record_escaping(exc, name=name, start_time=start, skip=skip)
+                        except Exception:
+                            pass  # no stack left to record with: an outer span will
                     raise
+                if type(result) is _CoroutineType:
+                    return _errors_coroutine(result, name, start, stage, skip)
+                return result
 
             return sync
 
@@ -85,13 +196,19 @@ def _errors_wrapper(
             start = time.time_ns()
             token = push(stage, {})
             try:
-                return wrapped(*args, **kwargs)
+                result = wrapped(*args, **kwargs)
             except BaseException as exc:
                 if not isinstance(exc, skip):
-                    record_escaping(exc, name=name, start_time=start, stage=stage)
+                    try:
+                        record_escaping(exc, name=name, start_time=start, stage=stage, skip=skip)
+                    except Exception:
+                        pass  # no stack left to record with: an outer span will
                 raise
             finally:
                 pop(token)
+            if type(result) is _CoroutineType:
+                return _errors_coroutine(result, name, start, stage, skip)
+            return result
 
         return sync_staged
 
@@ -104,7 +221,10 @@ def _errors_wrapper(
                 return await wrapped(*args, **kwargs)
             except BaseException as exc:
                 if not isinstance(exc, skip):
-                    record_escaping(exc, name=name, start_time=start, stage=stage)
+                    try:
+                        record_escaping(exc, name=name, start_time=start, stage=stage, skip=skip)
+                    except Exception:
+                        pass
                 raise
             finally:
                 if token is not None:
@@ -117,12 +237,30 @@ def _errors_wrapper(
     if kind == "gen":
 
         def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            return drive(wrapped(*args, **kwargs), _ErrorSteps(name, stage, skip))
+            steps = _ErrorSteps(name, stage, skip)
+            try:
+                made = wrapped(*args, **kwargs)
+            except BaseException as exc:  # the call itself failed (bad arguments)
+                if not isinstance(exc, skip):
+                    _record_escaped(exc, name, steps.start, stage, skip)
+                raise
+            if not hasattr(made, "send"):
+                return made  # not a generator after all: nothing to drive
+            return drive(made, steps)
 
         return gen
 
     def agen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return drive_async(wrapped(*args, **kwargs), _ErrorSteps(name, stage, skip))
+        steps = _ErrorSteps(name, stage, skip)
+        try:
+            made = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            if not isinstance(exc, skip):
+                _record_escaped(exc, name, steps.start, stage, skip)
+            raise
+        if not hasattr(made, "asend"):
+            return made
+        return drive_async(made, steps)
 
     return agen
 
@@ -147,17 +285,59 @@ class _ErrorSteps:
 
     def error(self, exc: BaseException) -> None:
         if not isinstance(exc, self.skip):
-            record_escaping(exc, name=self.name, start_time=self.start, stage=self.stage)
+            record_escaping(
+                exc, name=self.name, start_time=self.start, stage=self.stage, skip=self.skip
+            )
 
     def finish(self) -> None:
         pass
+
+
+def _start_span(name: str, attrs: dict[str, Any] | None) -> Any:
+    """The call's span, or None when the tracer fails (the call goes on without it)."""
+    try:
+        return get_tracer().start_span(name, attributes=attrs)
+    except Exception as e:
+        try:
+            internal_error("starting a span", e)
+        except Exception:
+            pass
+        return None
+
+
+def _attach(span: Any) -> Any:
+    if span is None:
+        return None
+    try:
+        return otel_context.attach(trace.set_span_in_context(span))
+    except Exception as e:
+        try:
+            internal_error("attaching a span", e)
+        except Exception:
+            pass
+        return None
+
+
+def _finish(span: Any, token: Any) -> None:
+    """Detach and end the call's span; never raises (a span processor's ``on_end`` is the
+    application's, and may)."""
+    try:
+        if token is not None:
+            otel_context.detach(token)
+        if span is not None:
+            span.end()
+    except Exception as e:
+        try:
+            internal_error("ending a span", e)
+        except Exception:
+            pass
 
 
 class _TracedSteps:
     """Traced mode for generators: the span starts with the first step and is current only
     while the generator's own code runs."""
 
-    __slots__ = ("attrs", "ctx", "name", "skip", "span", "stage")
+    __slots__ = ("attrs", "ctx", "name", "skip", "span", "stage", "start")
 
     def __init__(
         self,
@@ -172,29 +352,39 @@ class _TracedSteps:
         self.skip = skip
         self.span: Any = None
         self.ctx: Any = None
+        self.start = time.time_ns()
 
     def enter(self) -> Any:
-        if self.span is None:
-            self.span = get_tracer().start_span(self.name, attributes=self.attrs)
-            self.ctx = trace.set_span_in_context(self.span)
-        return (
-            otel_context.attach(self.ctx),
-            push(self.stage, {}) if self.stage is not None else None,
-        )
+        if self.span is None and self.ctx is None:
+            self.span = _start_span(self.name, self.attrs)
+            self.ctx = trace.set_span_in_context(self.span) if self.span is not None else False
+        otel_token = None
+        if self.ctx:
+            try:
+                otel_token = otel_context.attach(self.ctx)
+            except Exception:
+                otel_token = None
+        return (otel_token, push(self.stage, {}) if self.stage is not None else None)
 
     def leave(self, token: Any) -> None:
         otel_token, scope = token
         if scope is not None:
             pop(scope)
-        otel_context.detach(otel_token)
+        if otel_token is not None:
+            otel_context.detach(otel_token)
 
     def error(self, exc: BaseException) -> None:
-        if self.span is not None and not isinstance(exc, self.skip):
-            record_on_span(exc, self.span, stage=self.stage)
+        if isinstance(exc, self.skip):
+            return
+        if self.span is not None:
+            record_on_span(exc, self.span, stage=self.stage, skip=self.skip)
+        else:  # no span (failed to start, or the generator never ran): one of its own
+            record_escaping(
+                exc, name=self.name, start_time=self.start, stage=self.stage, skip=self.skip
+            )
 
     def finish(self) -> None:
-        if self.span is not None:
-            self.span.end()
+        _finish(self.span, None)
 
 
 def _traced_wrapper(
@@ -204,68 +394,113 @@ def _traced_wrapper(
     attributes: Mapping[str, Any] | None,
     skip: tuple[type[BaseException], ...],
 ) -> Callable[..., Any]:
-    attrs = dict(attributes or {})
+    attrs: dict[str, Any] = {}
+    for key, value in (attributes or {}).items():
+        if isinstance(value, str):
+            value = clean_text(value, 1024)
+        attrs[clean_text(key, 256) if isinstance(key, str) else str(key)] = value
     if stage is not None:
-        attrs["faultlens.stage"] = stage
+        attrs["faultlens.stage"] = clean_text(stage, 256)
+    span_attrs = attrs or None
 
-    def start() -> Any:
-        return get_tracer().start_span(name, attributes=attrs or None)
-
-    def fail(span: Any, exc: BaseException) -> None:
-        record_on_span(exc, span, stage=stage)
+    def fail(span: Any, exc: BaseException, start: int) -> None:
+        try:
+            if span is not None:
+                record_on_span(exc, span, stage=stage, skip=skip)
+            else:
+                record_escaping(exc, name=name, start_time=start, stage=stage, skip=skip)
+        except Exception:
+            pass  # no stack left to record with: an outer span will
 
     if kind == "sync":
 
         def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            span = start()
-            token = otel_context.attach(trace.set_span_in_context(span))
+            start = time.time_ns()
+            span = _start_span(name, span_attrs)
+            token = _attach(span)
             scope = push(stage, {}) if stage is not None else None
             try:
-                return wrapped(*args, **kwargs)
+                result = wrapped(*args, **kwargs)
             except BaseException as exc:
                 if not isinstance(exc, skip):
-                    fail(span, exc)
+                    fail(span, exc, start)
                 raise
             finally:
                 if scope is not None:
                     pop(scope)
-                otel_context.detach(token)
-                span.end()
+                _finish(span, token)
+            if type(result) is _CoroutineType:
+                # The call only made a coroutine; its failure, when awaited, is recorded on
+                # a span of its own, as in errors mode.
+                return _errors_coroutine(result, name, start, stage, skip)
+            return result
 
         return sync
 
     if kind == "async":
 
         async def coro(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            span = start()
-            token = otel_context.attach(trace.set_span_in_context(span))
+            start = time.time_ns()
+            span = _start_span(name, span_attrs)
+            token = _attach(span)
             scope = push(stage, {}) if stage is not None else None
             try:
                 return await wrapped(*args, **kwargs)
             except BaseException as exc:
                 if not isinstance(exc, skip):
-                    fail(span, exc)
+                    fail(span, exc, start)
                 raise
             finally:
                 if scope is not None:
                     pop(scope)
-                otel_context.detach(token)
-                span.end()
+                _finish(span, token)
 
         return coro
 
-    span_attrs = attrs or None
     if kind == "gen":
 
         def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            return drive(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs, skip))
+            steps = _TracedSteps(name, stage, span_attrs, skip)
+            try:
+                made = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                if not isinstance(exc, skip):
+                    _record_escaped(exc, name, steps.start, stage, skip)
+                raise
+            if not hasattr(made, "send"):
+                return made
+            return drive(made, steps)
 
         return gen
 
     def agen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        return drive_async(wrapped(*args, **kwargs), _TracedSteps(name, stage, span_attrs, skip))
+        steps = _TracedSteps(name, stage, span_attrs, skip)
+        try:
+            made = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            if not isinstance(exc, skip):
+                _record_escaped(exc, name, steps.start, stage, skip)
+            raise
+        if not hasattr(made, "asend"):
+            return made
+        return drive_async(made, steps)
 
     return agen
+
+
+def _rebuild(
+    mode: Mode,
+    name: str | None,
+    stage: str | None,
+    attributes: Mapping[str, Any] | None,
+    ignore: tuple[type[BaseException], ...],
+    wrapped: Any,
+) -> Any:
+    """Unpickling an instrumented object that is not reachable by name (a callable object,
+    a partial): instrument it again, with the same options."""
+    return instrument(
+        wrapped, mode=mode, name=name, stage=stage, attributes=attributes, ignore=ignore
+    )
 
 
 @overload
@@ -297,8 +532,9 @@ def instrument(
 
     Usable bare (``@instrument``) or with options (``@instrument(mode="traced",
     name="score", stage="scoring")``) on functions, coroutines, generators, async
-    generators, methods, classmethods and staticmethods. The wrapped callable returns the
-    same values and raises the very same exception objects as before.
+    generators, methods, classmethods, staticmethods, async callable objects and partials.
+    The wrapped callable returns the same values and raises the very same exception objects
+    as before, and pickles like the bare function (by reference).
 
     ``ignore`` names exceptions that are part of the function's contract (a lookup's
     ``KeyError``, an HTTP 404): they propagate as usual but are not recorded as failures.
@@ -323,7 +559,7 @@ def instrument(
             f"ignore must be an exception class or a tuple of them, got {ignore!r}",
             key="ignore",
         )
-    skip = CONTROL_FLOW + ignored
+    skip = PASS_THROUGH + ignored
 
     def decorate(f: Any) -> Any:
         if isinstance(f, type):
@@ -335,16 +571,17 @@ def instrument(
         if not callable(f) and not isinstance(f, (classmethod, staticmethod)):
             raise ConfigError(f"@instrument needs a callable, got {type(f).__name__}", key="func")
         kind = callable_kind(f)
-        span_name = name or callable_name(f)
+        span_name = clean_text(name, 256) if name else callable_name(f)
         try:
             if mode == "errors":
                 wrapper = _errors_wrapper(kind, span_name, stage, skip)
             else:
                 wrapper = _traced_wrapper(kind, span_name, stage, attributes, skip)
+            rebuild = functools.partial(_rebuild, mode, name, stage, attributes, ignored)
+            return FunctionWrapper(f, wrapper, rebuild)
         except Exception as e:
             internal_error("instrument", e)
             return f
-        return wrapt.FunctionWrapper(f, wrapper)
 
     if func is not None:
         return decorate(func)

@@ -3,7 +3,20 @@
 The pipeline for one error is a few small steps (classify, fingerprint, rate-limit, scrub,
 snapshot resources, emit); every step is guarded so that instrumentation never raises into
 user code. An exception is recorded once: the first span it is recorded on marks it, and
-every later span it escapes through only gets status ERROR and ``error.type``.
+every later span it escapes through only gets status ERROR and ``error.type``. The marks live
+outside the exception (``_marks.py``), so recording changes nothing the application can see.
+
+Recording is resumable: the count in ``faultlens.errors`` comes first and happens once per
+exception whatever fails after it; an event that fails part-way (out of stack deep in a
+recursion, a hostile attribute, a broken exporter) leaves the exception unmarked, so the next
+span it escapes through records it. An error raised at the recursion limit is recorded with a
+little stack headroom (``_stack.py``).
+
+Exception groups are one failure: a group is counted once, as its most severe member, and
+its members are then covered (re-raised alone, or in the smaller group ``except*`` leaves
+behind, they are not counted again). A group whose members were all recorded already (each
+failing task of an ``asyncio.TaskGroup`` recorded by its own instrumented function) adds no
+count and no event: it only marks the spans it escapes through.
 """
 
 from __future__ import annotations
@@ -14,8 +27,7 @@ import logging
 import sys
 import time
 import traceback
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -32,23 +44,31 @@ from ..errors import (
     classify,
     clean_text,
     error_type,
+    is_own_frame,
     qualified_name,
     safe_str,
 )
 from ._context import current_scope
+from ._fork import ensure_fork_hook, on_fork_child
+from ._marks import MARKS, Mark
 from ._ratelimit import RateLimiter, notify_suppressed
+from ._stack import lower_limit, raise_limit
 from ._state import STATE
 from ._telemetry import count_dropped, errors_counter, get_tracer, internal_error
 
 __all__ = [
     "CONTROL_FLOW",
+    "ITERATION_END",
+    "PASS_THROUGH",
     "ErrorEvent",
     "ErrorRecord",
     "is_control_flow",
     "mark_span",
+    "passes_through",
     "record_error",
     "record_escaping",
     "record_on_span",
+    "recorded_info",
 ]
 
 _log = logging.getLogger("faultlens")
@@ -59,13 +79,54 @@ CONTROL_FLOW: tuple[type[BaseException], ...] = (
     GeneratorExit,
     asyncio.CancelledError,
 )
-_MARK = "__faultlens_info__"
+# The end of an iteration, not a failure: StopIteration / StopAsyncIteration escaping a
+# ``__next__``/``__anext__``, or a helper they call (which ``faultlens run`` may have wrapped).
+# An explicit record_error() of one still records it, and one that ends the process is a crash.
+ITERATION_END: tuple[type[BaseException], ...] = (StopIteration, StopAsyncIteration)
+# What the wrappers (@instrument, capture(), auto-instrumentation) let through unrecorded.
+PASS_THROUGH: tuple[type[BaseException], ...] = CONTROL_FLOW + ITERATION_END
 AttrValue = str | bool | int | float
+_MAX_GROUP_MEMBERS = 128
 
 
 def is_control_flow(exc: BaseException) -> bool:
     """Interrupts, exits and cancellation end work on purpose: never failures, never retried."""
     return isinstance(exc, CONTROL_FLOW)
+
+
+def _group_members(group: BaseExceptionGroup[BaseException]) -> tuple[list[BaseException], bool]:
+    """The nested groups and leaves of ``group`` (bounded), and whether that is all of them."""
+    out: list[BaseException] = []
+    stack: list[BaseException] = list(group.exceptions)
+    seen = {id(group)}
+    while stack:
+        if len(out) >= _MAX_GROUP_MEMBERS:
+            return out, False
+        exc = stack.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        out.append(exc)
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+    return out, True
+
+
+def passes_through(
+    exc: BaseException, skip: tuple[type[BaseException], ...] = PASS_THROUGH
+) -> bool:
+    """Whether ``exc`` goes through a wrapper unrecorded: an instance of ``skip``, or an
+    exception group made only of such (a group of cancellations is no failure either)."""
+    if isinstance(exc, skip):
+        return True
+    if not isinstance(exc, BaseExceptionGroup):
+        return False
+    try:
+        members, complete = _group_members(exc)
+    except Exception:
+        return False
+    leaves = [m for m in members if not isinstance(m, BaseExceptionGroup)]
+    return complete and bool(leaves) and all(isinstance(m, skip) for m in leaves)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,40 +161,13 @@ class ErrorEvent:
     suppressed: int = 0
 
 
-# -- "recorded once" marks -----------------------------------------------------------------
-
-# Exceptions cannot be weak-referenced; the mark lives in the exception's __dict__, with a
-# small strong-ref map as the fallback for exceptions whose __dict__ is unusable.
-_fallback_marks: OrderedDict[int, tuple[BaseException, ErrorInfo]] = OrderedDict()
-
-
-def _get_mark(exc: BaseException) -> ErrorInfo | None:
-    try:
-        info = object.__getattribute__(exc, "__dict__").get(_MARK)
-        if info is not None:
-            return info  # type: ignore[no-any-return]
-    except Exception:
-        pass
-    hit = _fallback_marks.get(id(exc))
-    if hit is not None and hit[0] is exc:
-        return hit[1]
-    return None
+# -- "recorded once" marks (kept outside the exception: see _marks.py) -------------------------
 
 
 def recorded_info(exc: BaseException) -> ErrorInfo | None:
     """The ErrorInfo an exception was recorded with, if it was."""
-    return _get_mark(exc)
-
-
-def _set_mark(exc: BaseException, info: ErrorInfo) -> None:
-    try:
-        object.__getattribute__(exc, "__dict__")[_MARK] = info
-        return
-    except Exception:
-        pass
-    _fallback_marks[id(exc)] = (exc, info)
-    if len(_fallback_marks) > 256:
-        _fallback_marks.popitem(last=False)
+    mark = MARKS.get(exc)
+    return mark.info if mark is not None and mark.counted else None
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -147,6 +181,7 @@ def _rate_limiter() -> RateLimiter:
     lim = STATE.limits
     key = (lim.rate_limit_burst, lim.rate_limit_window, lim.max_fingerprints)
     if _limiter is None or _limiter_key != key:
+        ensure_fork_hook()
         _limiter = RateLimiter(*key)
         _limiter_key = key
     return _limiter
@@ -155,6 +190,11 @@ def _rate_limiter() -> RateLimiter:
 def reset_rate_limiter() -> None:
     global _limiter
     _limiter = None
+
+
+# In a forked child: a fresh limiter (its lock may be held by a thread that is not there,
+# and the parent's suppressed counts are the parent's to report).
+on_fork_child(reset_rate_limiter)
 
 
 _MAX_FRAMES = 64
@@ -167,7 +207,9 @@ def _format_one(exc: BaseException, out: list[str]) -> None:
     frames = []
     tb = exc.__traceback__
     while tb is not None:
-        frames.append(tb)
+        # faultlens's own frames (the wrappers) are not part of the application's traceback.
+        if not is_own_frame(tb.tb_frame.f_code.co_filename):
+            frames.append(tb)
         tb = tb.tb_next
     if frames:
         out.append("Traceback (most recent call last):\n")
@@ -184,6 +226,19 @@ def _format_one(exc: BaseException, out: list[str]) -> None:
     message = scrub.current().capped(safe_str(exc, 2048 + scrub.MARGIN), 2048)
     name = qualified_name(type(exc))
     out.append(f"{name}: {message}\n" if message else f"{name}\n")
+
+
+def _drop_own_frames(te: traceback.TracebackException, seen: set[int]) -> None:
+    """faultlens's frames out of a formatted group's traceback, members and chain included."""
+    if id(te) in seen or len(seen) > 256:
+        return
+    seen.add(id(te))
+    te.stack = traceback.StackSummary.from_list(
+        [f for f in te.stack if not is_own_frame(f.filename)]
+    )
+    for sub in (te.__cause__, te.__context__, *(getattr(te, "exceptions", None) or ())):
+        if sub is not None:
+            _drop_own_frames(sub, seen)
 
 
 def format_stacktrace(exc: BaseException, limit: int) -> str:
@@ -204,6 +259,7 @@ def format_stacktrace(exc: BaseException, limit: int) -> str:
                 compact=True,
                 max_group_width=8,
             )
+            _drop_own_frames(te, set())
             text = "".join(te.format(chain=True))
         else:
             chain: list[tuple[BaseException, str]] = []
@@ -253,7 +309,7 @@ def _context_attributes(prefix: str, context: Mapping[str, Any], out: dict[str, 
         if i >= lim.max_context_keys:
             out[prefix + "_truncated"] = len(context) - lim.max_context_keys
             break
-        k = key if isinstance(key, str) else safe_str(key, 128)
+        k = clean_text(key, 128) if isinstance(key, str) else safe_str(key, 128)
         if scrubber.key_is_secret(k):
             out[prefix + k] = scrubber.replacement
         else:
@@ -269,7 +325,7 @@ def _span_name_for(exc: BaseException) -> str:
     if last is not None:
         code = last.tb_frame.f_code
         name: str = getattr(code, "co_qualname", code.co_name)
-        return name.rsplit("<locals>.", 1)[-1]
+        return clean_text(name.rsplit("<locals>.", 1)[-1], 256)
     return "faultlens.record_error"
 
 
@@ -281,7 +337,7 @@ def mark_span(span: Span, exc: BaseException, info: ErrorInfo | None = None) -> 
     else:
         desc = etype
     span.set_status(Status(StatusCode.ERROR, clean_text(desc, 256)))
-    span.set_attribute("error.type", etype)
+    span.set_attribute("error.type", clean_text(etype, 256))
 
 
 # -- the steps of recording one error, in order ------------------------------------------------
@@ -300,20 +356,56 @@ def _classify(exc: BaseException, stage: str | None, severity: Severity | None) 
     info = classify(exc, stage=stage, message=message)
     if severity is not None and severity is not info.severity:
         info = replace(info, severity=severity)
-    return info
+    return _clean_info(info)
+
+
+# Caps for the strings of an ErrorInfo that become labels and attributes.
+_CLEAN_CAPS = (("code", 256), ("exception_type", 512), ("stage", 256), ("hint", 1024))
+
+
+def _clean_info(info: ErrorInfo) -> ErrorInfo:
+    """Every string of ``info`` as valid, capped UTF-8: a code, a class qualname or a stage
+    with lone surrogates would break the OTLP encoder and Prometheus labels."""
+    changes: dict[str, str] = {}
+    for name, cap in _CLEAN_CAPS:
+        value = getattr(info, name)
+        if isinstance(value, str) and not (
+            type(value) is str and value.isascii() and len(value) <= cap
+        ):
+            changes[name] = clean_text(value, cap)
+    return replace(info, **changes) if changes else info  # type: ignore[arg-type]
+
+
+def _classify_safely(exc: BaseException, stage: str | None, severity: Severity | None) -> ErrorInfo:
+    """Classify, or when the exception defeats classification (a hostile attribute), fall
+    back to its type alone: an error is counted in every case."""
+    try:
+        return _classify(exc, stage, severity)
+    except RecursionError:
+        raise  # out of stack: recorded again with headroom
+    except Exception as e:
+        internal_error("classify", e)
+    info = _fallback_info(exc)
+    if isinstance(stage, str):
+        info = replace(info, stage=stage)
+    if severity is not None:
+        info = replace(info, severity=severity)
+    return _clean_info(info)
 
 
 def _count(info: ErrorInfo) -> None:
     """Every error counts, rate-limited or not: the counter is what alerts key on."""
     labels: dict[str, str] = {
         "code": info.code,
-        "category": str(info.category),
+        "category": clean_text(str(info.category), 128),
         "severity": info.severity.value,
     }
     if info.stage:
         labels["stage"] = info.stage
     try:
         errors_counter().add(1, labels)
+    except RecursionError:
+        raise  # out of stack: counted again with headroom
     except Exception as e:
         internal_error("errors counter", e)
 
@@ -371,11 +463,18 @@ def _process(event: ErrorEvent) -> ErrorEvent | None:
         if result is None:
             count_dropped("filtered")
             return None
+        if not isinstance(result, ErrorEvent) or not isinstance(result.attributes, dict):
+            internal_error(f"error processor {processor!r} returned {type(result).__name__}")
+            continue
         event = result
     scrubber = scrub.current()
     limit = max(STATE.limits.max_context_value, STATE.limits.max_message)
     attrs = event.attributes
     for key, value in list(attrs.items()):
+        if type(key) is not str or not key.isascii():  # what a processor added: clean keys too
+            del attrs[key]
+            key = clean_text(key, 256) if isinstance(key, str) else safe_str(key, 256)
+            attrs[key] = value
         if key == "exception.stacktrace" or isinstance(value, bool | int | float):
             continue  # the stack is scrubbed already and too long to scan twice
         if scrubber.key_is_secret(key.rsplit(".", 1)[-1]):
@@ -386,23 +485,27 @@ def _process(event: ErrorEvent) -> ErrorEvent | None:
 
 
 def _publish(event: ErrorEvent) -> None:
-    """The event onto its span, then to the sinks (journal, faultlens.testing)."""
+    """The event onto its span, then to the sinks (journal, faultlens.testing). The sinks'
+    record is built first: once the event is on the span, nothing can fail before the sinks
+    get it (and a retry could not add the event twice)."""
     span = event.span
-    span.add_event("exception", event.attributes, timestamp=event.timestamp_ns)
     sinks = STATE.sinks
-    if not sinks:
+    record: ErrorRecord | None = None
+    if sinks:
+        ctx = span.get_span_context()
+        record = ErrorRecord(
+            info=event.info,
+            attributes=MappingProxyType(event.attributes),
+            timestamp_ns=event.timestamp_ns,
+            trace_id=format(ctx.trace_id, "032x") if ctx.is_valid else None,
+            span_id=format(ctx.span_id, "016x") if ctx.is_valid else None,
+            span_name=clean_text(str(getattr(span, "name", "") or ""), 256) or None,
+            service=STATE.service_name,
+            suppressed=event.suppressed,
+        )
+    span.add_event("exception", event.attributes, timestamp=event.timestamp_ns)
+    if record is None:
         return
-    ctx = span.get_span_context()
-    record = ErrorRecord(
-        info=event.info,
-        attributes=MappingProxyType(event.attributes),
-        timestamp_ns=event.timestamp_ns,
-        trace_id=format(ctx.trace_id, "032x") if ctx.is_valid else None,
-        span_id=format(ctx.span_id, "016x") if ctx.is_valid else None,
-        span_name=getattr(span, "name", None),
-        service=STATE.service_name,
-        suppressed=event.suppressed,
-    )
     for sink in sinks:
         try:
             sink(record)
@@ -410,37 +513,138 @@ def _publish(event: ErrorEvent) -> None:
             internal_error(f"error sink {sink!r}", e)
 
 
+def _new_mark(exc: BaseException, stage: str | None, severity: Severity | None) -> Mark:
+    """The mark of an exception seen for the first time (another thread may win the race:
+    then its mark is returned)."""
+    if isinstance(exc, BaseExceptionGroup) and _members_recorded(exc):
+        return MARKS.add(exc, Mark(None, covered=True))
+    return MARKS.add(exc, Mark(_classify_safely(exc, stage, severity)))
+
+
+def _members_recorded(group: BaseExceptionGroup[BaseException]) -> bool:
+    """Every failure in ``group`` was recorded already (or is covered by the group it was
+    split from by ``except*``): the group itself is then no new failure."""
+    members, complete = _group_members(group)
+    if not complete:
+        return False
+    leaves = [m for m in members if not isinstance(m, BaseExceptionGroup)]
+    for leaf in leaves:
+        if isinstance(leaf, CONTROL_FLOW):
+            continue
+        mark = MARKS.get(leaf)
+        if mark is None or not mark.counted:
+            return False
+    return bool(leaves)
+
+
+def _cover_members(group: BaseExceptionGroup[BaseException]) -> None:
+    """The group was counted: its members are part of that one failure."""
+    members, _ = _group_members(group)
+    for member in members:
+        if MARKS.get(member) is None:
+            MARKS.add(member, Mark(None, covered=True))
+
+
+def _ensure_counted(exc: BaseException, mark: Mark) -> None:
+    """Count the error in ``faultlens.errors``, once per exception, before anything that
+    could fail (a span, the event): the count is what alerts key on."""
+    if not MARKS.claim(mark, "count"):
+        return
+    try:
+        if mark.info is not None:
+            _count(mark.info)
+        if isinstance(exc, BaseExceptionGroup):
+            _cover_members(exc)
+    except BaseException:
+        MARKS.release(mark, "count")
+        raise
+    MARKS.finish(mark, "count")
+
+
 def _emit(
     exc: BaseException,
     span: Span,
-    stage: str | None,
+    mark: Mark,
     extra_context: Mapping[str, Any] | None,
-    severity: Severity | None = None,
-) -> ErrorInfo:
-    info = _classify(exc, stage, severity)
-    _set_mark(exc, info)
-    _count(info)
-    mark_span(span, exc, info)
-    admitted, suppressed = _rate_limiter().admit(info.fingerprint)
-    if not admitted:
-        count_dropped("rate_limited")
-        notify_suppressed(info)
+) -> ErrorInfo | None:
+    """The ``exception`` event of a counted error, onto ``span``: emitted, rate-limited or
+    filtered, decided once. A failure part-way leaves it to the next span."""
+    info = mark.info
+    if info is None or not MARKS.claim(mark, "event"):
         return info
-    event = ErrorEvent(
-        exception=exc,
-        info=info,
-        attributes=_attributes(exc, info, suppressed, extra_context),
-        span=span,
-        timestamp_ns=time.time_ns(),
-        suppressed=suppressed,
-    )
-    if STATE.processors:
-        processed = _process(event)
-        if processed is None:
+    try:
+        if mark.admission is None:
+            mark.admission = _rate_limiter().admit(info.fingerprint)
+        admitted, suppressed = mark.admission
+        if not admitted:
+            count_dropped("rate_limited")
+            notify_suppressed(info)  # the journal's exact tally of what is not written in full
+            MARKS.finish(mark, "event")
             return info
-        event = processed
-    _publish(event)
+        event = ErrorEvent(
+            exception=exc,
+            info=info,
+            attributes=_attributes(exc, info, suppressed, extra_context),
+            span=span,
+            timestamp_ns=time.time_ns(),
+            suppressed=suppressed,
+        )
+        if STATE.processors:
+            processed = _process(event)
+            if processed is None:
+                MARKS.finish(mark, "event")
+                return info
+            event = processed
+        _publish(event)
+    except BaseException:
+        MARKS.release(mark, "event")
+        raise
+    MARKS.finish(mark, "event")
     return info
+
+
+def _record(
+    exc: BaseException,
+    span: Span,
+    stage: str | None,
+    context: Mapping[str, Any] | None,
+    severity: Severity | None,
+    skip: tuple[type[BaseException], ...],
+) -> ErrorInfo | None:
+    if passes_through(exc, skip):
+        return None
+    mark = MARKS.get(exc)
+    if mark is None:
+        if not STATE.enabled:
+            return None
+        mark = _new_mark(exc, stage, severity)
+    _ensure_counted(exc, mark)
+    mark_span(span, exc, mark.info)
+    if mark.done or not STATE.enabled:
+        return mark.info
+    return _emit(exc, span, mark, context)
+
+
+def _guarded(where: str, step: Callable[..., Any], *args: Any) -> Any:
+    """Run a recording step; never raise. Out of stack part-way (an error raised deep in a
+    recursion, often a RecursionError itself), it runs once more with stack headroom: the
+    marks make the second run finish what the first left undone, nothing twice."""
+    try:
+        return step(*args)
+    except RecursionError:
+        pass
+    except Exception as e:
+        internal_error(where, e)
+        return None
+    try:
+        raise_limit()
+        try:
+            return step(*args)
+        finally:
+            lower_limit()
+    except Exception as e:
+        internal_error(where, e)
+        return None
 
 
 def _fallback_info(exc: object) -> ErrorInfo:
@@ -470,26 +674,46 @@ def record_on_span(
     stage: str | None = None,
     context: Mapping[str, Any] | None = None,
     severity: Severity | None = None,
+    skip: tuple[type[BaseException], ...] = CONTROL_FLOW,
 ) -> ErrorInfo | None:
     """Record ``exc`` on ``span`` unless it was recorded already (then only mark the span).
 
     ``severity`` overrides the catalog's for this occurrence (an uncaught exception that
-    kills the process is critical whatever its code). Returns None for control-flow
-    exceptions, which are not failures. Never raises.
+    kills the process is critical whatever its code). ``skip``: exceptions that are no
+    failure here (control flow by default; wrappers add the end of iteration and their
+    ``ignore=``). Returns None for those, and for a group whose members were all recorded
+    already. Never raises.
     """
-    try:
-        if isinstance(exc, CONTROL_FLOW):
-            return None
-        prev = _get_mark(exc)
-        if prev is not None:
-            mark_span(span, exc, prev)
-            return prev
+    result: ErrorInfo | None = _guarded(
+        "record_error", _record, exc, span, stage, context, severity, skip
+    )
+    return result
+
+
+def _escaping(
+    exc: BaseException,
+    name: str,
+    start_time: int,
+    stage: str | None,
+    attributes: Mapping[str, AttrValue] | None,
+    skip: tuple[type[BaseException], ...],
+) -> None:
+    if passes_through(exc, skip):
+        return
+    mark = MARKS.get(exc)
+    if mark is None:
         if not STATE.enabled:
-            return None
-        return _emit(exc, span, stage, context, severity)
-    except Exception as e:
-        internal_error("record_error", e)
-        return None
+            return
+        mark = _new_mark(exc, stage, None)
+    # Counted before the span exists: a tracer that fails costs the event, never the count.
+    _ensure_counted(exc, mark)
+    span = get_tracer().start_span(
+        clean_text(name, 256), start_time=start_time, attributes=attributes
+    )
+    try:
+        _record(exc, span, stage, None, None, skip)
+    finally:
+        span.end()
 
 
 def record_escaping(
@@ -499,20 +723,13 @@ def record_escaping(
     start_time: int,
     stage: str | None = None,
     attributes: Mapping[str, AttrValue] | None = None,
+    skip: tuple[type[BaseException], ...] = PASS_THROUGH,
 ) -> None:
     """An exception escapes an errors-mode function or a capture() block: give the failing
     call its own span (child of the current one, started at the call's real start) so it
-    shows in the trace, record the exception on it (or just mark it), and end it."""
-    try:
-        if isinstance(exc, CONTROL_FLOW) or not STATE.enabled:
-            return
-        span = get_tracer().start_span(name, start_time=start_time, attributes=attributes)
-        try:
-            record_on_span(exc, span, stage=stage)
-        finally:
-            span.end()
-    except Exception as e:
-        internal_error("record_escaping", e)
+    shows in the trace, record the exception on it (or just mark it), and end it. Never
+    raises."""
+    _guarded("record_escaping", _escaping, exc, name, start_time, stage, attributes, skip)
 
 
 def record_error(
@@ -550,22 +767,45 @@ def record_error(
             return _fallback_info(exc)
         if isinstance(exc, CONTROL_FLOW):
             return classify(exc, stage=stage)
-        prev = _get_mark(exc)
-        if prev is not None:
-            current = trace.get_current_span()
-            if current.is_recording():
-                mark_span(current, exc, prev)
-            return prev
         current = trace.get_current_span()
         if current.is_recording():
             info = record_on_span(exc, current, stage=stage, context=context, severity=sev)
-            return info if info is not None else classify(exc, stage=stage)
-        span = get_tracer().start_span(_span_name_for(exc))
-        try:
-            info = record_on_span(exc, span, stage=stage, context=context, severity=sev)
-        finally:
-            span.end()
-        return info if info is not None else classify(exc, stage=stage)
+            return info if info is not None else _info_of(exc, stage)
+        mark = MARKS.get(exc)
+        if mark is not None and mark.done:
+            return mark.info or _info_of(exc, stage)  # recorded; no span here to mark
+        info = _guarded("record_error", _record_on_new_span, exc, stage, context, sev)
+        return info if info is not None else _info_of(exc, stage)
     except Exception as e:
         internal_error("record_error", e)
+        return _fallback_info(exc)
+
+
+def _record_on_new_span(
+    exc: BaseException,
+    stage: str | None,
+    context: Mapping[str, Any] | None,
+    severity: Severity | None,
+) -> ErrorInfo | None:
+    mark = MARKS.get(exc)
+    if mark is None:
+        if not STATE.enabled:
+            return None
+        mark = _new_mark(exc, stage, severity)
+    _ensure_counted(exc, mark)  # before the span: a tracer that fails costs only the event
+    span = get_tracer().start_span(_span_name_for(exc))
+    try:
+        return _record(exc, span, stage, context, severity, CONTROL_FLOW)
+    finally:
+        span.end()
+
+
+def _info_of(exc: BaseException, stage: str | None) -> ErrorInfo:
+    """What record_error returns for an exception it did not (or not itself) record."""
+    info = recorded_info(exc)
+    if info is not None:
+        return info
+    try:
+        return _clean_info(classify(exc, stage=stage))
+    except Exception:
         return _fallback_info(exc)

@@ -2,7 +2,9 @@
 only while the generator's own code runs, never across ``yield`` into the caller's code.
 
 ``send``/``throw``/``close`` (and their async forms) are forwarded exactly, so a wrapped
-generator behaves like the original, coroutine-style generators included.
+generator behaves like the original, coroutine-style generators included. The hooks are
+faultlens's code: whatever they raise is swallowed here, never seen by the caller (a failing
+hook costs its telemetry, not the iteration).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import AsyncGenerator, Generator
 from typing import Any, Protocol
 
 __all__ = ["StepHooks", "drive", "drive_async"]
+
+_FAILED = object()  # the token of an enter() that raised: there is nothing to leave
 
 
 class StepHooks(Protocol):
@@ -25,7 +29,10 @@ def drive(gen: Generator[Any, Any, Any], hooks: StepHooks) -> Generator[Any, Any
     to_throw: BaseException | None = None
     try:
         while True:
-            token = hooks.enter()
+            try:
+                token = hooks.enter()
+            except Exception:
+                token = _FAILED
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
@@ -35,23 +42,40 @@ def drive(gen: Generator[Any, Any, Any], hooks: StepHooks) -> Generator[Any, Any
             except StopIteration as stop:
                 return stop.value
             finally:
-                hooks.leave(token)
+                if token is not _FAILED:
+                    try:
+                        hooks.leave(token)
+                    except Exception:
+                        pass
             try:
                 to_send = yield item
             except GeneratorExit:
-                token = hooks.enter()
+                try:
+                    token = hooks.enter()
+                except Exception:
+                    token = _FAILED
                 try:
                     gen.close()
                 finally:
-                    hooks.leave(token)
+                    if token is not _FAILED:
+                        try:
+                            hooks.leave(token)
+                        except Exception:
+                            pass
                 raise
             except BaseException as exc:  # thrown in by the caller: hand it to the generator
                 to_throw, to_send = exc, None
     except BaseException as exc:
-        hooks.error(exc)
+        try:
+            hooks.error(exc)
+        except Exception:
+            pass
         raise
     finally:
-        hooks.finish()
+        try:
+            hooks.finish()
+        except Exception:
+            pass
 
 
 async def drive_async(agen: AsyncGenerator[Any, Any], hooks: StepHooks) -> AsyncGenerator[Any, Any]:
@@ -59,7 +83,10 @@ async def drive_async(agen: AsyncGenerator[Any, Any], hooks: StepHooks) -> Async
     to_throw: BaseException | None = None
     try:
         while True:
-            token = hooks.enter()
+            try:
+                token = hooks.enter()
+            except Exception:
+                token = _FAILED
             try:
                 if to_throw is not None:
                     exc, to_throw = to_throw, None
@@ -69,20 +96,37 @@ async def drive_async(agen: AsyncGenerator[Any, Any], hooks: StepHooks) -> Async
             except StopAsyncIteration:
                 return
             finally:
-                hooks.leave(token)
+                if token is not _FAILED:
+                    try:
+                        hooks.leave(token)
+                    except Exception:
+                        pass
             try:
                 to_send = yield item
             except GeneratorExit:
-                token = hooks.enter()
+                try:
+                    token = hooks.enter()
+                except Exception:
+                    token = _FAILED
                 try:
                     await agen.aclose()
                 finally:
-                    hooks.leave(token)
+                    if token is not _FAILED:
+                        try:
+                            hooks.leave(token)
+                        except Exception:
+                            pass
                 raise
             except BaseException as exc:
                 to_throw, to_send = exc, None
     except BaseException as exc:
-        hooks.error(exc)
+        try:
+            hooks.error(exc)
+        except Exception:
+            pass
         raise
     finally:
-        hooks.finish()
+        try:
+            hooks.finish()
+        except Exception:
+            pass

@@ -18,6 +18,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from .. import scrub
 from .._version import __version__
+from ._fork import ensure_fork_hook, on_fork_child
 from ._state import STATE
 
 __all__ = [
@@ -66,7 +67,8 @@ _logged_internal: set[str] = set()
 
 
 def _refresh() -> None:
-    global _cache_gen
+    global _cache, _cache_gen
+    ensure_fork_hook()
     with _cache_lock:
         if _cache_gen == STATE.generation:
             return
@@ -94,8 +96,9 @@ def _refresh() -> None:
             unit="{item}",
             description="Telemetry faultlens dropped, by reason; never silently",
         )
-        _cache.clear()
-        _cache.update(new)
+        # Replaced whole, never cleared and refilled: readers take no lock, and one reading
+        # between a clear and a refill would find nothing.
+        _cache = new
         _cache_gen = STATE.generation
 
 
@@ -125,6 +128,7 @@ def _observe_dropped(options: CallbackOptions) -> Iterable[Observation]:
 
 def count_dropped(reason: str, n: int = 1) -> None:
     """Count telemetry faultlens had to drop. Exact; reported as faultlens.internal.dropped."""
+    ensure_fork_hook()
     with _dropped_lock:
         _dropped[reason] += n
 
@@ -138,6 +142,19 @@ def reset_dropped() -> None:
     with _dropped_lock:
         _dropped.clear()
     _logged_internal.clear()
+
+
+def _after_fork() -> None:
+    # The child's own locks (another thread may have held these at fork time), and its own
+    # tallies: what the parent dropped is the parent's to report, under the parent's pid.
+    global _cache_lock, _dropped_lock, _dropped
+    _cache_lock = threading.Lock()
+    _dropped_lock = threading.Lock()
+    _dropped = _Tally()
+    STATE.lock = threading.RLock()
+
+
+on_fork_child(_after_fork)
 
 
 def internal_error(where: str, exc: BaseException | None = None) -> None:

@@ -7,7 +7,7 @@ from ._catalog import BUILTIN_CODES, Catalog, catalog
 from ._classify import classify, code_for, error_type
 from ._exceptions import CatalogError, ConfigError, FaultlensError, UnknownCodeError
 from ._fault import FaultError
-from ._fingerprint import FINGERPRINT_VERSION, fingerprint, in_app, normalize_message
+from ._fingerprint import FINGERPRINT_VERSION, fingerprint, in_app, is_own_frame, normalize_message
 from ._safe import clean_text, qualified_name, safe_repr, safe_str
 from ._types import Category, CodeSpec, ErrorInfo, Severity
 
@@ -31,6 +31,7 @@ __all__ = [
     "error_type",
     "fingerprint",
     "in_app",
+    "is_own_frame",
     "normalize_message",
     "qualified_name",
     "safe_repr",

@@ -17,7 +17,7 @@ from types import TracebackType
 from ._fault import FaultError
 from ._safe import qualified_name, safe_str
 
-__all__ = ["FINGERPRINT_VERSION", "fingerprint", "in_app", "normalize_message"]
+__all__ = ["FINGERPRINT_VERSION", "fingerprint", "in_app", "is_own_frame", "normalize_message"]
 
 FINGERPRINT_VERSION = 1
 _MAX_FRAMES = 32
@@ -62,6 +62,31 @@ def _library_roots() -> tuple[str, ...]:
 
 _ROOTS: tuple[str, ...] | None = None
 _IN_APP_CACHE: dict[str, bool] = {}
+# The faultlens package itself: its frames (the wrappers of @instrument, capture(), retry,
+# the breaker...) are never part of what the application's traceback would show.
+_OWN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OWN_REAL_ROOT = os.path.realpath(_OWN_ROOT)
+_OWN_CACHE: dict[str, bool] = {}
+
+
+def is_own_frame(filename: str) -> bool:
+    """Whether a frame's file belongs to faultlens (its wrappers' frames, hidden from the
+    stack traces and fingerprints of the application's errors). Never raises."""
+    cached = _OWN_CACHE.get(filename)
+    if cached is not None:
+        return cached
+    result = False
+    try:
+        if isinstance(filename, str) and not filename.startswith("<"):
+            result = filename.startswith(_OWN_ROOT + os.sep) or os.path.realpath(
+                filename
+            ).startswith(_OWN_REAL_ROOT + os.sep)
+    except Exception:
+        result = False
+    if len(_OWN_CACHE) > 4096:
+        _OWN_CACHE.clear()
+    _OWN_CACHE[filename] = result
+    return result
 
 
 def in_app(filename: str) -> bool:
@@ -92,6 +117,9 @@ def _frames(tb: TracebackType | None) -> list[str]:
     while tb is not None and seen < 1000:
         seen += 1
         code = tb.tb_frame.f_code
+        if is_own_frame(code.co_filename):
+            tb = tb.tb_next
+            continue
         try:
             module = tb.tb_frame.f_globals.get("__name__", "?")
         except Exception:

@@ -1,0 +1,202 @@
+"""The "recorded once" marks, kept outside the exceptions they are about.
+
+An exception is recorded on the innermost instrumented span it escapes from; every span it
+escapes through afterwards only gets status ERROR. That needs a mark per exception, and the
+mark must be invisible: nothing may be written into the exception (``vars(exc)``, ``repr``,
+pickling and equality stay exactly as the application made them), and a mark must not travel
+with a pickled exception to another process, where it was never recorded.
+
+So marks live here, keyed by ``id(exc)`` and checked by identity (never by ``==`` or
+``hash``: both are user code, and an exception class may define them, or not be hashable).
+Two stores, because only some exceptions can be weakly referenced:
+
+- **Weak store.** Instances of exception classes defined in Python (almost every
+  application exception, and exception groups) accept weak references. The mark lives
+  exactly as long as the exception: a weakref callback removes it when the exception is
+  collected, so an ``id`` reused by a later object never inherits it. Bounded anyway (an
+  application that keeps a million failed exceptions alive would otherwise keep a million
+  marks): past ``MAX_WEAK`` the oldest marks are forgotten.
+- **Strong store.** Instances of the builtin classes (``ValueError()``, ``KeyError()``,
+  ``OSError()`` ...) cannot be weakly referenced. The store holds them strongly, so the
+  identity check stays sound (an object kept alive cannot have its ``id`` reused), at a
+  cost: holding an exception keeps its traceback, frames and their locals alive. The cost is
+  bounded twice. Every ``SWEEP_EVERY`` insertions, marks of exceptions nobody else
+  references any more (the reference count says only this store holds them) are dropped, so
+  a handled error's frames are released almost as soon as the application lets go of them;
+  and at most ``MAX_STRONG`` are held, the oldest forgotten first.
+
+The trade-off of both bounds: a mark forgotten while its exception is still alive and later
+re-raised through another instrumented function gets that exception recorded (and counted)
+a second time. The bounds are far above the number of exceptions in flight at once, which is
+what marks are for.
+
+A mark has two steps, each claimed by one recorder at a time (threads may re-raise the same
+exception object, e.g. a shared future's): the *count* in ``faultlens.errors`` and the
+*event* (emitted, rate-limited or filtered: decided). A step that fails part-way is released,
+so that the next span the exception escapes through completes it: the error is counted once,
+and its event is never lost to a failure that left the exception looking recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import weakref
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from ._fork import ensure_fork_hook, on_fork_child
+
+if TYPE_CHECKING:
+    from ..errors import ErrorInfo
+
+__all__ = ["MARKS", "Mark", "MarkStore"]
+
+MAX_WEAK = 16_384
+MAX_STRONG = 256
+SWEEP_EVERY = 32
+
+_TODO, _BUSY, _DONE = 0, 1, 2
+
+
+class Mark:
+    """What faultlens knows of one exception it has seen. ``info`` is None for an
+    exception covered by another record (a member of a recorded exception group)."""
+
+    __slots__ = ("admission", "count", "event", "info")
+
+    def __init__(self, info: ErrorInfo | None, *, covered: bool = False) -> None:
+        self.info = info
+        state = _DONE if covered else _TODO
+        self.count = state
+        self.event = state
+        self.admission: tuple[bool, int] | None = None  # the rate limiter's answer, kept
+
+    @property
+    def counted(self) -> bool:
+        return self.count != _TODO
+
+    @property
+    def done(self) -> bool:
+        """The event is decided (emitted, rate-limited, filtered, or covered)."""
+        return self.event != _TODO
+
+
+class _Ref(weakref.ref):  # type: ignore[type-arg]
+    __slots__ = ("key",)
+    key: int
+
+
+class MarkStore:
+    def __init__(self, max_weak: int = MAX_WEAK, max_strong: int = MAX_STRONG) -> None:
+        self.max_weak = max_weak
+        self.max_strong = max_strong
+        self._lock = threading.RLock()  # re-entrant: a weakref callback may run under it
+        self._weak: dict[int, tuple[_Ref, Mark]] = {}
+        self._strong: OrderedDict[int, tuple[BaseException, Mark]] = OrderedDict()
+        self._inserts = 0
+        self._baseline: int | None = None
+
+    def get(self, exc: BaseException) -> Mark | None:
+        key = id(exc)
+        weak = self._weak.get(key)
+        if weak is not None and weak[0]() is exc:
+            return weak[1]
+        strong = self._strong.get(key)
+        if strong is not None and strong[0] is exc:
+            return strong[1]
+        return None
+
+    def add(self, exc: BaseException, mark: Mark) -> Mark:
+        """Store ``mark`` for ``exc``, unless another thread did first (then return that)."""
+        ensure_fork_hook()
+        key = id(exc)
+        with self._lock:
+            existing = self.get(exc)
+            if existing is not None:
+                return existing
+            try:
+                ref = _Ref(exc, self._forget)
+            except TypeError:
+                self._add_strong(key, exc, mark)
+                return mark
+            ref.key = key
+            self._weak[key] = (ref, mark)
+            if len(self._weak) > self.max_weak:
+                del self._weak[next(iter(self._weak))]
+            return mark
+
+    def _forget(self, ref: _Ref) -> None:
+        # Called by the garbage collector, on any thread: drop the mark of a dead exception
+        # unless the id was already reused by a newer mark.
+        with self._lock:
+            hit = self._weak.get(ref.key)
+            if hit is not None and hit[0] is ref:
+                del self._weak[ref.key]
+
+    def _add_strong(self, key: int, exc: BaseException, mark: Mark) -> None:
+        self._strong[key] = (exc, mark)
+        self._strong.move_to_end(key)
+        self._inserts += 1
+        if self._inserts % SWEEP_EVERY == 0:
+            self._sweep()
+        evicted = []
+        while len(self._strong) > self.max_strong:
+            evicted.append(self._strong.popitem(last=False))
+        del evicted  # released here, after the store is consistent again
+
+    def _sweep(self) -> None:
+        """Drop the marks of exceptions only this store still references."""
+        if not hasattr(sys, "getrefcount"):
+            return
+        baseline = self._baseline
+        if baseline is None:
+            baseline = self._baseline = _measure_baseline()
+        dead = [key for key, entry in self._strong.items() if sys.getrefcount(entry[0]) <= baseline]
+        for key in dead:
+            del self._strong[key]
+
+    def claim(self, mark: Mark, step: str) -> bool:
+        """Take ``step`` ("count" or "event") of ``mark`` if nobody has: True once."""
+        with self._lock:
+            if getattr(mark, step) != _TODO:
+                return False
+            setattr(mark, step, _BUSY)
+            return True
+
+    def finish(self, mark: Mark, step: str) -> None:
+        setattr(mark, step, _DONE)
+
+    def release(self, mark: Mark, step: str) -> None:
+        """``step`` failed part-way: let the next span the exception escapes through do it."""
+        with self._lock:
+            if getattr(mark, step) == _BUSY:
+                setattr(mark, step, _TODO)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._weak.clear()
+            self._strong.clear()
+
+    def __len__(self) -> int:
+        return len(self._weak) + len(self._strong)
+
+    def after_fork(self) -> None:
+        # A mark must not cross a process boundary: a forked child starts with none (and a
+        # lock another thread may have held at fork time is replaced).
+        self._lock = threading.RLock()
+        self._weak = {}
+        self._strong = OrderedDict()
+
+
+def _measure_baseline() -> int:
+    """The reference count :meth:`MarkStore._sweep` sees for an exception only the store
+    holds, measured the same way (robust to interpreter differences)."""
+    probe: OrderedDict[int, tuple[BaseException, Mark]] = OrderedDict()
+    probe[0] = (ValueError(), Mark(None))
+    counts = [sys.getrefcount(entry[0]) for key, entry in probe.items()]
+    return counts[0]
+
+
+MARKS = MarkStore()
+on_fork_child(MARKS.after_fork)
