@@ -785,7 +785,12 @@ class CircuitBreaker:
         started = self._clock() if self.slow_call_duration is not None else 0.0
         block = _Held(self, permit, started)
         self._blocks[block] = None
-        _held.set((*_held.get(), block))
+        held = _held.get()
+        if held and any(h not in h.breaker._blocks for h in held):
+            # drop entries whose permit an exit in another context returned, so a context
+            # that keeps handing its exits to others does not accumulate them
+            held = tuple(h for h in held if h in h.breaker._blocks)
+        _held.set((*held, block))
         return self
 
     def _release_block(self) -> _Held | None:

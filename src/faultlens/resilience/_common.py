@@ -78,6 +78,8 @@ def kind_of(func: Any) -> Kind:
     ``__call__`` is ``async def``), judged by their ``__call__``. The call-time check
     (``is_coroutine`` on what a "sync" callable returned) catches whatever this cannot see:
     a plain function that returns a coroutine, a callable built at runtime."""
+    if isinstance(func, CallableWrapper):  # one of ours, around a callable object
+        return "async" if func._fl_async else "sync"
     try:
         kind = _capture_kind(func)
     except Exception as exc:

@@ -143,3 +143,15 @@ def test_a_sync_call_is_still_sync(cap):
 
     assert plain() == 1
     assert cap.counter("faultlens.retry.calls", outcome="success_first_attempt") == 1
+
+
+async def test_the_whole_stack_over_an_async_client_object_with_async_fallbacks(cap, slept):
+    async def from_cache(path: str) -> str:
+        return f"cached:{path}"
+
+    fetch = resilient(
+        retry={"attempts": 2, "on": ConnectionError},
+        breaker=CircuitBreaker("stack-client-fallback", failure_threshold=5),
+        fallbacks=[from_cache],
+    )(Client(failures=5))
+    assert await fetch("/a") == "cached:/a"

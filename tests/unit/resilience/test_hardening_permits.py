@@ -161,3 +161,35 @@ def test_with_open_timeout_zero_a_trial_still_holds_its_slot_for_the_minimum_lea
     with breaker:
         pass
     assert breaker.state == "closed"
+
+
+async def test_an_async_generator_closed_from_another_task_returns_its_permit(cap, clock):
+    breaker = half_open("agen", clock)
+
+    async def body():
+        async with breaker:
+            yield b"chunk 1"
+            yield b"chunk 2"
+
+    agen = body()
+    # the first step runs in a task of its own (its own context), the close in another
+    assert await asyncio.create_task(agen.__anext__()) == b"chunk 1"
+    await asyncio.create_task(agen.aclose())
+    assert breaker.stats().half_open_in_flight == 0
+    async with breaker:  # the slot is free: this trial closes the breaker
+        pass
+    assert breaker.state == "closed"
+
+
+def test_a_context_whose_exits_run_elsewhere_does_not_accumulate_entries(cap, clock):
+    from faultlens.resilience._breaker import _held
+
+    breaker = CircuitBreaker("handed-off", failure_threshold=5, clock=clock)
+    for _ in range(100):
+        breaker.__enter__()
+        other = threading.Thread(target=breaker.__exit__, args=(None, None, None))
+        other.start()
+        other.join()
+    assert len(_held.get()) <= 1
+    assert breaker.stats().success == 100
+    assert not breaker._blocks
