@@ -185,11 +185,15 @@ def test_a_context_whose_exits_run_elsewhere_does_not_accumulate_entries(cap, cl
     from faultlens.resilience._breaker import _held
 
     breaker = CircuitBreaker("handed-off", failure_threshold=5, clock=clock)
-    for _ in range(100):
-        breaker.__enter__()
-        other = threading.Thread(target=breaker.__exit__, args=(None, None, None))
-        other.start()
-        other.join()
-    assert len(_held.get()) <= 1
+
+    def enter_here_exit_elsewhere() -> int:
+        for _ in range(100):
+            breaker.__enter__()
+            other = threading.Thread(target=breaker.__exit__, args=(None, None, None))
+            other.start()
+            other.join()
+        return len(_held.get())
+
+    assert contextvars.Context().run(enter_here_exit_elsewhere) <= 1
     assert breaker.stats().success == 100
     assert not breaker._blocks
