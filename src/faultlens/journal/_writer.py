@@ -59,15 +59,7 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from ..capture import STATE, ErrorRecord, count_dropped, dropped_counts, internal_error
-from ._files import (
-    file_name,
-    list_files,
-    make_private_dir,
-    open_private,
-    prune,
-    safe_host,
-    wide_permissions,
-)
+from ._files import file_name, make_private_dir, open_private, prune, wide_permissions
 from ._format import (
     MAX_COUNT,
     dropped_line,
@@ -533,12 +525,13 @@ class JournalWriter:
                         mode,
                         self.directory,
                     )
-            if self._n == 0:
-                me = safe_host(host)
-                mine = [
-                    f.n for f in list_files(self.directory) if f.host == me and f.pid == self._pid
-                ] or [1]
-                self._n = max(mine)
+            if self._n == 0:  # continue this process's newest file (a second configure())
+                n = 1
+                while os.path.exists(
+                    os.path.join(self.directory, file_name(host, self._pid, n + 1))
+                ):
+                    n += 1
+                self._n = n
             path = os.path.join(self.directory, file_name(host, self._pid, self._n))
             created = not os.path.exists(path)
             fd = open_private(path, os.O_WRONLY | os.O_APPEND)
