@@ -194,9 +194,9 @@ class JournalSettings:
     enabled: bool | None = None  # None: on when no exporter is active (the embedded default)
     path: str = ".faultlens/journal"
     max_bytes: int = 10 * 1024 * 1024
-    max_files: int | None = None
+    max_files: int | None = None  # deprecated: retention is by age and max_total_bytes
     retention_days: float = 14.0
-    max_total_bytes: int | None = None
+    max_total_bytes: int | None = None  # None: 100 MiB (or max_files x max_bytes if set)
     fsync: str = "batch"  # always | batch | never
 
     def active(self, exporter_active: bool) -> bool:
