@@ -444,7 +444,7 @@ def test_a_fork_while_faultlens_locks_are_held_does_not_deadlock_the_child():
     assert "child 0" in out, err
 
 
-# -- 4. crashes ------------------------------------------------------------------------------
+# -- 4/5. crashes ------------------------------------------------------------------------------
 
 
 CRASHING_APP = """
@@ -489,6 +489,68 @@ def test_a_crash_is_recorded_once_as_critical_whatever_excepthook_the_app_instal
     assert [(r["code"], r["severity"], r["context"].get("uncaught")) for r in records] == [
         ("VAL_FILE_NOT_FOUND", "critical", True)
     ], err
+
+
+@pytest.mark.parametrize("hook", ["faultlens only", "swallowing"])
+def test_a_crash_through_an_instrumented_function_adds_a_critical_crash_record(tmp_path, hook):
+    proc = child(CRASHING_APP, str(tmp_path / "j"), hook, "instrumented")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    records = journal_records(str(tmp_path / "j"))
+    # The failure where it escaped load() keeps its catalog severity; the crash that ended
+    # the process is a record of its own, critical and uncaught.
+    assert [(r["severity"], r["context"].get("uncaught")) for r in records] == [
+        ("medium", None),
+        ("critical", True),
+    ], err
+    assert records[0]["fingerprint"] == records[1]["fingerprint"]
+
+
+def test_a_crash_through_an_instrumented_function_counts_as_critical(monkeypatch):
+    monkeypatch.setattr("faultlens.auto._uncaught._prev_sys", lambda *a: None)
+
+    @faultlens.instrument
+    def load(path: str) -> None:
+        raise FileNotFoundError(path)
+
+    install_excepthooks()
+    try:
+        with faultlens.testing.capture() as cap:
+            try:
+                load("settings.yaml")
+            except FileNotFoundError as exc:
+                sys.excepthook(type(exc), exc, exc.__traceback__)
+    finally:
+        uninstall_excepthooks()
+    counts = {p.attributes["severity"]: p.value for p in cap.metric_points("faultlens.errors")}
+    assert counts == {"medium": 1, "critical": 1}
+    assert [e.attributes.get("faultlens.context.uncaught") for e in cap.errors] == [None, True]
+
+
+def test_a_crash_is_never_rate_limited_away(monkeypatch, tmp_path):
+    monkeypatch.setattr("faultlens.auto._uncaught._prev_sys", lambda *a: None)
+    faultlens.configure(service_name="svc", journal_path=str(tmp_path / "j"), rate_limit=1)
+
+    @faultlens.instrument
+    def load(path: str) -> None:
+        raise FileNotFoundError(path)
+
+    for _ in range(3):  # the same error again and again: one in full, the rest suppressed
+        with pytest.raises(FileNotFoundError):
+            load("settings.yaml")
+    install_excepthooks()
+    try:
+        try:
+            load("settings.yaml")
+        except FileNotFoundError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+    finally:
+        uninstall_excepthooks()
+    faultlens.shutdown()
+    crashes = [
+        r for r in journal_records(str(tmp_path / "j")) if r["context"].get("uncaught") is True
+    ]
+    assert [r["severity"] for r in crashes] == ["critical"]
 
 
 # -- 6. configure, shutdown, configure ---------------------------------------------------------

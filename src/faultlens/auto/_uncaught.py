@@ -24,7 +24,14 @@ looks at the exception the interpreter reported as uncaught (``sys.last_exc`` /
 
 The crash record. An exception that kills the process (or a thread, or surfaces in an
 asyncio handler) is recorded with severity ``critical`` and the context flag
-``uncaught=True`` (``faultlens.context.uncaught``), whatever its code's usual severity.
+``uncaught=True`` (``faultlens.context.uncaught``), whatever its code's usual severity, so
+critical alerts fire for crashes. When the exception was already recorded on its way out of
+an instrumented function (``faultlens run`` wraps the application's modules), that record
+stays as it was (the failure where it happened, with its catalog severity) and the crash is
+*added* as a record of its own, rather than the first one upgraded: a crash is a distinct
+event (the process ended), a counter cannot be corrected after the fact, and the journal is
+append-only. So ``faultlens.errors{severity="critical"}`` counts one per crash, and the
+instrumented function's failure is counted once under its own severity.
 
 SIGTERM: by default Python dies on SIGTERM without running ``atexit``, which would lose
 whatever the journal and exporters still buffer. When the application has no handler,
@@ -58,8 +65,7 @@ from .._setup import (
     shutdown,
 )
 from .._setup import flush as _flush
-from ..capture import internal_error, is_control_flow, record_error
-from ..errors import Severity
+from ..capture import internal_error, is_control_flow, record_uncaught
 
 __all__ = [
     "install_excepthooks",
@@ -83,12 +89,13 @@ _crash: BaseException | None = None
 
 
 def _record_uncaught(exc: BaseException | None, **context: Any) -> None:
-    """The crash record (see the module docstring): critical, ``uncaught=True``."""
+    """The crash record (see the module docstring): critical, ``uncaught=True``, a record of
+    its own even when an instrumented function recorded the exception on its way out."""
     if exc is None or is_control_flow(exc):
         return
     try:
-        record_error(exc, severity=Severity.CRITICAL, uncaught=True, **context)
-    except Exception as e:  # pragma: no cover - record_error never raises
+        record_uncaught(exc, **context)
+    except Exception as e:  # pragma: no cover - record_uncaught never raises
         internal_error("uncaught exception hook", e)
 
 
@@ -127,7 +134,15 @@ def _reported_crash() -> BaseException | None:
     if sys.flags.interactive or hasattr(sys, "ps1"):
         return None  # a REPL sets it for every error typed at the prompt
     exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
-    return exc if isinstance(exc, BaseException) else None
+    if not isinstance(exc, BaseException):
+        return None
+    # Only an exception that unwound the whole stack: its traceback starts in the
+    # outermost frame. (An embedded console, code.interact(), sets sys.last_value for an
+    # error it caught and showed; that frame has a caller.)
+    tb = exc.__traceback__
+    if tb is None or tb.tb_frame.f_back is not None:
+        return None
+    return exc
 
 
 def _record_missed_crash() -> None:

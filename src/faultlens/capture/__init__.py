@@ -18,6 +18,7 @@ from ._record import (
     record_error,
     record_escaping,
     record_on_span,
+    record_uncaught,
 )
 from ._state import STATE, Limits, Processor, Sink
 from ._telemetry import count_dropped, dropped_counts, get_meter, get_tracer, internal_error
@@ -55,6 +56,7 @@ __all__ = [
     "record_error",
     "record_escaping",
     "record_on_span",
+    "record_uncaught",
     "to_api_envelope",
     "to_cli_envelope",
 ]

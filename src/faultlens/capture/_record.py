@@ -68,6 +68,7 @@ __all__ = [
     "record_error",
     "record_escaping",
     "record_on_span",
+    "record_uncaught",
     "recorded_info",
 ]
 
@@ -809,3 +810,46 @@ def _info_of(exc: BaseException, stage: str | None) -> ErrorInfo:
         return _clean_info(classify(exc, stage=stage))
     except Exception:
         return _fallback_info(exc)
+
+
+# -- the crash record (the uncaught-exception hooks of faultlens.auto) --------------------------
+
+
+def record_uncaught(exc: BaseException, **context: Any) -> ErrorInfo | None:
+    """Record ``exc`` as a crash: it ended the process (or a thread, or reached an asyncio
+    loop's exception handler). Severity ``critical`` and context ``uncaught=True`` whatever
+    the code's usual severity, so that critical alerts fire for crashes.
+
+    An exception recorded before, on its way out of an instrumented function, keeps that
+    record (the failure where it happened, with its catalog severity) and the crash is added
+    as a record of its own, on its own span: a counter cannot be corrected after the fact
+    and the journal is append-only, so such a crash counts once under its catalog severity
+    and once as ``critical``. A crash record is never rate-limited away. Control-flow
+    exceptions are no crash (None). Never raises.
+    """
+    result: ErrorInfo | None = _guarded(
+        "record_uncaught", _record_crash, exc, {**context, "uncaught": True}
+    )
+    return result
+
+
+def _record_crash(exc: BaseException, context: Mapping[str, Any]) -> ErrorInfo | None:
+    if passes_through(exc, CONTROL_FLOW) or not STATE.enabled:
+        return None
+    mark = MARKS.get(exc)
+    if mark is None:  # the usual case: nothing recorded it on its way out
+        return _record_on_new_span(exc, None, context, Severity.CRITICAL)
+    if mark.info is None:  # a group whose members were recorded: the group is the crash
+        info = _classify_safely(exc, None, Severity.CRITICAL)
+    else:
+        info = replace(mark.info, severity=Severity.CRITICAL)
+    crash = Mark(info)  # the crash's own mark, not stored: the exception keeps its record
+    crash.admission = (True, 0)
+    _count(info)
+    MARKS.finish(crash, "count")
+    span = get_tracer().start_span(_span_name_for(exc))
+    try:
+        mark_span(span, exc, info)
+        return _emit(exc, span, crash, context)
+    finally:
+        span.end()
