@@ -45,7 +45,7 @@ def is_faultlens_wrapper(obj: Any) -> bool:
     seen = 0
     while obj is not None and seen < 32:
         seen += 1
-        if isinstance(obj, wrapt.FunctionWrapper):
+        if isinstance(obj, (wrapt.FunctionWrapper, wrapt.BoundFunctionWrapper)):
             wrapper = getattr(obj, "_self_wrapper", None)
             if str(getattr(wrapper, "__module__", "")).startswith("faultlens."):
                 return True

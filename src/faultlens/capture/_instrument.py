@@ -86,7 +86,7 @@ def _kind_of(func: Any) -> Kind:
             # sync one returning a coroutine is caught by what it returns, at the call).
             # wrapt proxies of functions pass as functions and answer with their code.
             return _code_kind(target) or "sync"
-        elif isinstance(target, wrapt.ObjectProxy):
+        elif isinstance(target, wrapt.BaseObjectProxy):
             target = target.__wrapped__  # transparent by design: calls go straight through
         elif isinstance(target, type) or not callable(target):
             return "sync"
