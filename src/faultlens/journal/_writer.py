@@ -641,6 +641,23 @@ class JournalWriter:
             except Exception as exc:  # the thread must outlive any one pass
                 internal_error("journal writer", exc)
 
+    def _check_file(self) -> None:
+        """The open file was deleted or replaced (someone removed the journal directory,
+        another host's retention on a shared disk): writes would go to an inode nobody can
+        read. Close it; the next write creates the directory and a file again."""
+        fd, path = self._fd, self._file
+        if fd is None or path is None:
+            return
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except OSError:
+            same = False
+        if not same:
+            _log.warning("faultlens: the journal file %s was removed; starting a new one", path)
+            self._close_fds()
+            self._size = 0
+            self._torn = False
+
     def _tick(self) -> None:
         now = time.monotonic()
         if self._pending:
@@ -648,6 +665,7 @@ class JournalWriter:
         dup: int | None = None
         if self._lock.acquire(timeout=LOCK_WAIT):
             try:
+                self._check_file()
                 self._close_slots(older_than=time.time() - TALLY_PERIOD)
                 if now - self._last_drops >= DROPPED_INTERVAL:
                     self._write_drops_locked()

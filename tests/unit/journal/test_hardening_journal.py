@@ -433,3 +433,21 @@ def test_fsync_always_does_not_turn_a_storm_into_a_storm_of_fsyncs(
     assert len(synced) - before <= 2 + elapsed / _writer.FSYNC_INTERVAL
     faultlens.shutdown()
     assert journal_stats(str(journal_dir)).total == 505
+
+
+def test_a_journal_directory_removed_while_running_comes_back(
+    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(_writer, "TICK", 0.02)
+    faultlens.configure(service_name="svc", journal_path=str(journal_dir))
+    record(ValueError("before"))
+    shutil.rmtree(journal_dir)  # "clean up" while the app runs
+    deadline = time.monotonic() + 5
+    while running_journal().writer._fd is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    record(ValueError("after"))
+    faultlens.shutdown()
+    assert [r["message"] for r in read_records(str(journal_dir))] == ["after"]
+    assert mode(journal_dir) == 0o700
