@@ -113,6 +113,9 @@ class CircuitOpenError(FaultError):
 
     ``retry_after`` is the number of seconds until the breaker admits its next trial call:
     0.0 while trials are already running (half-open), None when it was forced open.
+    ``faultlens.retry`` honours it: a retried rejection waits at least ``retry_after``, the
+    call gives up when that would pass its deadline, and a forced-open breaker (None) is
+    never retried.
     """
 
     code = "EXE_CIRCUIT_OPEN"
@@ -228,9 +231,12 @@ class CircuitBreaker:
 
     ``failure_threshold`` and ``open_timeout`` left unset take
     ``error_handling.recovery.circuit_breaker`` (``failure_threshold``, ``timeout``) from the
-    configuration, else 5 and 30 s. Passing ``failure_rate_threshold`` alone turns the
-    consecutive rule off (pass both to use both). ``window_size`` is a number of calls for
-    ``window_type="count"`` (default 100) and seconds for ``"time"`` (default 60).
+    configuration, else 5 and 30 s. A half-open trial that has not reported back after
+    ``open_timeout`` (at least ``TRIAL_LEASE_MIN`` = 1 s) gives its slot to the next caller,
+    so a lost trial cannot keep the breaker half-open and rejecting forever. Passing
+    ``failure_rate_threshold`` alone turns the consecutive rule off (pass both to use both).
+    ``window_size`` is a number of calls for ``window_type="count"`` (default 100) and
+    seconds for ``"time"`` (default 60).
     ``clock`` (default: monotonic, virtual under ``faultlens.testing.no_sleep()``) can be
     injected for tests.
     """
