@@ -27,8 +27,9 @@ written in full. Every suppressed occurrence is counted in exactly one tally::
   ``os._exit`` or SIGKILL an instant later. ``ts`` is the newest occurrence counted,
   ``first_ts`` the oldest. ``open: true`` means the count may still grow; a tally is
   closed after ``TALLY_PERIOD`` seconds, at rotation and at shutdown (a process that
-  died leaves it open, with its final count). Its ``severity``/``stage`` are those of the
-  newest occurrence counted.
+  died leaves it open, with its final count). Every occurrence a tally counts has its
+  ``severity``, ``stage`` and ``service``: a change starts a new tally. ``since``/``until``
+  select a tally by its ``ts``.
 
 ``dropped`` — telemetry this process's faultlens lost (what
 ``faultlens.internal.dropped{reason}`` counts, which nobody sees without a metrics
