@@ -11,7 +11,8 @@ Two shapes share one policy object, ``Retry``:
           with attempt:
               push(batch)
 
-  and ``async for`` the same way.
+  and ``async for`` the same way. A loop left after a swallowed failure (a ``break``, or
+  an exception raised in the loop body outside ``with attempt:``) ends ``aborted``.
 
 Semantics, per call (state is per call, so one policy is safe under threads and asyncio):
 
@@ -621,6 +622,15 @@ class _Loop:
         if not self.done:
             self.done = True
             self.call.count(ABORTED)
+
+    def __del__(self) -> None:
+        # A loop left after a swallowed failure (``break``, or an exception raised in the
+        # loop body outside ``with attempt:``) still ends in exactly one outcome: aborted.
+        try:
+            if not self.done and self.number > 0:
+                self.abort()
+        except Exception:
+            pass
 
     def exit(self, number: int, exc: BaseException | None) -> bool:
         if number != self.number or self.done:

@@ -260,3 +260,23 @@ def test_ctrl_c_during_an_attempt_loop_wait_counts_aborted(cap, ctrl_c_soon):
                 raise ConnectionError("down")
     assert cap.counter("faultlens.retry.calls", operation="sl", outcome="aborted") == 1
     assert cap.counter("faultlens.retry.calls", operation="sl") == 1
+
+
+def test_a_loop_left_after_a_swallowed_failure_still_counts_one_outcome(cap, slept):
+    def leave_early():
+        for attempt in retrying(attempts=3, on=ConnectionError, operation="left"):
+            with attempt:
+                raise ConnectionError("down")
+            break  # runs after the swallowed failure: the loop is abandoned
+
+    leave_early()
+    assert cap.counter("faultlens.retry.calls", operation="left", outcome="aborted") == 1
+    assert cap.counter("faultlens.retry.calls", operation="left") == 1
+
+
+def test_a_completed_loop_is_not_counted_again_when_collected(cap, slept):
+    for attempt in retrying(attempts=3, on=ConnectionError, operation="done"):
+        with attempt:
+            pass
+    del attempt
+    assert cap.counter("faultlens.retry.calls", operation="done") == 1
