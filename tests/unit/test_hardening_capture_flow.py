@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import threading
 
 import pytest
@@ -199,6 +200,26 @@ async def test_async_callables_of_every_shape_are_recorded_when_awaited(
     assert cap.counter("faultlens.errors") == 1
     [(span, _)] = cap.events()
     assert span.name == span_name
+
+
+def is_async_callable(obj) -> bool:
+    """How Starlette tells an async endpoint from a sync one (which it runs in a thread)."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or (
+        callable(obj) and inspect.iscoroutinefunction(obj.__call__)
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [Client, lambda: functools.partial(fetch, timeout=1.0), lambda: fetch],
+    ids=["async-__call__", "partial", "coroutine-function"],
+)
+def test_instrumented_async_callables_still_look_async_to_frameworks(make):
+    assert is_async_callable(make())
+    assert is_async_callable(faultlens.instrument(make()))
+    assert is_async_callable(faultlens.instrument(make(), mode="traced"))
 
 
 async def test_a_coroutine_returned_by_a_sync_callable_keeps_its_value_and_stage():

@@ -41,7 +41,7 @@ from ._context import pop, push
 from ._record import PASS_THROUGH, record_escaping, record_on_span
 from ._steps import drive, drive_async
 from ._telemetry import get_tracer, internal_error
-from ._wrapper import FunctionWrapper
+from ._wrapper import AsyncCallableWrapper, FunctionWrapper
 
 __all__ = ["Kind", "callable_kind", "callable_name", "instrument", "is_coroutine"]
 
@@ -108,6 +108,17 @@ def callable_kind(func: Any) -> Kind:
         return _kind_of(func)
     except Exception:
         return "sync"
+
+
+def _is_callable_object(func: Any) -> bool:
+    """An object called through its class's ``__call__`` (or a partial), not a function,
+    a method or a static/class method object."""
+    return not (
+        inspect.isfunction(func)
+        or inspect.ismethod(func)
+        or inspect.isbuiltin(func)
+        or isinstance(func, (classmethod, staticmethod))
+    )
 
 
 def callable_name(func: Any) -> str:
@@ -578,6 +589,8 @@ def instrument(
             else:
                 wrapper = _traced_wrapper(kind, span_name, stage, attributes, skip)
             rebuild = functools.partial(_rebuild, mode, name, stage, attributes, ignored)
+            if kind == "async" and _is_callable_object(f):
+                return AsyncCallableWrapper(f, wrapper, rebuild)
             return FunctionWrapper(f, wrapper, rebuild)
         except Exception as e:
             internal_error("instrument", e)

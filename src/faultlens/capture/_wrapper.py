@@ -24,7 +24,7 @@ from typing import Any
 
 import wrapt
 
-__all__ = ["FunctionWrapper", "resolve_qualname"]
+__all__ = ["AsyncCallableWrapper", "FunctionWrapper", "resolve_qualname"]
 
 
 def _target(obj: Any) -> Any:
@@ -120,3 +120,14 @@ class FunctionWrapper(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg]
 
     def __reduce__(self) -> Any:
         return self.__reduce_ex__(2)
+
+
+class AsyncCallableWrapper(FunctionWrapper):
+    """The wrapper of an async callable *object* (``async def __call__``, a partial of a
+    coroutine function): its own ``__call__`` is a coroutine function too, as the bare
+    object's is, so frameworks that tell async endpoints apart by
+    ``inspect.iscoroutinefunction(obj.__call__)`` (Starlette, Django) still see one."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        wrapper: Any = self._self_wrapper
+        return await wrapper(self.__wrapped__, self._self_instance, args, kwargs)
