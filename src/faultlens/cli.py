@@ -155,11 +155,13 @@ def _progress(records: Iterable[dict[str, Any]], out: _Output) -> Iterator[dict[
 
 
 def _read(path: str, since_seconds: float, out: _Output) -> list[dict[str, Any]]:
-    from .journal import read_records
+    """Every journal line in the window: error records, rate-limit tallies and dropped
+    lines, so that compute_stats counts every occurrence (journal/_format.py)."""
+    from .journal import read_entries
 
     _require_journal(path)
     since = time.time() - since_seconds
-    return list(_progress(read_records(path, since=since), out))
+    return list(_progress(read_entries(path, since=since), out))
 
 
 # -- stats ------------------------------------------------------------------------------------
@@ -180,10 +182,13 @@ def _render_stats(s: Mapping[str, Any], out: _Output) -> None:
     """The text form of ``faultlens stats``: headline, top errors, breakdowns, trend."""
     trend = s.get("trend") or {}
     out.text(f"journal   {s.get('journal')}")
-    line = f"errors    {s.get('total', 0)} recorded, {s.get('unique_fingerprints', 0)} distinct"
+    line = f"errors    {s.get('total', 0)}, {s.get('unique_fingerprints', 0)} distinct"
     if s.get("suppressed"):
-        line += f", {s['suppressed']} more suppressed by the rate limit"
+        line += f", {s['suppressed']} of them summarised by the rate limit"
     out.text(line)
+    if s.get("dropped"):
+        lost = ", ".join(f"{n} {reason}" for reason, n in s["dropped"].items())
+        out.text(f"dropped   {lost} (faultlens could not record them)")
     if s.get("first_seen") and s.get("last_seen"):
         out.text(f"window    {_when(s['first_seen'])} .. {_when(s['last_seen'])}")
     top = [t for t in s.get("top") or [] if isinstance(t, Mapping)]
