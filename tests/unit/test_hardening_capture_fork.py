@@ -139,3 +139,35 @@ def test_the_fork_hook_is_registered_at_first_use_not_at_import():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_child_forked_during_an_auto_instrumentation_install_can_install_too():
+    import faultlens.auto
+    from faultlens.auto import _hook, _wrap
+
+    faultlens.auto.install(["support.hardening_autowrap"])  # the first install registers
+    faultlens.auto.uninstall()  # the after-fork hook
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with _hook._lock, _wrap._lock:
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+
+    def child() -> str:
+        from support import hardening_autowrap as app
+
+        faultlens.auto.install(["support.hardening_autowrap"])
+        wrapped = faultlens.auto.is_faultlens_wrapper(app.work)
+        faultlens.auto.uninstall()
+        return f"{wrapped} {faultlens.auto.is_faultlens_wrapper(app.work)}"
+
+    try:
+        assert _run_in_child(child) == "True False"
+    finally:
+        release.set()
+        holder.join(10)

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..capture import internal_error
 from ..errors import ConfigError
+from . import _wrap
 from ._wrap import restore, wrap_module
 
 __all__ = ["Targets", "install", "installed", "uninstall"]
@@ -193,6 +194,23 @@ _lock = threading.RLock()
 _finder: _Finder | None = None
 # Modules instrumented already, so a second install() does not walk them again.
 _done: weakref.WeakSet[types.ModuleType] = weakref.WeakSet()
+_fork_hook = False
+
+
+def _after_fork_in_child() -> None:
+    # An install()/uninstall() running in another thread at fork time holds these locks
+    # forever in the child (where that thread does not exist): the child gets new ones.
+    global _lock
+    _lock = threading.RLock()
+    _wrap._lock = threading.Lock()
+
+
+def _ensure_fork_hook() -> None:
+    """Registered at the first install(), never at import."""
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        _fork_hook = True
+        os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def install(modules: Iterable[str] | str | None = None, *, roots: Iterable[str] = ()) -> Targets:
@@ -207,6 +225,7 @@ def install(modules: Iterable[str] | str | None = None, *, roots: Iterable[str] 
         modules = [m for m in modules.replace(";", ",").split(",") if m.strip()]
     targets = Targets(modules or (), roots)
     global _finder
+    _ensure_fork_hook()
     with _lock:
         if _finder is not None:
             _finder.targets = targets

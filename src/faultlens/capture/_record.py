@@ -22,6 +22,7 @@ count and no event: it only marks the spans it escapes through.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import linecache
 import logging
 import sys
@@ -318,10 +319,13 @@ def _context_attributes(prefix: str, context: Mapping[str, Any], out: dict[str, 
 
 
 def _span_name_for(exc: BaseException) -> str:
+    """The innermost application frame's function (a faultlens frame, such as the breaker
+    raising CircuitOpenError, only if there is nothing else)."""
     tb = exc.__traceback__
     last = None
     while tb is not None:
-        last = tb
+        if last is None or not is_own_frame(tb.tb_frame.f_code.co_filename):
+            last = tb
         tb = tb.tb_next
     if last is not None:
         code = last.tb_frame.f_code
@@ -649,14 +653,17 @@ def _guarded(where: str, step: Callable[..., Any], *args: Any) -> Any:
 
 
 def _fallback_info(exc: object) -> ErrorInfo:
+    """What is known of an exception that defeated classification: its type."""
+    name = qualified_name(type(exc))
     return ErrorInfo(
         code="SYS_UNKNOWN_ERROR",
         category=Category.SYSTEM,
         severity=Severity.HIGH,
         retryable=False,
         hint="",
-        fingerprint="0" * 16,
-        exception_type=qualified_name(type(exc)),
+        # One group per type (not one for every unclassifiable error of any type).
+        fingerprint=hashlib.blake2b(f"fallback\x1f{name}".encode(), digest_size=8).hexdigest(),
+        exception_type=name,
         message=_fallback_message(exc),
     )
 
@@ -699,12 +706,10 @@ def _escaping(
     attributes: Mapping[str, AttrValue] | None,
     skip: tuple[type[BaseException], ...],
 ) -> None:
-    if passes_through(exc, skip):
+    if not STATE.enabled or passes_through(exc, skip):
         return
     mark = MARKS.get(exc)
     if mark is None:
-        if not STATE.enabled:
-            return
         mark = _new_mark(exc, stage, None)
     # Counted before the span exists: a tracer that fails costs the event, never the count.
     _ensure_counted(exc, mark)
