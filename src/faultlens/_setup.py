@@ -916,7 +916,9 @@ def _shutdown_in_worker() -> None:
 
 def _after_fork_in_child() -> None:
     # Locks held by another thread at fork time would deadlock the child: rebuild this
-    # module's own. Threads do not survive a fork: forget the parent's jobs and shutdown.
+    # module's own (every layer rebuilds its own: capture, resources, the journal writer and
+    # resilience register their hooks). Threads do not survive a fork: forget the parent's
+    # jobs and shutdown. The components configure() started get their after_fork.
     global _lock, _jobs_lock, _soon_lock, _soon_running, _soon_again, _stopping
     _lock = threading.RLock()
     _jobs_lock = threading.RLock()
@@ -924,11 +926,6 @@ def _after_fork_in_child() -> None:
     _soon_lock = threading.RLock()
     _soon_running = _soon_again = False
     _stopping = None
-    reset_rate_limiter()
-    from .capture import _telemetry
-
-    _telemetry._dropped_lock = threading.Lock()
-    _telemetry._cache_lock = threading.Lock()
     rt = _runtime
     if rt is not None:
         for comp in rt.components:

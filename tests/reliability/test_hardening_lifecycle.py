@@ -444,6 +444,35 @@ def test_a_fork_while_faultlens_locks_are_held_does_not_deadlock_the_child():
     assert "child 0" in out, err
 
 
+FORK_HOOK_SPY = """
+    import os
+    calls = []
+    real = os.register_at_fork
+
+    def spy(**hooks):
+        calls.extend(str(getattr(fn, "__module__", "?")) for fn in hooks.values())
+        real(**hooks)
+
+    os.register_at_fork = spy
+    import faultlens
+    from faultlens import resources
+    print("import", sorted(set(calls)))
+    faultlens.configure(service_name="svc", journal=False)
+    resources.snapshot()
+    print("use", sorted(set(calls)))
+"""
+
+
+def test_fork_hooks_are_registered_on_first_use_not_at_import():
+    proc = child(FORK_HOOK_SPY)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    at_import, in_use = out.splitlines()
+    for module in ("faultlens._setup", "faultlens.resources"):
+        assert module not in at_import
+        assert module in in_use
+
+
 # -- 4/5. crashes ------------------------------------------------------------------------------
 
 
