@@ -25,6 +25,7 @@ What to call:
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -79,6 +80,22 @@ def parse_line(raw: bytes) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return validate(obj)
+
+
+def _bound(value: float | None, name: str) -> float | None:
+    """A time bound as a float: an infinite bound on the open side is no bound; NaN
+    (which would select nothing without a word) is an error."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond any float
+        v = math.inf if value > 0 else -math.inf
+    if math.isnan(v):
+        raise ValueError(f"{name} must be a time (epoch seconds), got NaN")
+    if (name == "since" and v == -math.inf) or (name == "until" and v == math.inf):
+        return None
+    return v
 
 
 def _files_for(path: str, since: float | None) -> list[str]:
@@ -170,6 +187,7 @@ def read_entries(
     Lines are in write order within a file; sort by ``ts`` when the order across
     processes matters. Damaged lines are skipped with one warning per file.
     """
+    since, until = _bound(since, "since"), _bound(until, "until")
     wanted = frozenset(kinds)
     for file in _files_for(os.fspath(path), since):
         yield from _read_file(file, since, until, wanted, report)

@@ -199,8 +199,21 @@ def compute_stats(
     rate with at least ``SPIKE_MIN_COUNT`` recent errors; each timeline bucket is judged the
     same way against the buckets of the preceding ``baseline_window``. ``bucket_seconds``
     defaults to a round size giving at most ``MAX_BUCKETS`` buckets.
+
+    Raises ValueError for a ``now`` or a window that is not a finite number (a NaN would
+    silently empty every window); a ``bucket_seconds`` that is not a positive finite
+    number means the default.
     """
     now = time.time() if now is None else float(now)
+    for name, value in (
+        ("now", now),
+        ("recent_window", recent_window),
+        ("baseline_window", baseline_window),
+    ):
+        if not math.isfinite(value) or (name != "now" and value < 0):
+            raise ValueError(f"compute_stats: {name} must be a finite number, got {value!r}")
+    if bucket_seconds is not None and not (math.isfinite(bucket_seconds) and bucket_seconds > 0):
+        bucket_seconds = None
     recs: list[Mapping[str, Any]] = []
     dropped: Counter[str] = Counter()
     recorded = 0

@@ -451,3 +451,21 @@ def test_a_journal_directory_removed_while_running_comes_back(
     faultlens.shutdown()
     assert [r["message"] for r in read_records(str(journal_dir))] == ["after"]
     assert mode(journal_dir) == 0o700
+
+
+def test_time_bounds_and_windows_that_are_not_numbers_are_refused_not_silent(
+    tmp_path: Path,
+) -> None:
+    f = tmp_path / "journal-h-1-1.jsonl"
+    f.write_text(json.dumps(GOOD) + "\n")
+    assert len(list(read_entries(str(tmp_path), since=-math.inf, until=math.inf))) == 1
+    assert list(read_entries(str(tmp_path), since=math.inf)) == []
+    assert list(read_entries(str(tmp_path), since=10**400)) == []
+    with pytest.raises(ValueError, match="since"):
+        list(read_entries(str(tmp_path), since=math.nan))
+    with pytest.raises(ValueError, match="now"):
+        compute_stats([GOOD], now=math.inf)
+    with pytest.raises(ValueError, match="recent_window"):
+        compute_stats([GOOD], now=GOOD["ts"], recent_window=math.nan)
+    s = compute_stats([GOOD], now=GOOD["ts"], bucket_seconds=math.inf)
+    assert s.total == 1 and len(s.buckets) >= 1
