@@ -100,13 +100,15 @@ def _frame_names(stacktrace: str) -> list[str]:
 def _plain_frames(func) -> list[str]:
     try:
         func()
-    except Exception as exc:
+    except ValueError as exc:
         return [f.name for f in traceback.extract_tb(exc.__traceback__)]
     raise AssertionError("expected a failure")
 
 
 def parse(text):
-    return json.loads(text)
+    if not text.endswith("}"):
+        raise ValueError(f"unterminated object: {text!r}")
+    return {}
 
 
 def step(text):
@@ -128,7 +130,7 @@ def test_recorded_stack_traces_show_the_application_frames_as_without_faultlens(
     def plain_pipeline():
         return step("{broken")
 
-    with faultlens.testing.capture() as cap, pytest.raises(json.JSONDecodeError):
+    with faultlens.testing.capture() as cap, pytest.raises(ValueError, match="unterminated"):
         pipeline()
     [(_, event)] = cap.events()
     stack = event.attributes["exception.stacktrace"]
@@ -158,16 +160,18 @@ def test_generators_and_capture_blocks_leave_no_faultlens_frames_either():
 
 
 def test_the_fingerprint_of_a_library_only_failure_does_not_depend_on_the_wrapper():
+    import ipaddress
+
     variants = [
-        faultlens.instrument(json.loads),
-        faultlens.instrument(json.loads, stage="parse"),
-        faultlens.instrument(json.loads, mode="traced"),
-        faultlens.instrument(json.loads, mode="traced", stage="parse"),
+        faultlens.instrument(ipaddress.ip_address),
+        faultlens.instrument(ipaddress.ip_address, stage="parse"),
+        faultlens.instrument(ipaddress.ip_address, mode="traced"),
+        faultlens.instrument(ipaddress.ip_address, mode="traced", stage="parse"),
     ]
     with faultlens.testing.capture() as cap:
-        for loads in variants:
-            with pytest.raises(json.JSONDecodeError):
-                loads("{nope")
+        for ip_address in variants:
+            with pytest.raises(ValueError):
+                ip_address("not an address")
     fingerprints = {e.attributes["faultlens.error.fingerprint"] for _, e in cap.events()}
     assert len(cap.events()) == 4
     assert len(fingerprints) == 1
