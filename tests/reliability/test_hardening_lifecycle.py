@@ -227,6 +227,34 @@ def test_a_process_exit_adds_at_most_exit_timeout_with_a_hung_collector(hung, pr
     assert len(journal_records(str(tmp_path / "journal"))) == 20
 
 
+NO_THREADS_AT_EXIT = (
+    EXITING_APP
+    + """
+    import atexit, threading
+
+    def no_new_threads():  # what Python 3.12+ does during interpreter shutdown
+        def start(self):
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+        threading.Thread.start = start
+
+    atexit.register(no_new_threads)  # runs before faultlens's exit shutdown (LIFO)
+"""
+)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_exit_stays_bounded_where_no_thread_can_start_at_shutdown(hung, protocol, tmp_path):
+    proc = child(NO_THREADS_AT_EXIT, hung.url, protocol, str(tmp_path / "journal"))
+    wait_for_line(proc, "done")
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=90)
+    took = time.monotonic() - start
+    assert proc.returncode == 0, err
+    assert took < _setup.EXIT_TIMEOUT + SLACK, f"exit took {took:.1f}s"
+    assert len(journal_records(str(tmp_path / "journal"))) == 20
+
+
 APP_WITH_SIGTERM_HANDLER = """
     import signal, sys, time, faultlens
     from faultlens.auto import install_sigterm_flush
