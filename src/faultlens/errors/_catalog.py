@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._exceptions import CatalogError, UnknownCodeError
+from ._library_rules import LIBRARY_CODES, LIBRARY_SOURCE, library_code
 from ._types import Category, CodeSpec, Severity
 
 __all__ = ["BUILTIN_CODES", "Catalog", "Matcher", "catalog"]
@@ -233,6 +234,9 @@ class Catalog:
         for spec in BUILTIN_CODES:
             self._codes[spec.code] = spec
             self._sources[spec.code] = "built-in"
+        for spec in LIBRARY_CODES:  # popular libraries' exceptions, by class name
+            self._codes[spec.code] = spec
+            self._sources[spec.code] = LIBRARY_SOURCE
         self._builtin_rules = dict(_BUILTIN_RULES)
 
     def add_category(self, name: str) -> None:
@@ -276,7 +280,12 @@ class Catalog:
         )
         with self._lock:
             existing = self._codes.get(spec.code)
-            if existing is not None and existing != spec and not replace:
+            if (
+                existing is not None
+                and existing != spec
+                and not replace
+                and self._sources.get(spec.code) != LIBRARY_SOURCE  # user definitions win
+            ):
                 raise CatalogError(
                     f"code {spec.code!r} is already defined (by {self._sources[spec.code]}) "
                     "with a different definition; pick another code or pass replace=True",
@@ -407,7 +416,11 @@ class Catalog:
                         )
                     spec = self._build_spec(code, dict(fields), source=source)
                     existing = self._codes.get(code)
-                    if existing is not None and existing != spec:
+                    if (
+                        existing is not None
+                        and existing != spec
+                        and self._sources.get(code) != LIBRARY_SOURCE  # user definitions win
+                    ):
                         raise CatalogError(
                             f"code {code!r} is already defined by {self._sources[code]}; "
                             "rename it or remove one definition",
@@ -592,8 +605,8 @@ class Catalog:
                 hit = self._type_rules.get(klass)
                 if hit is not None:
                     return hit
-        for klass in mro:
-            hit = self._builtin_rules.get(klass)
+        for klass in mro:  # built-in and library rules: the most specific class wins
+            hit = self._builtin_rules.get(klass) or library_code(klass, exc)
             if hit is not None:
                 return hit
         return UNKNOWN_CODE
