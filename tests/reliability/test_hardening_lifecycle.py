@@ -18,6 +18,7 @@ What these tests pin down:
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.server
 import json
 import os
@@ -392,16 +393,42 @@ def _twenty_failing_callbacks() -> float:
     return asyncio.run(main())
 
 
+def _twenty_tasks_never_retrieved() -> float:
+    async def fail(i: int) -> None:
+        raise TimeoutError(f"job {i} timed out")
+
+    async def main() -> float:
+        start = time.perf_counter()
+        tasks = [asyncio.ensure_future(fail(i)) for i in range(20)]
+        await asyncio.sleep(0)
+        # Nobody awaits them: "Task exception was never retrieved", reported to the loop's
+        # exception handler, on the loop's thread, as each task is collected.
+        del tasks
+        gc.collect()
+        await asyncio.sleep(0)
+        return time.perf_counter() - start
+
+    return asyncio.run(main())
+
+
+SCENARIOS = {
+    "failing callbacks": _twenty_failing_callbacks,
+    "never-retrieved tasks": _twenty_tasks_never_retrieved,
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
 @pytest.mark.parametrize("mode", ["hung collector", "journal only"])
-def test_failing_callbacks_do_not_stall_the_event_loop(hung, tmp_path, mode, caplog):
-    baseline = _twenty_failing_callbacks()  # without faultlens
+def test_nothing_faultlens_does_stalls_the_event_loop(hung, tmp_path, mode, scenario, caplog):
+    twenty_failures = SCENARIOS[scenario]
+    baseline = twenty_failures()  # without faultlens
     if mode == "hung collector":
         faultlens.configure(service_name="svc", endpoint=hung.url, protocol="http/protobuf")
     else:
         faultlens.configure(service_name="svc", journal_path=str(tmp_path / "j"))
     install_excepthooks()
     try:
-        took = _twenty_failing_callbacks()
+        took = twenty_failures()
     finally:
         uninstall_excepthooks()
     # Before: 4 s per failure with a hung collector, ~25 ms per failure journal-only.
