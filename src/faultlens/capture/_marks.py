@@ -115,6 +115,9 @@ class MarkStore:
             existing = self.get(exc)
             if existing is not None:
                 return existing
+            if not type(exc).__weakrefoffset__:  # a builtin class: no weak references
+                self._add_strong(key, exc, mark)
+                return mark
             try:
                 ref = _Ref(exc, self._forget)
             except TypeError:
