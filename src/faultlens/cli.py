@@ -18,43 +18,106 @@ success, 2 for bad input (a wrong option, duration or config value), 1 for other
 
 from __future__ import annotations
 
+# Start-up cost matters here: `faultlens version` and `--help` must not pay for the
+# OpenTelemetry SDK. Module level imports only the standard library's cheap modules; each
+# command imports what it needs inside its function.
 import argparse
-import json
+import math
 import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ._version import __version__
-from .errors import ConfigError, FaultlensError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .errors import ConfigError
 
 __all__ = ["main", "parse_duration"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+# The longest window worth asking for: the journal cannot be older than this.
+_MAX_DURATION = 100 * 365.25 * 86400.0
+
+
+def _config_error(message: str, key: str) -> ConfigError:
+    from .errors import ConfigError
+
+    return ConfigError(message, key=key)
 
 
 def parse_duration(text: str, *, option: str = "--since") -> float:
-    """``30m``, ``24h``, ``7d`` (also ``s`` and ``w``) as seconds; ConfigError otherwise."""
+    """``30m``, ``24h``, ``7d`` (also ``s`` and ``w``) as seconds; ConfigError otherwise
+    (not a positive number with a unit, or longer than 100 years)."""
     m = _DURATION_RE.match(text or "")
-    if not m or float(m.group(1)) <= 0:
-        raise ConfigError(
+    seconds = float(m.group(1)) * _UNITS[m.group(2).lower()] if m else math.nan
+    if not m or not seconds > 0:
+        raise _config_error(
             f"invalid duration {text!r}; use a positive number and a unit: 30m, 24h, 7d "
             "(units: s, m, h, d, w)",
             key=option,
         )
-    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if not math.isfinite(seconds) or seconds > _MAX_DURATION:
+        raise _config_error(
+            f"duration {text!r} is too long; the longest window is 100 years (5218w), "
+            "which covers the whole journal",
+            key=option,
+        )
+    return seconds
+
+
+def _positive_float(text: str) -> float:
+    """argparse type for seconds: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity replaced by None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _dump_json(document: Any, out: TextIO) -> None:
+    """Strict JSON (never ``NaN``/``Infinity``, which no JSON parser accepts), written at once
+    so a failure cannot leave half a document on stdout."""
+    import json
+
+    text = json.dumps(_finite(document), indent=2, default=str, allow_nan=False)
+    out.write(text + "\n")
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -78,8 +141,7 @@ class _Output:
 
     def data(self, payload: Any) -> None:
         if self.json:
-            json.dump({"status": "ok", "data": payload}, self.out, indent=2, default=str)
-            self.out.write("\n")
+            _dump_json({"status": "ok", "data": payload}, self.out)
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: _Output) -> None:
@@ -115,7 +177,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad input as a ConfigError (exit 2, envelope with --json)."""
 
     def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{message}; see `{self.prog} --help`", key="arguments")
+        # "argument --timeout: '-1' is not ..." -> key --timeout, so the option is named once
+        m = re.match(r"argument ([^:/\s]+)(?:/\S+)?: (.*)", message, re.DOTALL)
+        key, message = (m.group(1), m.group(2)) if m else ("arguments", message)
+        raise _config_error(f"{message}; see `{self.prog} --help`", key=key)
 
 
 # -- journal reading with progress ------------------------------------------------------------
@@ -164,14 +229,21 @@ def _read(path: str, since_seconds: float, out: _Output) -> list[dict[str, Any]]
     return list(_progress(read_entries(path, since=since), out))
 
 
+def _errors(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The error records among the entries: one row per error written in full."""
+    return [e for e in entries if e.get("kind", "error") == "error"]
+
+
 # -- stats ------------------------------------------------------------------------------------
 
 
 def _stats_payload(path: str, since_seconds: float, out: _Output) -> dict[str, Any]:
     from .journal import compute_stats
 
-    records = _read(path, since_seconds, out)
-    stats = compute_stats(records)
+    return _stats_dict(compute_stats(_read(path, since_seconds, out)), path, since_seconds)
+
+
+def _stats_dict(stats: Any, path: str, since_seconds: float) -> dict[str, Any]:
     payload = dict(stats.to_dict())
     payload.setdefault("journal", os.path.abspath(path))
     payload.setdefault("since_seconds", since_seconds)
@@ -262,9 +334,17 @@ def cmd_stats(args: argparse.Namespace, out: _Output) -> int:
 
 
 def cmd_report(args: argparse.Namespace, out: _Output) -> int:
-    from .reports import write_report
+    from ._output import STDOUT, write_text
+    from .journal import compute_stats
+    from .reports import render_report
 
     since = parse_duration(args.since)
+    if args.output == STDOUT and out.json:
+        raise _config_error(
+            "--json and `-o -` both write to standard output; use one of them "
+            "(`--format json -o -` prints the report itself as JSON)",
+            key="--output",
+        )
     journal = _journal_path(args.journal)
     _require_journal(journal)
     jaeger = args.jaeger_url
@@ -273,11 +353,15 @@ def cmd_report(args: argparse.Namespace, out: _Output) -> int:
 
         jaeger = load_settings().jaeger_url
     output = args.output or f"faultlens-report.{args.format}"
-    path = write_report(
-        output, args.format, journal_path=journal, since=time.time() - since, jaeger_url=jaeger
-    )
-    out.data({"path": os.path.abspath(path), "format": args.format})
-    out.text(f"report written: {os.path.abspath(path)}")
+    if output != STDOUT and os.path.isdir(output):
+        output = os.path.join(output, f"faultlens-report.{args.format}")
+    entries = _read(journal, since, out)
+    text = render_report(compute_stats(entries), _errors(entries), args.format, jaeger_url=jaeger)
+    written = write_text(output, text, stdout=out.out)
+    if written == STDOUT:
+        return 0
+    out.data({"path": written, "format": args.format})
+    out.text(f"report written: {written}")
     return 0
 
 
@@ -287,19 +371,19 @@ def cmd_report(args: argparse.Namespace, out: _Output) -> int:
 def cmd_rules(args: argparse.Namespace, out: _Output) -> int:
     """The alert thresholds of faultlens.yaml as a Prometheus rule file."""
     from ._config import load_settings
+    from ._output import STDOUT, write_text
     from .reports import render_alert_rules
 
     settings = load_settings(config_file=args.config)
     text = render_alert_rules(settings.error_handling.monitoring, job=args.job)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        out.data({"path": os.path.abspath(args.output)})
-        out.text(f"rules written: {os.path.abspath(args.output)}")
-    else:
+    if args.output and args.output != STDOUT:
+        written = write_text(args.output, text)
+        out.data({"path": written})
+        out.text(f"rules written: {written}")
+    elif out.json:  # no file, or `-o -`: standard output
         out.data({"rules": text})
-        if not out.json:
-            out.out.write(text)
+    else:
+        write_text(STDOUT, text, stdout=out.out)
     return 0
 
 
@@ -308,12 +392,14 @@ def cmd_rules(args: argparse.Namespace, out: _Output) -> int:
 
 def cmd_codes(args: argparse.Namespace, out: _Output) -> int:
     from ._config import load_settings
-    from .errors import catalog
+    from .errors import ConfigError, catalog
 
     try:
         configured = load_settings().catalogs
     except ConfigError as exc:
-        out.note(f"faultlens: ignoring the configuration ({exc}); run `faultlens doctor`")
+        out.note(
+            f"faultlens: ignoring the configuration ({_redact(str(exc))}); run `faultlens doctor`"
+        )
         configured = ()
     for path in (*configured, *(args.catalog or ())):
         catalog.load(path)
@@ -354,17 +440,53 @@ class Check:
     fix: str = ""
 
 
+def _redact(text: str) -> str:
+    """``text`` with every credential faultlens knows how to spot redacted (URL user:password,
+    tokens, key=value secrets): no output of the CLI may repeat a credential it was given."""
+    from .scrub import scrub_text
+
+    return scrub_text(text)
+
+
+def _display_url(url: str) -> str:
+    """A URL as the CLI shows it: without the ``user:password@`` part."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return _redact(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        return _redact(urlunsplit(parts._replace(netloc=netloc)))
+    except ValueError:  # an invalid port and the like: show no part of it that may be secret
+        return _redact(url.rpartition("@")[2])
+
+
 def _check_config() -> tuple[Check, Any]:
     from ._config import load_settings
+    from .errors import ConfigError
 
+    fix = "correct the file/key named above"
     try:
         s = load_settings()
     except ConfigError as exc:
-        return Check("config", "fail", str(exc), "correct the file/key named above"), None
+        return Check("config", "fail", str(exc), fix), None
+    except UnicodeDecodeError as exc:
+        where = os.environ.get("FAULTLENS_CONFIG") or "faultlens.yaml"
+        detail = f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        return Check("config", "fail", detail, "save the file as UTF-8"), None
+    except OSError as exc:
+        detail = f"cannot read {exc.filename or 'the configuration'}: {exc.strerror or exc}"
+        return Check("config", "fail", detail, fix), None
     source = s.config_file or "environment and defaults (no faultlens.yaml found)"
     exporter = s.exporter.active
     where = (
-        f"OTLP {s.exporter.protocol} to {s.exporter.endpoint}" if exporter == "otlp" else exporter
+        f"OTLP {s.exporter.protocol} to {_display_url(s.exporter.endpoint or '')}"
+        if exporter == "otlp"
+        else exporter
     )
     journal = "on" if s.journal.active(exporter != "none") else "off"
     detail = (
@@ -375,12 +497,17 @@ def _check_config() -> tuple[Check, Any]:
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:
+    """The endpoint's host and port; ValueError when it has no valid port."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.hostname or "127.0.0.1", port
 
 
 def _check_endpoint(settings: Any, timeout: float) -> Check:
+    import socket
+
     if settings is None:
         return Check("endpoint", "skip", "configuration did not load")
     endpoint = settings.exporter.endpoint
@@ -392,7 +519,15 @@ def _check_endpoint(settings: Any, timeout: float) -> Check:
             "to export, set FAULTLENS_ENDPOINT=http://127.0.0.1:4317 (or "
             "OTEL_EXPORTER_OTLP_ENDPOINT)",
         )
-    host, port = _host_port(endpoint)
+    try:
+        host, port = _host_port(endpoint)
+    except ValueError as exc:
+        return Check(
+            "endpoint",
+            "fail",
+            f"{_display_url(endpoint)} is not a valid endpoint ({exc})",
+            "use scheme://host:port, e.g. http://127.0.0.1:4317",
+        )
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
@@ -408,29 +543,49 @@ def _check_endpoint(settings: Any, timeout: float) -> Check:
 
 
 def _check_health(settings: Any, url: str | None, timeout: float) -> Check:
+    import base64
+    import urllib.error
+    import urllib.request
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
     if url is None:
         endpoint = settings.exporter.endpoint if settings is not None else None
         if not endpoint or settings.exporter.active != "otlp":
             return Check("collector health", "skip", "no collector configured")
-        host, _ = _host_port(endpoint)
+        try:
+            host, _ = _host_port(endpoint)
+        except ValueError:
+            return Check("collector health", "skip", "the endpoint is not valid (see above)")
         url = f"http://{host}:13133/"
+    shown = _display_url(url)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        parts = urlsplit(url)
+        request = urllib.request.Request(
+            urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        )
+        if parts.username is not None or parts.password is not None:
+            # urllib would take user:password@ for part of the host name: send basic auth.
+            pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return Check(
             "collector health",
             "warn",
-            f"{url} did not answer ({reason})",
+            f"{shown} did not answer ({_redact(str(reason))})",
             "enable the collector's health_check extension on :13133 (the bundled "
             "collector/otelcol.yaml does), or ignore this if your collector has none",
         )
     if status != 200:
         return Check(
-            "collector health", "fail", f"{url} answered HTTP {status}", "see the collector log"
+            "collector health", "fail", f"{shown} answered HTTP {status}", "see the collector log"
         )
-    return Check("collector health", "ok", f"{url} answered 200")
+    return Check("collector health", "ok", f"{shown} answered 200")
 
 
 def _check_psutil() -> Check:
@@ -463,6 +618,9 @@ def _check_psutil() -> Check:
 
 
 def _check_journal(settings: Any, override: str | None) -> Check:
+    import tempfile
+    from pathlib import Path
+
     path = override or (settings.journal.path if settings is not None else ".faultlens/journal")
     target = Path(path).resolve()
     probe = target
@@ -480,28 +638,52 @@ def _check_journal(settings: Any, override: str | None) -> Check:
     return Check("journal", "ok", f"{target} {state}, writable")
 
 
-def cmd_doctor(args: argparse.Namespace, out: _Output) -> int:
-    config, settings = _check_config()
-    checks = [
-        config,
-        _check_endpoint(settings, args.timeout),
-        _check_health(settings, args.health_url, args.timeout),
-        _check_psutil(),
-        _check_journal(settings, args.journal),
-    ]
-    try:
-        import opentelemetry.instrumentation  # noqa: F401
+def _check_instrument() -> Check:
+    from importlib.util import find_spec
 
-        checks.append(Check("opentelemetry-instrument", "ok", "faultlens entry point available"))
-    except ImportError:
-        checks.append(
-            Check(
-                "opentelemetry-instrument",
-                "skip",
-                "opentelemetry-instrumentation is not installed",
-                "pip install 'faultlens[auto]' to use faultlens under opentelemetry-instrument",
-            )
+    if find_spec("opentelemetry.instrumentation") is not None:
+        return Check("opentelemetry-instrument", "ok", "faultlens entry point available")
+    return Check(
+        "opentelemetry-instrument",
+        "skip",
+        "opentelemetry-instrumentation is not installed",
+        "pip install 'faultlens[auto]' to use faultlens under opentelemetry-instrument",
+    )
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """A check that crashed is a failed check with the reason, never a traceback."""
+    try:
+        return check()
+    except Exception as exc:
+        return Check(
+            name,
+            "fail",
+            f"the check itself failed: {type(exc).__name__}: {exc}",
+            "please report this with the output of `faultlens doctor --json`",
         )
+
+
+def cmd_doctor(args: argparse.Namespace, out: _Output) -> int:
+    settings: Any = None
+
+    def config() -> Check:
+        nonlocal settings
+        check, settings = _check_config()
+        return check
+
+    checks = [_guarded("config", config)]
+    checks += [
+        _guarded("endpoint", lambda: _check_endpoint(settings, args.timeout)),
+        _guarded(
+            "collector health", lambda: _check_health(settings, args.health_url, args.timeout)
+        ),
+        _guarded("psutil", _check_psutil),
+        _guarded("journal", lambda: _check_journal(settings, args.journal)),
+        _guarded("opentelemetry-instrument", _check_instrument),
+    ]
+    for c in checks:  # whatever a message quoted (a URL, an exception), no credential leaves
+        c.detail, c.fix = _redact(c.detail), _redact(c.fix)
     failed = [c for c in checks if c.status == "fail"]
     out.data({"ok": not failed, "checks": [c.__dict__ for c in checks]})
     marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
@@ -520,20 +702,22 @@ def cmd_doctor(args: argparse.Namespace, out: _Output) -> int:
 def _resolve_command(command: list[str]) -> list[str]:
     """A bare ``python``/``python3`` means the interpreter faultlens runs in, so that the
     bootstrap in the child can import faultlens (the PATH's python may be another one)."""
+    import shutil
+
     if not command:
-        raise ConfigError(
+        raise _config_error(
             "no command to run; put it after `--`, e.g. faultlens run -- python app.py",
             key="command",
         )
     if command[0] in ("python", "python3"):
         return [sys.executable, *command[1:]]
     if shutil.which(command[0]) is None and not os.path.exists(command[0]):
-        raise ConfigError(f"command not found: {command[0]}", key="command")
+        raise _config_error(f"command not found: {command[0]}", key="command")
     return command
 
 
 def _run_env(args: argparse.Namespace) -> dict[str, str]:
-    from .auto import child_environment
+    from .auto._bootstrap import child_environment
 
     modules = [m for chunk in args.modules or () for m in re.split(r"[,\s]+", chunk) if m]
     return child_environment(
@@ -546,17 +730,61 @@ def _run_env(args: argparse.Namespace) -> dict[str, str]:
     )
 
 
+# Signals `faultlens run --no-exec` passes on to the child, as a supervisor does. SIGINT is not
+# among them: Ctrl-C reaches the whole foreground process group, the child included, so the
+# parent only ignores it and waits for the child to finish its own handling.
+_FORWARDED = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+def _run_child(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` as a child and return its exit status the way a shell reports it: the
+    child's exit code, or 128+N when a signal N killed it."""
+    import signal
+    import subprocess
+
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        if child is None:
+            pending.append(signum)  # arrived while the child was being started
+        else:
+            child.send_signal(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for name in _FORWARDED:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                previous[sig] = signal.signal(sig, forward)
+        try:
+            child = subprocess.Popen(command, env=env)
+        except OSError as exc:
+            raise _config_error(
+                f"cannot run {command[0]}: {exc.strerror or exc}", key="command"
+            ) from None
+        # Only now: an ignored SIGINT would be inherited, and Ctrl-C would not stop the child.
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in pending:
+            child.send_signal(signum)
+        returncode = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - returncode if returncode < 0 else returncode
+
+
 def cmd_run(args: argparse.Namespace, out: _Output) -> int:
     command = _resolve_command(list(args.command))
     env = _run_env(args)
     if args.no_exec:
-        return subprocess.call(command, env=env)
+        return _run_child(command, env)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
-        raise ConfigError(
+        raise _config_error(
             f"cannot run {command[0]}: {exc.strerror or exc}", key="command"
         ) from None
     return 0  # pragma: no cover - exec does not return
@@ -566,6 +794,8 @@ def cmd_run(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _examples_dir() -> Path:
+    from pathlib import Path
+
     for candidate in (Path(__file__).resolve().parents[2] / "examples", Path.cwd() / "examples"):
         if (candidate / "scoring_pipeline" / "__main__.py").is_file():
             return candidate
@@ -575,13 +805,66 @@ def _examples_dir() -> Path:
     )
 
 
+# Written by `faultlens demo` in the journal directory it creates. A later run clears the
+# journal files only from a directory holding this marker: anything else named DIR/journal
+# (someone's real journal, a directory of their own) is never touched.
+_DEMO_MARKER = ".faultlens-demo"
+_DEMO_MARKER_TEXT = (
+    "This directory was created by `faultlens demo`; the next `faultlens demo` with the same\n"
+    "--dir clears the journal files in it (and nothing else).\n"
+)
+
+
+def _fresh_demo_journal(journal: Path) -> None:
+    """An empty journal directory for this demo run, without ever deleting anything faultlens
+    did not create: a directory the demo made before is cleared of its journal files; a new
+    one is created with the marker; anything else there is refused (exit 2)."""
+    import stat
+
+    from .journal import list_files
+
+    marker = journal / _DEMO_MARKER
+    try:
+        st = journal.lstat()
+    except FileNotFoundError:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        journal.mkdir(mode=0o700)
+        _create_marker(marker)
+        return
+    refuse = (
+        f"{journal} already exists and was not created by `faultlens demo`; it is left "
+        "untouched. Choose another --dir (or move that directory away yourself)"
+    )
+    if not stat.S_ISDIR(st.st_mode):  # a file or a symlink (never followed, never removed)
+        raise _config_error(refuse, key="--dir")
+    try:
+        mst = marker.lstat()
+    except FileNotFoundError:
+        raise _config_error(refuse, key="--dir") from None
+    if not stat.S_ISREG(mst.st_mode) or mst.st_uid != os.geteuid():
+        raise _config_error(refuse, key="--dir")
+    for f in list_files(str(journal)):  # the journal's own files, nothing else
+        if stat.S_ISREG(os.lstat(f.path).st_mode):
+            os.unlink(f.path)
+
+
+def _create_marker(marker: Path) -> None:
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(_DEMO_MARKER_TEXT)
+
+
 def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
+    import subprocess
+    from pathlib import Path
+
+    from ._output import write_text
+    from .reports import render_report
+
     examples = _examples_dir()
-    workdir = Path(args.dir).resolve()
+    workdir = Path(os.path.abspath(args.dir))
     journal = workdir / "journal"
-    if journal.is_dir():
-        shutil.rmtree(journal)  # a fresh journal so the numbers are this run's
-    workdir.mkdir(parents=True, exist_ok=True)
+    _fresh_demo_journal(journal)  # a fresh journal so the numbers are this run's
     env = _demo_env(journal, endpoint=args.endpoint, service=args.service)
     command = [
         sys.executable,
@@ -600,25 +883,25 @@ def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
     if proc.returncode != 0:
         out.note(proc.stderr[-4000:])
         raise RuntimeError(f"the example pipeline failed with exit code {proc.returncode}")
-    payload = _stats_payload(str(journal), 3600.0, out)
+    from .journal import compute_stats
+
+    entries = _read(str(journal), 3600.0, out)
+    stats = compute_stats(entries)
+    payload = _stats_dict(stats, str(journal), 3600.0)
     _render_stats(payload, out)
-
-    from .reports import write_report
-
-    report = write_report(
-        str(workdir / "report.html"), "html", journal_path=str(journal), since=None
-    )
+    html = render_report(stats, _errors(entries), "html")
+    report = write_text(str(workdir / "report.html"), html)
     elapsed = time.monotonic() - started
-    out.data({"stats": payload, "report": os.path.abspath(report), "seconds": round(elapsed, 2)})
+    out.data({"stats": payload, "report": report, "seconds": round(elapsed, 2)})
     out.text()
-    out.text(f"report: {os.path.abspath(report)}")
+    out.text(f"report: {report}")
     return 0
 
 
 def _demo_env(journal: Path, *, endpoint: str | None, service: str) -> dict[str, str]:
     """The demo always keeps its own journal (the stats and report come from it); with
     ``--endpoint`` it also exports to a collector, e.g. the bundled stack."""
-    from .auto import child_environment
+    from .auto._bootstrap import child_environment
 
     base = {
         k: v
@@ -708,8 +991,8 @@ def _parser() -> _Parser:
 
     d = sub.add_parser("demo", parents=[common], help="run the example pipeline and report on it")
     d.add_argument("--dir", default=".faultlens/demo", help="where the journal and report go")
-    d.add_argument("--jobs", type=int, default=40, help="jobs the pipeline processes")
-    d.add_argument("--seed", type=int, default=7, help="seed for the simulated failures")
+    d.add_argument("--jobs", type=_positive_int, default=40, help="jobs the pipeline processes")
+    d.add_argument("--seed", type=_int, default=7, help="seed for the simulated failures")
     d.add_argument(
         "--endpoint", help="also export to this OTLP endpoint, e.g. http://127.0.0.1:4317"
     )
@@ -747,7 +1030,12 @@ def _parser() -> _Parser:
     dr = sub.add_parser("doctor", parents=[common], help="check the setup, with fixes")
     dr.add_argument("--journal", help="journal directory to check (default: the configured one)")
     dr.add_argument("--health-url", help="collector health URL (default http://HOST:13133/)")
-    dr.add_argument("--timeout", type=float, default=1.0, help="network timeout in seconds")
+    dr.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=1.0,
+        help="network timeout in seconds (default 1)",
+    )
     dr.set_defaults(handler=cmd_doctor)
 
     v = sub.add_parser("version", parents=[common], help="versions of faultlens and OTel")
@@ -756,10 +1044,15 @@ def _parser() -> _Parser:
 
 
 def _split_run(argv: list[str]) -> tuple[list[str], list[str] | None]:
-    """``run [opts] -- cmd...``: everything after the first ``--`` is the command, verbatim."""
-    if argv and argv[0] == "run" and "--" in argv:
-        i = argv.index("--")
-        return argv[:i], argv[i + 1 :]
+    """``[--json] run [opts] -- cmd...``: everything after the first ``--`` that follows the
+    ``run`` subcommand is the command, verbatim (its own ``--json`` or ``--help`` included)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("-"):
+            continue  # the top-level options (--json, --help) take no value
+        if arg == "run" and "--" in argv[i + 1 :]:
+            j = argv.index("--", i + 1)
+            return argv[:j], argv[j + 1 :]
+        break
     return argv, None
 
 
@@ -779,6 +1072,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.note("interrupted")
         return 130
     except BrokenPipeError:
+        _quiet_broken_pipe()
         return 0
     except SystemExit as exc:  # --help / --version from argparse
         return exc.code if isinstance(exc.code, int) else 0
@@ -786,16 +1080,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, out)
 
 
+def _quiet_broken_pipe() -> None:
+    """`faultlens stats | head`: the reader left. Point stdout at /dev/null so the interpreter's
+    final flush does not print a BrokenPipeError traceback on the way out."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests)
+        pass
+
+
 def _fail(exc: BaseException, out: _Output) -> int:
+    """Report ``exc``: the CLI envelope with --json, one line on stderr otherwise. Exit code 2
+    for bad input (a usage or configuration error), 1 for anything else."""
     from .capture import to_cli_envelope
+    from .errors import ConfigError, FaultlensError
 
     code = 2 if isinstance(exc, ConfigError) else 1
     envelope = to_cli_envelope(exc)
+    err = envelope.get("error", {})
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        err["message"] = _redact(err["message"])
     if out.json:
-        json.dump(envelope, out.out, indent=2)
-        out.out.write("\n")
+        _dump_json(envelope, out.out)
     else:
-        err = envelope.get("error", {})
         out.note(f"faultlens: {err.get('message')} [{err.get('code')}]")
         if not isinstance(exc, FaultlensError) and not isinstance(exc, OSError):
             out.note(f"  ({type(exc).__name__}; run `faultlens doctor` to check the setup)")

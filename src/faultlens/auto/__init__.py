@@ -11,21 +11,43 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._bootstrap import BOOT_DIR, child_environment, default_roots, instrument_process
-from ._hook import Targets, install, installed, uninstall
-from ._uncaught import (
-    flush,
-    install_excepthooks,
-    install_sigterm_flush,
-    uninstall_excepthooks,
-    uninstall_sigterm_flush,
-)
-from ._wrap import is_faultlens_wrapper
+# Nothing is imported until it is used: `faultlens run` (the parent process) only needs
+# child_environment and must not pay for the OpenTelemetry SDK that the rest pulls in.
+_LAZY = {
+    "BOOT_DIR": "._bootstrap",
+    "child_environment": "._bootstrap",
+    "default_roots": "._bootstrap",
+    "instrument_process": "._bootstrap",
+    "Targets": "._hook",
+    "install": "._hook",
+    "installed": "._hook",
+    "uninstall": "._hook",
+    "flush": "._uncaught",
+    "install_excepthooks": "._uncaught",
+    "install_sigterm_flush": "._uncaught",
+    "uninstall_excepthooks": "._uncaught",
+    "uninstall_sigterm_flush": "._uncaught",
+    "is_faultlens_wrapper": "._wrap",
+    # opentelemetry-instrumentation is an optional dependency (the `auto` extra): the
+    # instrumentor is imported only when someone asks for it, as the entry point does.
+    "FaultlensInstrumentor": "._instrumentor",
+}
 
 if TYPE_CHECKING:
+    from ._bootstrap import BOOT_DIR, child_environment, default_roots, instrument_process
+    from ._hook import Targets, install, installed, uninstall
     from ._instrumentor import FaultlensInstrumentor
+    from ._uncaught import (
+        flush,
+        install_excepthooks,
+        install_sigterm_flush,
+        uninstall_excepthooks,
+        uninstall_sigterm_flush,
+    )
+    from ._wrap import is_faultlens_wrapper
 
 __all__ = [
     "BOOT_DIR",
@@ -47,10 +69,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # opentelemetry-instrumentation is an optional dependency (the `auto` extra): import the
-    # instrumentor only when someone asks for it, as the entry point does.
-    if name == "FaultlensInstrumentor":
-        from ._instrumentor import FaultlensInstrumentor
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return FaultlensInstrumentor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -22,18 +22,35 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .._config import load_settings
-from .._setup import bootstrap_configure, current_settings
-from ..capture import internal_error
-from ._hook import Targets, install
-from ._uncaught import install_excepthooks, install_sigterm_flush
+# Only the standard library at module level: `faultlens run` (the parent) imports this module
+# for child_environment and must not pay for the OpenTelemetry SDK; the child imports the
+# rest in start().
+if TYPE_CHECKING:
+    from ._hook import Targets
 
-__all__ = ["BOOT_DIR", "child_environment", "default_roots", "instrument_process", "start"]
+__all__ = [
+    "BOOT_DIR",
+    "TARGET_VAR",
+    "child_environment",
+    "claim_target",
+    "default_roots",
+    "instrument_process",
+    "is_target",
+    "start",
+]
 
 _log = logging.getLogger("faultlens")
 
 BOOT_DIR = str(Path(__file__).resolve().parent / "_boot")
+
+# Set by the bootstrap in the first process it starts in (the command `faultlens run` ran) to
+# that process's pid, and inherited by everything it launches. Only that process reports
+# problems on stderr: the other interpreters the application starts (helpers, workers, a
+# different Python without faultlens) are not the user's command and their stderr is not
+# ours to write on.
+TARGET_VAR = "FAULTLENS_BOOTSTRAP_PID"
 
 
 def default_roots(argv: Sequence[str] | None = None, cwd: str | None = None) -> list[str]:
@@ -57,6 +74,12 @@ def instrument_process(modules: Sequence[str] | None = None) -> Targets:
     ``modules`` (glob patterns) wins; otherwise the configured auto-instrumentation modules;
     otherwise the application's own directory (see :func:`default_roots`).
     """
+    from .._config import load_settings
+    from .._setup import current_settings
+    from ..capture import internal_error
+    from ._hook import install
+    from ._uncaught import install_excepthooks
+
     if not modules:
         settings = current_settings()
         if settings is None:
@@ -71,15 +94,44 @@ def instrument_process(modules: Sequence[str] | None = None) -> Targets:
     return install(roots=default_roots())
 
 
-def start() -> None:
+def is_target(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is the command `faultlens run` started (see ``TARGET_VAR``),
+    rather than a process that command launched."""
+    env = os.environ if environ is None else environ
+    owner = env.get(TARGET_VAR, "")
+    return not owner or owner == str(os.getpid())
+
+
+def claim_target() -> bool:
+    """Called once by the bootstrap at start-up: is this process the target? The first one
+    marks the environment so that the processes it launches know they are not."""
+    target = is_target()
+    if target:
+        os.environ[TARGET_VAR] = str(os.getpid())
+    return target
+
+
+def start(*, target: bool = True) -> None:
     """The child's bootstrap: configure from the environment, hook, instrument. Never raises;
-    a failure is logged once and the application starts without faultlens."""
+    a failure is reported in one line (in the target process only, see ``TARGET_VAR``) and
+    the application starts without faultlens.
+
+    An application whose own ``sitecustomize`` (run first, see ``_boot/sitecustomize.py``)
+    already called ``configure()`` keeps its configuration: the bootstrap only adds the hooks.
+    """
+    report = _log.warning if target else _log.debug
     try:
-        bootstrap_configure()
+        from .._setup import bootstrap_configure, is_configured
+        from ..capture import internal_error
+        from ._uncaught import install_sigterm_flush
     except Exception as exc:
-        _log.warning(
-            "faultlens: configure() failed (%s); the application runs without faultlens", exc
-        )
+        report("faultlens: cannot start (%s); the application runs without faultlens", exc)
+        return
+    try:
+        if not is_configured():
+            bootstrap_configure()
+    except Exception as exc:
+        report("faultlens: configure() failed (%s); the application runs without faultlens", exc)
         return
     try:
         instrument_process()
@@ -100,7 +152,11 @@ def child_environment(
     """The environment ``faultlens run`` gives the command: the bootstrap first on
     PYTHONPATH, and the options as the variables ``configure()`` reads."""
     env = dict(base)
-    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOT_DIR]
+    env.pop(TARGET_VAR, None)  # the command is a target of its own, even under another run
+    # Empty entries stay: `export PYTHONPATH=$PYTHONPATH:/x` makes one, and Python reads it
+    # as the working directory. An unset or empty PYTHONPATH has no entries at all.
+    existing = env.get("PYTHONPATH", "")
+    parts = [p for p in existing.split(os.pathsep) if p != BOOT_DIR] if existing else []
     env["PYTHONPATH"] = os.pathsep.join([BOOT_DIR, *parts])
     if service:
         env["FAULTLENS_SERVICE_NAME"] = service

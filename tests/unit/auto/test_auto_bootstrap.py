@@ -137,3 +137,108 @@ def test_the_opentelemetry_instrumentor_entry_point_installs_the_hooks(make_pack
         instrumentor.uninstrument()
     assert not faultlens.auto.is_faultlens_wrapper(vars(a)["f"])
     assert sys.excepthook.__module__ != "faultlens.auto._uncaught"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, [BOOT_DIR]),
+        ("", [BOOT_DIR]),  # set but empty: no entries, so no working directory either
+        (":/x", [BOOT_DIR, "", "/x"]),  # `export PYTHONPATH=$PYTHONPATH:/x` with it unset
+        ("/x:", [BOOT_DIR, "/x", ""]),
+        ("/a::/b", [BOOT_DIR, "/a", "", "/b"]),
+        (f"{BOOT_DIR}:/x", [BOOT_DIR, "/x"]),  # faultlens run under faultlens run
+    ],
+)
+def test_pythonpath_keeps_its_empty_entries(given, expected):
+    base = {} if given is None else {"PYTHONPATH": given}
+    assert child_environment(base)["PYTHONPATH"].split(os.pathsep) == expected
+
+
+def test_the_command_is_its_own_target_even_under_another_run():
+    from faultlens.auto._bootstrap import TARGET_VAR
+
+    assert TARGET_VAR not in child_environment({TARGET_VAR: "12345"})
+
+
+def test_an_app_configuring_faultlens_in_its_own_sitecustomize_keeps_it(tmp_path):
+    """Its sitecustomize runs first (chained) and calls configure(service_name=...): the
+    bootstrap must see faultlens configured, keep the app's options, add the hooks, and not
+    claim that the application runs without faultlens."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "sitecustomize.py").write_text(
+        "import faultlens\nfaultlens.configure(service_name='theirs-service')\n"
+    )
+    (tmp_path / "jobs.py").write_text("def load():\n    raise FileNotFoundError('in.csv')\n")
+    env = child_environment(
+        {k: v for k, v in os.environ.items() if not k.startswith(("FAULTLENS_", "OTEL_"))},
+        journal=str(tmp_path / "journal"),
+    )
+    env["PYTHONPATH"] += os.pathsep + str(theirs)
+    code = textwrap.dedent(
+        """
+        import json, sys
+        import faultlens, faultlens.auto
+        import jobs
+        print(json.dumps({
+            "service": faultlens.current_settings().service_name,
+            "wrapped": faultlens.auto.is_faultlens_wrapper(vars(jobs)["load"]),
+            "excepthook": sys.excepthook.__module__,
+        }))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "without faultlens" not in proc.stderr
+    assert json.loads(proc.stdout) == {
+        "service": "theirs-service",
+        "wrapped": True,
+        "excepthook": "faultlens.auto._uncaught",
+    }
+
+
+def test_the_bootstrap_marks_only_the_first_process_as_the_target(tmp_path):
+    proc = _child(
+        tmp_path,
+        """
+        import os, subprocess, sys
+        from faultlens.auto._bootstrap import TARGET_VAR, is_target
+        print(os.environ[TARGET_VAR] == str(os.getpid()), is_target())
+        child = "from faultlens.auto._bootstrap import is_target; print(is_target())"
+        print(subprocess.run([sys.executable, "-c", child], capture_output=True,
+                             text=True).stdout.strip())
+        """,
+    )
+    assert proc.stdout.split() == ["True", "True", "False"], proc.stderr
+
+
+def test_importing_faultlens_auto_loads_nothing_until_used():
+    """`faultlens run` (the parent) needs child_environment only; the hooks, the SDK and the
+    optional instrumentor load when first used."""
+    src = Path(faultlens.__file__).resolve().parent
+    code = textwrap.dedent(
+        f"""
+        import sys, types
+        package = types.ModuleType("faultlens")  # faultlens/__init__ as issue 12 makes it
+        package.__path__ = [{str(src)!r}]
+        sys.modules["faultlens"] = package
+        import faultlens.auto
+        from faultlens.auto import child_environment, BOOT_DIR
+        print(sorted(m for m in sys.modules
+                     if m.startswith(("opentelemetry", "faultlens._setup", "faultlens.capture",
+                                      "faultlens.auto._hook", "faultlens.auto._uncaught"))))
+        print(faultlens.auto.install.__module__)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.stdout.split("\n")[:2] == ["[]", "faultlens.auto._hook"], proc.stderr

@@ -31,25 +31,47 @@ def _chain_previous(here: str) -> None:
         traceback.print_exc()
 
 
+# Mirrors faultlens.auto._bootstrap.TARGET_VAR (this file must work where faultlens does not
+# import, so it cannot import the name).
+_TARGET_VAR = "FAULTLENS_BOOTSTRAP_PID"
+
+
+def _claim_target() -> bool:
+    """Whether this is the process `faultlens run` started: the first interpreter to get
+    here marks the environment its own children inherit. Only that one writes on stderr."""
+    owner = os.environ.get(_TARGET_VAR, "")
+    if owner and owner != str(os.getpid()):
+        return False
+    os.environ[_TARGET_VAR] = str(os.getpid())
+    return True
+
+
 def _bootstrap() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
+    target = _claim_target()
     try:
         _chain_previous(here)
     except Exception as exc:
-        print(f"faultlens: could not chain to the previous sitecustomize: {exc}", file=sys.stderr)
+        if target:
+            print(
+                f"faultlens: could not chain to the previous sitecustomize: {exc}",
+                file=sys.stderr,
+            )
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     if os.environ.get("FAULTLENS_BOOTSTRAP", "1").strip().lower() in ("0", "false", "no"):
         return
     try:
         from faultlens.auto._bootstrap import start
     except Exception as exc:
-        print(
-            f"faultlens: not importable by {sys.executable} ({exc}); run the command with the "
-            "interpreter faultlens is installed in. The application starts without faultlens.",
-            file=sys.stderr,
-        )
+        if target:  # another interpreter the application launches is none of our business
+            print(
+                f"faultlens: not importable by {sys.executable} ({exc}); run the command with "
+                "the interpreter faultlens is installed in. The application starts without "
+                "faultlens.",
+                file=sys.stderr,
+            )
         return
-    start()
+    start(target=target)
 
 
 if __name__ == "sitecustomize":
