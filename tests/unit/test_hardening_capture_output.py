@@ -188,3 +188,15 @@ def test_an_exception_group_trace_has_no_faultlens_frames():
     stack = event.attributes["exception.stacktrace"]
     assert "in batch" in stack and "ValueError" in stack
     assert "_instrument.py" not in stack
+
+
+def test_envelopes_are_valid_utf8_whatever_the_exception_holds():
+    exc = faultlens.FaultError(
+        f"CODE_{SURROGATE}",
+        f"bad {SURROGATE}",
+        details={f"key{SURROGATE}": [f"v{SURROGATE}"], "n": 1},
+        stage=f"stage{SURROGATE}",
+    )
+    for envelope in (faultlens.to_api_envelope(exc), faultlens.to_cli_envelope(exc)):
+        json.dumps(envelope, ensure_ascii=False).encode("utf-8")
+    assert faultlens.to_api_envelope(exc)["error"]["details"] == {"key?": ["v?"], "n": 1}

@@ -30,8 +30,17 @@ def _now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _text(value: str) -> str:
+    """A string as valid UTF-8 (lone surrogates replaced), never shortened."""
+    if type(value) is str and value.isascii():
+        return value
+    return clean_text(value, max(len(value), 1))
+
+
 def _jsonable(value: Any, depth: int = 0) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else safe_str(value)
@@ -40,7 +49,7 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         try:
             return {
-                (k if isinstance(k, str) else safe_str(k, 128)): _jsonable(v, depth + 1)
+                (_text(k) if isinstance(k, str) else safe_str(k, 128)): _jsonable(v, depth + 1)
                 for k, v in list(value.items())[:200]
             }
         except Exception:
@@ -62,13 +71,21 @@ def _parts(exc: BaseException) -> tuple[str, str, str | None, dict[str, Any], st
     # gone from the context by the time a handler builds the envelope: reuse the record.
     info = recorded_info(exc) or classify(exc, message=message)
     stage = info.stage or current_scope().stage
+    if stage is not None:
+        stage = clean_text(stage, 256)
     details: dict[str, Any] = {}
     if isinstance(exc, FaultError) and exc.details:
         try:
             details = scrubber.mapping(_jsonable(exc.details))
         except Exception:
             details = {"_unreadable": True}
-    return info.code, clean_text(message, _MAX_MESSAGE), stage, details, info.hint
+    return (
+        clean_text(info.code, 256),
+        clean_text(message, _MAX_MESSAGE),
+        stage,
+        details,
+        clean_text(info.hint, 1024),
+    )
 
 
 def to_api_envelope(exc: BaseException) -> dict[str, Any]:
