@@ -36,7 +36,7 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from ..errors import ConfigError, clean_text
+from ..errors import ConfigError, clean_text, safe_str
 from ._context import pop, push
 from ._record import PASS_THROUGH, record_escaping, record_on_span
 from ._steps import drive, drive_async
@@ -409,7 +409,7 @@ def _traced_wrapper(
     for key, value in (attributes or {}).items():
         if isinstance(value, str):
             value = clean_text(value, 1024)
-        attrs[clean_text(key, 256) if isinstance(key, str) else str(key)] = value
+        attrs[clean_text(key, 256) if isinstance(key, str) else safe_str(key, 256)] = value
     if stage is not None:
         attrs["faultlens.stage"] = clean_text(stage, 256)
     span_attrs = attrs or None

@@ -18,6 +18,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from .. import scrub
 from .._version import __version__
+from ..errors import clean_text
 from ._fork import ensure_fork_hook, on_fork_child
 from ._state import STATE
 
@@ -162,6 +163,7 @@ def internal_error(where: str, exc: BaseException | None = None) -> None:
     place, and let the caller go on. Must itself never raise."""
     try:
         count_dropped("internal_error")
+        where = clean_text(where, 512)  # may quote user objects: valid UTF-8 for the logs
         if where not in _logged_internal:
             _logged_internal.add(where)
             _log.warning(
