@@ -94,3 +94,26 @@ def call(fn: Any, *args: Any) -> Any:
 
 def pid(_: object = None) -> int:
     return os.getpid()
+
+
+@faultlens.capture(stage="pooled")
+def scoped_stage(_: object = None) -> str | None:
+    from faultlens.capture import current_scope
+
+    return current_scope().stage
+
+
+class Scoped:
+    @faultlens.capture(stage="static")
+    @staticmethod
+    def static_stage() -> str | None:
+        from faultlens.capture import current_scope
+
+        return current_scope().stage
+
+    @faultlens.capture(stage="class")
+    @classmethod
+    def class_stage(cls) -> tuple[str, str | None]:
+        from faultlens.capture import current_scope
+
+        return cls.__name__, current_scope().stage

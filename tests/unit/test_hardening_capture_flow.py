@@ -395,3 +395,35 @@ async def test_a_raising_tracer_or_span_processor_never_reaches_the_application(
     with pytest.raises(LookupError) as raised:
         broken()
     assert str(raised.value) == "app error" and raised.value.__context__ is None
+
+
+def test_capture_decorates_static_and_class_methods_and_callable_objects_keeping_binding():
+    from support import hardening_capture as h
+
+    assert h.Scoped.static_stage() == "static"
+    assert h.Scoped().static_stage() == "static"
+    assert h.Scoped.class_stage() == ("Scoped", "class")
+    assert h.Scoped().class_stage() == ("Scoped", "class")
+
+    class Handler:
+        async def __call__(self):
+            return current_scope().stage
+
+    handler = faultlens.capture(stage="handler")(Handler())
+    assert is_async_callable(handler)
+    assert asyncio.run(handler()) == "handler"
+
+
+def test_capture_decorated_callables_pickle_like_the_bare_ones():
+    import pickle
+
+    from support import hardening_capture as h
+
+    for fn, expected in [
+        (h.scoped_stage, "pooled"),
+        (h.Scoped.static_stage, "static"),
+        (h.Scoped.class_stage, ("Scoped", "class")),
+    ]:
+        assert pickle.loads(pickle.dumps(fn))() == expected
+    by_value = faultlens.capture(stage="partial")(functools.partial(divmod, 7))
+    assert pickle.loads(pickle.dumps(by_value))(2) == (3, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from contextvars import Token
@@ -11,9 +12,10 @@ from typing import Any, TypeVar, cast
 
 from ..errors import ConfigError, clean_text
 from ._context import Scope, enter_owned, find_owned, leave_owned, pop, push
-from ._instrument import callable_kind, is_coroutine
+from ._instrument import _is_callable_object, callable_kind, is_coroutine
 from ._record import record_escaping
 from ._steps import drive, drive_async
+from ._wrapper import AsyncCallableWrapper, FunctionWrapper
 
 __all__ = ["capture"]
 
@@ -108,8 +110,16 @@ class capture:
         self.__exit__(exc_type, exc, tb)
 
     def __call__(self, func: F) -> F:
-        stage, context, name = self._stage, self._context, self._name
         kind = callable_kind(func)
+        if not inspect.isfunction(func):
+            # staticmethod/classmethod objects, callable objects, partials: a wrapt wrapper
+            # keeps their binding, and pickles like them.
+            run = self._runner(kind)
+            rebuild = functools.partial(_recapture, self._stage, self._context)
+            if kind == "async" and _is_callable_object(func):
+                return cast(F, AsyncCallableWrapper(func, run, rebuild))
+            return cast(F, FunctionWrapper(func, run, rebuild))
+        stage, context, name = self._stage, self._context, self._name
         if kind == "asyncgen":
 
             @functools.wraps(func)
@@ -142,3 +152,40 @@ class capture:
             return result
 
         return cast(F, wrapper)
+
+    def _runner(self, kind: str) -> Callable[[Any, Any, Any, Any], Any]:
+        """The wrapt-style ``run(wrapped, instance, args, kwargs)`` for ``kind``."""
+        stage, context, name = self._stage, self._context, self._name
+        if kind == "asyncgen":
+
+            def run_agen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return drive_async(wrapped(*args, **kwargs), _ScopeSteps(stage, context, name))
+
+            return run_agen
+        if kind == "async":
+
+            async def run_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                with self:
+                    return await wrapped(*args, **kwargs)
+
+            return run_async
+        if kind == "gen":
+
+            def run_gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                return drive(wrapped(*args, **kwargs), _ScopeSteps(stage, context, name))
+
+            return run_gen
+
+        def run(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            with self:
+                result = wrapped(*args, **kwargs)
+            if is_coroutine(result):
+                return _scoped(self, result)
+            return result
+
+        return run
+
+
+def _recapture(stage: str | None, context: dict[str, Any], wrapped: Any) -> Any:
+    """Unpickling a capture-decorated object that is not reachable by name: decorate again."""
+    return capture(stage, **context)(wrapped)
