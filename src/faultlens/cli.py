@@ -333,8 +333,20 @@ def cmd_stats(args: argparse.Namespace, out: _Output) -> int:
 # -- report -----------------------------------------------------------------------------------
 
 
+def _write(path: str, text: str, out: _Output) -> str:
+    """``faultlens._output.write_text`` with a failure worded for people: the path and the
+    reason, as the same kind of OSError (so the exit code and error code stay meaningful)."""
+    from ._output import write_text
+
+    try:
+        return write_text(path, text, stdout=out.out)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise type(exc)(f"cannot write {os.path.abspath(path)} ({reason})") from None
+
+
 def cmd_report(args: argparse.Namespace, out: _Output) -> int:
-    from ._output import STDOUT, write_text
+    from ._output import STDOUT
     from .journal import compute_stats
     from .reports import render_report
 
@@ -357,7 +369,7 @@ def cmd_report(args: argparse.Namespace, out: _Output) -> int:
         output = os.path.join(output, f"faultlens-report.{args.format}")
     entries = _read(journal, since, out)
     text = render_report(compute_stats(entries), _errors(entries), args.format, jaeger_url=jaeger)
-    written = write_text(output, text, stdout=out.out)
+    written = _write(output, text, out)
     if written == STDOUT:
         return 0
     out.data({"path": written, "format": args.format})
@@ -371,19 +383,19 @@ def cmd_report(args: argparse.Namespace, out: _Output) -> int:
 def cmd_rules(args: argparse.Namespace, out: _Output) -> int:
     """The alert thresholds of faultlens.yaml as a Prometheus rule file."""
     from ._config import load_settings
-    from ._output import STDOUT, write_text
+    from ._output import STDOUT
     from .reports import render_alert_rules
 
     settings = load_settings(config_file=args.config)
     text = render_alert_rules(settings.error_handling.monitoring, job=args.job)
     if args.output and args.output != STDOUT:
-        written = write_text(args.output, text)
+        written = _write(args.output, text, out)
         out.data({"path": written})
         out.text(f"rules written: {written}")
     elif out.json:  # no file, or `-o -`: standard output
         out.data({"rules": text})
     else:
-        write_text(STDOUT, text, stdout=out.out)
+        _write(STDOUT, text, out)
     return 0
 
 
@@ -449,20 +461,11 @@ def _redact(text: str) -> str:
 
 
 def _display_url(url: str) -> str:
-    """A URL as the CLI shows it: without the ``user:password@`` part."""
-    from urllib.parse import urlsplit, urlunsplit
+    """A URL as the CLI shows it: without ``user:password@``, secret query parameters or
+    token-like path segments (``faultlens.scrub.redact_url``)."""
+    from .scrub import redact_url
 
-    try:
-        parts = urlsplit(url)
-        if parts.username is None and parts.password is None:
-            return _redact(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = host if parts.port is None else f"{host}:{parts.port}"
-        return _redact(urlunsplit(parts._replace(netloc=netloc)))
-    except ValueError:  # an invalid port and the like: show no part of it that may be secret
-        return _redact(url.rpartition("@")[2])
+    return redact_url(url)
 
 
 def _check_config() -> tuple[Check, Any]:
@@ -761,7 +764,7 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
             child = subprocess.Popen(command, env=env)
         except OSError as exc:
             raise _config_error(
-                f"cannot run {command[0]}: {exc.strerror or exc}", key="command"
+                f"cannot run {command[0]} ({exc.strerror or exc})", key="command"
             ) from None
         # Only now: an ignored SIGINT would be inherited, and Ctrl-C would not stop the child.
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -774,7 +777,23 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _directory_option(path: str, option: str) -> None:
+    """A directory option (--journal, --dir) that can never be created is bad input, said
+    before anything runs rather than discovered by the application later."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return
+        probe = parent
+    if not os.path.isdir(probe):
+        where = "" if probe == os.path.abspath(path) else f" (so {path} cannot be created)"
+        raise _config_error(f"{probe} is not a directory{where}", key=option)
+
+
 def cmd_run(args: argparse.Namespace, out: _Output) -> int:
+    if args.journal:
+        _directory_option(args.journal, "--journal")
     command = _resolve_command(list(args.command))
     env = _run_env(args)
     if args.no_exec:
@@ -785,7 +804,7 @@ def cmd_run(args: argparse.Namespace, out: _Output) -> int:
         os.execvpe(command[0], command, env)
     except OSError as exc:
         raise _config_error(
-            f"cannot run {command[0]}: {exc.strerror or exc}", key="command"
+            f"cannot run {command[0]} ({exc.strerror or exc})", key="command"
         ) from None
     return 0  # pragma: no cover - exec does not return
 
@@ -858,9 +877,9 @@ def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
     import subprocess
     from pathlib import Path
 
-    from ._output import write_text
     from .reports import render_report
 
+    _directory_option(args.dir, "--dir")
     examples = _examples_dir()
     workdir = Path(os.path.abspath(args.dir))
     journal = workdir / "journal"
@@ -890,7 +909,7 @@ def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
     payload = _stats_dict(stats, str(journal), 3600.0)
     _render_stats(payload, out)
     html = render_report(stats, _errors(entries), "html")
-    report = write_text(str(workdir / "report.html"), html)
+    report = _write(str(workdir / "report.html"), html, out)
     elapsed = time.monotonic() - started
     out.data({"stats": payload, "report": report, "seconds": round(elapsed, 2)})
     out.text()

@@ -272,6 +272,22 @@ def test_bad_input_is_one_clear_line_and_exit_2(argv, names, tmp_path):
     assert names in body["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--journal", "{file}/journal", "--", "python", "-c", "pass"],
+        ["demo", "--dir", "{file}"],
+        ["demo", "--dir", "{file}/sub"],
+    ],
+)
+def test_a_directory_option_that_cannot_be_a_directory_is_bad_input(argv, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = faultlens(*(a.format(file=blocker) for a in argv), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{blocker} is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_a_huge_since_never_prints_infinity(tmp_path):
     proc = faultlens("--json", "stats", "--journal", str(tmp_path), "--since", "9" * 400 + "w")
     assert proc.returncode == 2

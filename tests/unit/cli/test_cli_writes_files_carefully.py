@@ -186,8 +186,8 @@ def test_an_unwritable_path_is_a_clear_error(journal, tmp_path):
     blocker.write_text("")
     proc = report(journal, str(blocker / "r.json"))
     assert proc.returncode == 1
-    assert proc.stderr.startswith("faultlens: ") and "Traceback" not in proc.stderr
-    assert str(blocker) in proc.stderr
+    assert proc.stderr.startswith(f"faultlens: cannot write {blocker / 'r.json'} (Not a directory)")
+    assert "Traceback" not in proc.stderr
 
 
 def test_rules_are_written_the_same_way(tmp_path):
