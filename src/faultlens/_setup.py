@@ -245,7 +245,7 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         try:
             bp = self._batch_processor
-            if len(bp._queue) >= bp._max_queue_size:
+            if not bp._shutdown and len(bp._queue) >= bp._max_queue_size:
                 count_dropped("queue_full")
         except Exception:
             pass
@@ -511,12 +511,27 @@ def _install_providers(rt: _Runtime) -> None:
     resource = None
     app_tp = _app_tracer_provider()
     if app_tp is None or getattr(app_tp, "_faultlens_owned", False):
-        resource = build_resource(settings)
-        # shutdown_on_exit=False: faultlens shuts its providers down at exit itself, once
-        # and within EXIT_TIMEOUT (the SDK's own atexit handler waits up to 30 s and, after
-        # a configure/shutdown/configure, shuts a provider down twice).
-        tp = TracerProvider(resource=resource, shutdown_on_exit=False)
-        tp._faultlens_owned = True  # type: ignore[attr-defined]
+        key = _provider_key(settings)
+        if (
+            app_tp is not None
+            and getattr(app_tp, "_faultlens_stopped", False)
+            and getattr(app_tp, "_faultlens_key", None) == key
+        ):
+            # configure() after shutdown(): the global provider faultlens set before (and
+            # stopped) gets new processors, so the tracers the application already holds
+            # (bound to it: the global is set-once) export again. A TracerProvider stays
+            # usable after shutdown; a MeterProvider does not, so metrics get a new one.
+            tp = app_tp
+            resource = tp.resource
+        else:
+            resource = build_resource(settings)
+            # shutdown_on_exit=False: faultlens shuts its providers down at exit itself,
+            # once and within EXIT_TIMEOUT (the SDK's own atexit handler waits up to 30 s
+            # and, after a configure/shutdown/configure, shut a provider down twice).
+            tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+            tp._faultlens_owned = True  # type: ignore[attr-defined]
+            tp._faultlens_key = key  # type: ignore[attr-defined]
+        tp._faultlens_stopped = False  # type: ignore[attr-defined]
         span_exporter = _otlp_span_exporter(settings) if active == "otlp" else None
         parts: list[Any] = []
         if span_exporter is not None:
@@ -780,6 +795,7 @@ def _stop_components(rt: _Runtime, deadline: float) -> None:
 
 
 def _stop_provider(provider: Any, deadline: float) -> None:
+    provider._faultlens_stopped = True
     for part in getattr(provider, "_faultlens_parts", ()):
         if isinstance(part, CountingBatchSpanProcessor):
             part.shutdown_within(_remaining(deadline) * 1000)

@@ -664,6 +664,30 @@ def test_configure_shutdown_configure_then_exit_is_silent_and_still_exports(coll
     assert collector.requests.get("/v1/metrics", 0) >= 1
 
 
+APP_TRACER_ACROSS_RECONFIGURE = """
+    import sys, faultlens
+    from opentelemetry import trace
+
+    kwargs = dict(service_name="svc", journal=False, endpoint=sys.argv[1],
+                  protocol="http/protobuf")
+    faultlens.configure(**kwargs)
+    tracer = trace.get_tracer("app")  # the application's own tracer, held across
+    faultlens.shutdown()
+    faultlens.configure(**kwargs)
+    with tracer.start_as_current_span("request"):
+        pass
+"""
+
+
+def test_the_apps_tracers_export_again_after_configure_shutdown_configure(collector):
+    proc = child(APP_TRACER_ACROSS_RECONFIGURE, collector.url)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (0, "")
+    # The global tracer provider is set once: the one faultlens set first is re-armed
+    # instead of being left shut down under the application's tracers.
+    assert collector.requests.get("/v1/traces", 0) == 1
+
+
 def test_configure_shutdown_configure_without_a_collector_is_silent():
     proc = child(RECONFIGURING_APP)
     out, err = proc.communicate(timeout=60)
