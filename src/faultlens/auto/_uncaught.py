@@ -14,13 +14,16 @@ Three places see exceptions nobody caught:
   and loops whose application sets its own handler are left to the application.
 
 None of them blocks: the thread they run on may be an event loop or a thread someone joins,
-so a flush is handed to a faultlens thread (``flush_soon``) instead of being waited for.
+so the thread and asyncio hooks hand a flush to a faultlens thread (``flush_soon``) instead
+of waiting for it, and the main-thread hook leaves it to the exit that follows.
 
 An application that installs its own ``sys.excepthook`` after faultlens (``rich.traceback
 .install()``, a framework's crash reporter) and does not chain to the previous one would
 hide its crashes from the hook. faultlens does not depend on being last: at exit it also
 looks at the exception the interpreter reported as uncaught (``sys.last_exc`` /
-``sys.last_value``, set before any excepthook runs) and records it if no faultlens hook did.
+``sys.last_value``, set before any excepthook runs) and records it if no faultlens hook did
+(context ``excepthook="replaced"``). The interpreter keeps no such trace for threads: a
+``threading.excepthook`` replaced later without chaining hides thread deaths.
 
 The crash record. An exception that kills the process (or a thread, or surfaces in an
 asyncio handler) is recorded with severity ``critical`` and the context flag
