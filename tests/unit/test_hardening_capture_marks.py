@@ -17,6 +17,7 @@ import asyncio
 import gc
 import json
 import pickle
+import sys
 import weakref
 
 import pytest
@@ -146,8 +147,10 @@ def test_an_error_at_the_recursion_limit_is_counted_once_with_one_event():
     def descend(n: int) -> int:
         return descend(n + 1) + 1
 
+    limit = sys.getrecursionlimit()
     with faultlens.testing.capture() as cap, pytest.raises(RecursionError) as raised:
         descend(0)
+    assert sys.getrecursionlimit() == limit, "the stack headroom is given back"
     assert raised.value.__context__ is None, "the application's own RecursionError propagates"
     assert cap.counter("faultlens.errors", code="SYS_UNKNOWN_ERROR") == 1
     assert len(cap.error_events) == 1
@@ -318,3 +321,31 @@ async def test_a_group_of_cancellations_is_no_failure():
         raise_it(BaseExceptionGroup("stop", [asyncio.CancelledError(), KeyboardInterrupt()]))
     assert cap.counter("faultlens.errors") == 0
     assert cap.spans == []
+
+
+def test_errors_at_the_recursion_limit_in_several_threads_are_each_counted_once():
+    import threading
+
+    @faultlens.instrument
+    def descend(n: int) -> int:
+        return descend(n + 1) + 1
+
+    limit = sys.getrecursionlimit()
+    failures: list[BaseException] = []
+
+    def run():
+        try:
+            descend(0)
+        except RecursionError as exc:
+            failures.append(exc)
+
+    with faultlens.testing.capture() as cap:
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert len(failures) == 3
+    assert cap.counter("faultlens.errors") == 3
+    assert len(cap.error_events) == 3
+    assert sys.getrecursionlimit() == limit, "the headroom is given back"

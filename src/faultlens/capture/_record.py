@@ -53,7 +53,7 @@ from ._context import current_scope
 from ._fork import ensure_fork_hook, on_fork_child
 from ._marks import MARKS, Mark
 from ._ratelimit import RateLimiter, notify_suppressed
-from ._stack import lower_limit, raise_limit
+from ._stack import lower_limit, raise_limit, settle
 from ._state import STATE
 from ._telemetry import count_dropped, errors_counter, get_tracer, internal_error
 
@@ -635,6 +635,7 @@ def _guarded(where: str, step: Callable[..., Any], *args: Any) -> Any:
     recursion, often a RecursionError itself), it runs once more with stack headroom: the
     marks make the second run finish what the first left undone, nothing twice."""
     try:
+        settle()  # a headroom a deeper recording could not give back yet
         return step(*args)
     except RecursionError:
         pass
