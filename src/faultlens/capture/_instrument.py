@@ -93,8 +93,11 @@ def _kind_of(func: Any) -> Kind:
         else:
             # A callable object: what its class's __call__ is (``async def __call__``).
             call = inspect.getattr_static(type(target), "__call__", None)
-            if call is None:
-                return "sync"
+            if not (
+                inspect.isfunction(call)
+                or isinstance(call, (staticmethod, classmethod, wrapt.BaseObjectProxy))
+            ):
+                return "sync"  # a builtin's or C type's __call__: nothing async about it
             target = call
     return "sync"
 
