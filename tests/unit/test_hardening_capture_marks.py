@@ -349,3 +349,16 @@ def test_errors_at_the_recursion_limit_in_several_threads_are_each_counted_once(
     assert cap.counter("faultlens.errors") == 3
     assert len(cap.error_events) == 3
     assert sys.getrecursionlimit() == limit, "the headroom is given back"
+
+
+async def test_a_large_task_group_of_recorded_failures_adds_no_count():
+    @faultlens.instrument
+    async def fan_out(n: int):
+        async with asyncio.TaskGroup() as tg:
+            for i in range(n):
+                tg.create_task(fetch(str(i), ValueError(f"item {i}")))
+
+    with faultlens.testing.capture() as cap, pytest.raises(ExceptionGroup) as raised:
+        await fan_out(300)
+    assert len(raised.value.exceptions) == 300
+    assert cap.counter("faultlens.errors") == 300

@@ -28,7 +28,11 @@ Two stores, because only some exceptions can be weakly referenced:
 The trade-off of both bounds: a mark forgotten while its exception is still alive and later
 re-raised through another instrumented function gets that exception recorded (and counted)
 a second time. The bounds are far above the number of exceptions in flight at once, which is
-what marks are for.
+what marks are for, and cover the members of an ``asyncio.TaskGroup`` of a thousand failed
+tasks. What the strong store can pin beyond the application's own references: the few
+exceptions dropped since the last sweep, and exceptions only kept alive by a reference
+cycle (a frame that stored its own exception in a local), which the sweep cannot tell from
+live ones; those wait for ``MAX_STRONG`` newer marks.
 
 A mark has two steps, each claimed by one recorder at a time (threads may re-raise the same
 exception object, e.g. a shared future's): the *count* in ``faultlens.errors`` and the
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["MARKS", "Mark", "MarkStore"]
 
 MAX_WEAK = 16_384
-MAX_STRONG = 256
+MAX_STRONG = 1024
 SWEEP_EVERY = 32
 
 _TODO, _BUSY, _DONE = 0, 1, 2

@@ -88,7 +88,10 @@ ITERATION_END: tuple[type[BaseException], ...] = (StopIteration, StopAsyncIterat
 # What the wrappers (@instrument, capture(), auto-instrumentation) let through unrecorded.
 PASS_THROUGH: tuple[type[BaseException], ...] = CONTROL_FLOW + ITERATION_END
 AttrValue = str | bool | int | float
-_MAX_GROUP_MEMBERS = 128
+# Members of an exception group looked at (whether all were recorded already), and covered
+# once the group is counted (each cover is a mark; the strong store holds at most 1024).
+_MAX_GROUP_MEMBERS = 4096
+_MAX_GROUP_COVER = 512
 
 
 def is_control_flow(exc: BaseException) -> bool:
@@ -545,7 +548,7 @@ def _members_recorded(group: BaseExceptionGroup[BaseException]) -> bool:
 def _cover_members(group: BaseExceptionGroup[BaseException]) -> None:
     """The group was counted: its members are part of that one failure."""
     members, _ = _group_members(group)
-    for member in members:
+    for member in members[:_MAX_GROUP_COVER]:
         if MARKS.get(member) is None:
             MARKS.add(member, Mark(None, covered=True))
 
