@@ -591,7 +591,8 @@ def instrument(
                 wrapper = _errors_wrapper(kind, span_name, stage, skip)
             else:
                 wrapper = _traced_wrapper(kind, span_name, stage, attributes, skip)
-            rebuild = functools.partial(_rebuild, mode, name, stage, attributes, ignored)
+            options = dict(attributes) if attributes else None  # a plain dict pickles
+            rebuild = functools.partial(_rebuild, mode, name, stage, options, ignored)
             if kind == "async" and _is_callable_object(f):
                 return AsyncCallableWrapper(f, wrapper, rebuild)
             return FunctionWrapper(f, wrapper, rebuild)
