@@ -28,7 +28,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ._version import __version__
@@ -444,12 +443,20 @@ def cmd_codes(args: argparse.Namespace, out: _Output) -> int:
 # -- doctor -----------------------------------------------------------------------------------
 
 
-@dataclass
 class Check:
-    name: str
-    status: str  # ok | warn | fail | skip
-    detail: str
-    fix: str = ""
+    """One line of `faultlens doctor` (a plain class: dataclasses would cost every command
+    its import)."""
+
+    __slots__ = ("detail", "fix", "name", "status")
+
+    def __init__(self, name: str, status: str, detail: str, fix: str = "") -> None:
+        self.name = name
+        self.status = status  # ok | warn | fail | skip
+        self.detail = detail
+        self.fix = fix
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
 
 
 def _redact(text: str) -> str:
@@ -688,7 +695,7 @@ def cmd_doctor(args: argparse.Namespace, out: _Output) -> int:
     for c in checks:  # whatever a message quoted (a URL, an exception), no credential leaves
         c.detail, c.fix = _redact(c.detail), _redact(c.fix)
     failed = [c for c in checks if c.status == "fail"]
-    out.data({"ok": not failed, "checks": [c.__dict__ for c in checks]})
+    out.data({"ok": not failed, "checks": [c.as_dict() for c in checks]})
     marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
     for c in checks:
         out.text(f"[{marks[c.status]}] {c.name}: {c.detail}")
