@@ -17,7 +17,6 @@ the wrapped object), else it fails the way pickling the bare object would.
 from __future__ import annotations
 
 import inspect
-import pickle
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -112,6 +111,8 @@ class FunctionWrapper(wrapt.FunctionWrapper):  # type: ignore[misc,type-arg]
         if rebuild is not None:
             return (rebuild, (self.__wrapped__,))
         # Not reachable by name and no way to rebuild: fail like pickling the bare object.
+        import pickle  # only ever needed here, while pickling: not at faultlens's import
+
         if isinstance(module, str) and isinstance(qualname, str):
             raise pickle.PicklingError(
                 f"Can't pickle {self.__wrapped__!r}: it's not found as {module}.{qualname}"
