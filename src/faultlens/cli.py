@@ -168,6 +168,8 @@ def _cell(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
+        if not math.isfinite(v):
+            return "-"
         return f"{v:.2f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
     return str(v).replace("\n", " ")
 
@@ -317,8 +319,9 @@ def _sparkline(values: Sequence[float]) -> str:
     if not values:
         return ""
     bars = "▁▂▃▄▅▆▇█"
-    top = max(values) or 1
-    return "".join(bars[min(len(bars) - 1, int(v / top * (len(bars) - 1)))] for v in values)
+    clean = [v if math.isfinite(v) and v > 0 else 0.0 for v in values]
+    top = max(clean) or 1.0
+    return "".join(bars[min(len(bars) - 1, int(v / top * (len(bars) - 1)))] for v in clean)
 
 
 def cmd_stats(args: argparse.Namespace, out: _Output) -> int:

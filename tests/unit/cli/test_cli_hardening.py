@@ -405,3 +405,36 @@ def test_the_parent_of_faultlens_run_does_not_load_the_sdk(tmp_path):
         check=False,
     )
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_text_tables_show_non_finite_numbers_as_a_dash():
+    from faultlens.cli import _cell, _sparkline
+
+    assert [_cell(v) for v in (float("inf"), float("nan"), 2.0, 2.5)] == ["-", "-", "2", "2.5"]
+    assert _sparkline([float("nan"), 1.0, float("inf"), 2.0]) == "▁▄▁█"
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
+    """`faultlens codes | head -1` over more output than a pipe holds: the pipe closes under
+    the command, which ends quietly (no BrokenPipeError traceback) with exit 0."""
+    catalog = tmp_path / "many.yaml"
+    catalog.write_text(
+        "codes:\n"
+        + "".join(
+            f"  MANY_{i:05d}: {{category: system, severity: low, hint: '{'x' * 80}'}}\n"
+            for i in range(3000)
+        )
+    )
+    proc = subprocess.run(
+        f"{sys.executable} -m faultlens.cli codes --catalog {catalog} | head -1; "
+        "exit ${PIPESTATUS[0]}",
+        shell=True,
+        executable="/bin/bash",
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.stdout.startswith("code") and proc.stderr == ""
+    assert proc.returncode == 0
