@@ -1,0 +1,121 @@
+"""Django: classified request errors on ``opentelemetry-instrumentation-django``'s span.
+
+::
+
+    # settings.py is read by then, e.g. in wsgi.py / manage.py before the application loads
+    faultlens.integrations.django.instrument()
+
+or list the middleware yourself, innermost (last), with the contrib's instrumentor on::
+
+    MIDDLEWARE = [..., "faultlens.integrations.django.FaultlensMiddleware"]
+
+Django turns every exception a view raises into a response (``Http404`` → 404,
+``PermissionDenied`` → 403, ``SuspiciousOperation`` → 400, anything else → 500 and the
+``got_request_exception`` signal). The middleware notes each one (``process_exception``, and
+the signal for exceptions raised outside views); the server span settles them when the
+contrib's middleware ends it, with the response's status: failures recorded once on it, the
+rest counted (``faultlens.integrations._http``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..capture import internal_error
+from . import _server
+from ._http import HttpPolicy
+
+__all__ = ["MIDDLEWARE", "FaultlensMiddleware", "instrument"]
+
+MIDDLEWARE = "faultlens.integrations.django.FaultlensMiddleware"
+
+_lock = threading.Lock()
+_policy: HttpPolicy | None = None
+_signal_connected = False
+
+
+def _on_exception(sender: Any, request: Any = None, **_: Any) -> None:
+    import sys
+
+    exc = sys.exc_info()[1]
+    if exc is not None:
+        _server.note(exc, handled=False)
+
+
+class FaultlensMiddleware:
+    """Notes the exceptions of each request for its server span (sync and async views)."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+        _connect_signal()
+
+    def __call__(self, request: Any) -> Any:
+        state = _server.begin(method=getattr(request, "method", None), policy=_policy)
+        if state is None:
+            return self.get_response(request)
+        state.enter()
+        try:
+            return self.get_response(request)
+        finally:
+            try:
+                match = getattr(request, "resolver_match", None)
+                route = getattr(match, "route", None)
+                if isinstance(route, str) and route:
+                    state.set_route(route)
+            except Exception as e:
+                internal_error("django route", e)
+            state.leave()
+            if not state.guarded:
+                state.settle()
+
+    def process_exception(self, request: Any, exception: Exception) -> None:
+        _server.note(exception, handled=False)
+        return None  # Django goes on as without faultlens
+
+
+def _connect_signal() -> None:
+    global _signal_connected
+    with _lock:
+        if _signal_connected:
+            return
+        from django.core.signals import got_request_exception
+
+        got_request_exception.connect(_on_exception, weak=False, dispatch_uid="faultlens")
+        _signal_connected = True
+
+
+def instrument(*, policy: HttpPolicy | None = None, **instrumentor_kwargs: Any) -> bool:
+    """The contrib's Django instrumentor (unless on already) and faultlens's middleware,
+    innermost. Needs the settings module (``DJANGO_SETTINGS_MODULE``): without it nothing is
+    done (the contrib would configure empty settings). Idempotent; never raises."""
+    global _policy
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        try:
+            from django.conf import settings
+
+            if not settings.configured:
+                return False
+        except Exception:
+            return False
+    try:
+        from django.conf import settings
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+        _policy = policy
+        instrumentor = DjangoInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(**instrumentor_kwargs)
+        middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+        if MIDDLEWARE not in middleware:
+            middleware.append(MIDDLEWARE)
+            settings.MIDDLEWARE = middleware
+        return True
+    except Exception as e:
+        internal_error("faultlens django integration", e)
+        return False

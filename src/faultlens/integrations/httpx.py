@@ -1,0 +1,49 @@
+"""httpx: client spans from ``opentelemetry-instrumentation-httpx``, with error statuses
+classified (see ``faultlens.integrations._outbound``); httpx's exceptions are classified by
+the built-in library rules (``ConnectError`` → ``NET_CONNECTION_FAILED``, timeouts →
+``EXE_TIMEOUT``, ``HTTPStatusError`` by status, 429 → ``NET_RATE_LIMITED``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..capture import internal_error
+from ._outbound import annotate_client_span
+
+__all__ = ["instrument", "response_hook", "uninstrument"]
+
+
+def response_hook(span: Any, request: Any, response: Any) -> None:
+    """The instrumentor's response hook (``ResponseInfo(status_code, headers, ...)``)."""
+    annotate_client_span(
+        span, getattr(response, "status_code", None), getattr(response, "headers", None)
+    )
+
+
+async def async_response_hook(span: Any, request: Any, response: Any) -> None:
+    response_hook(span, request, response)
+
+
+def instrument(**instrumentor_kwargs: Any) -> bool:
+    """Instrument every httpx client (the contrib's ``instrument()``), with faultlens's
+    response hooks unless you pass your own. Idempotent; never raises."""
+    try:
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    except ImportError:
+        return False
+    try:
+        instrumentor = HTTPXClientInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor_kwargs.setdefault("response_hook", response_hook)
+            instrumentor_kwargs.setdefault("async_response_hook", async_response_hook)
+            instrumentor.instrument(**instrumentor_kwargs)
+        return True
+    except Exception as e:
+        internal_error("faultlens httpx integration", e)
+        return False
+
+
+def uninstrument() -> None:
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().uninstrument()

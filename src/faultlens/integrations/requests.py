@@ -1,0 +1,45 @@
+"""requests: client spans from ``opentelemetry-instrumentation-requests``, with error
+statuses classified (see ``faultlens.integrations._outbound``); requests' and urllib3's
+exceptions are classified by the built-in library rules (``ConnectionError`` →
+``NET_CONNECTION_FAILED``, ``Timeout``/``ConnectTimeout`` → ``EXE_TIMEOUT``, ``HTTPError``
+by status, ``SSLError`` → ``NET_TLS_FAILED``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..capture import internal_error
+from ._outbound import annotate_client_span
+
+__all__ = ["instrument", "response_hook", "uninstrument"]
+
+
+def response_hook(span: Any, request: Any, response: Any) -> None:
+    """The instrumentor's response hook (a ``requests.Response``)."""
+    annotate_client_span(
+        span, getattr(response, "status_code", None), getattr(response, "headers", None)
+    )
+
+
+def instrument(**instrumentor_kwargs: Any) -> bool:
+    """Instrument requests (the contrib's ``instrument()``), with faultlens's response hook
+    unless you pass your own. Idempotent; never raises."""
+    try:
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    except ImportError:
+        return False
+    try:
+        instrumentor = RequestsInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor_kwargs.setdefault("response_hook", response_hook)
+            instrumentor.instrument(**instrumentor_kwargs)
+        return True
+    except Exception as e:
+        internal_error("faultlens requests integration", e)
+        return False
+
+
+def uninstrument() -> None:
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    RequestsInstrumentor().uninstrument()

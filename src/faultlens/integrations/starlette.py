@@ -1,0 +1,182 @@
+"""Starlette (and so FastAPI) apps: classified request errors on the server span.
+
+``instrument_app(app)`` adds one pure-ASGI middleware (outermost of the app's own
+middleware, inside Starlette's error middleware) and observes the app's exception handlers:
+
+- an exception escaping the views (and the app's middleware added before it) is noted as
+  unhandled; Starlette still answers 500 (or what the app's ``Exception`` handler answers)
+  and still re-raises it to the server, exactly as without faultlens;
+- an exception a handler turns into a response (``HTTPException(404)``,
+  ``RequestValidationError`` → 422, the app's own handlers) is noted as handled;
+- the server span (the ASGI instrumentor's) settles them when it ends: failures recorded
+  once on it, the rest counted (``faultlens.integrations._http``).
+
+``envelopes=True`` also answers unhandled exceptions with ``faultlens.to_api_envelope(exc)``
+JSON (status from the error's category, ``Retry-After`` from an open breaker, the trace id
+in ``meta``) instead of Starlette's plain "Internal Server Error".
+
+The server span itself comes from the contrib instrumentor (``faultlens.integrations.fastapi``
+for FastAPI apps; for a plain Starlette app, ``OpenTelemetryMiddleware`` from
+``opentelemetry-instrumentation-asgi`` around it, or the Starlette instrumentor). Without one,
+failures are still recorded, on a span of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ..capture import internal_error, record_error, to_api_envelope
+from ..errors import classify
+from . import _server
+from ._http import HttpPolicy, envelope_status
+
+__all__ = ["FaultlensASGIMiddleware", "envelope_handler", "instrument_app", "observe_handler"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_MARK = "__faultlens_observed__"
+
+
+def _route_of(scope: Scope) -> str | None:
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return path if isinstance(path, str) and path else None
+
+
+def _route_from_span(state: _server.RequestState) -> str | None:
+    value = _server._attributes(state.span).get("http.route")
+    return value if isinstance(value, str) and value else None
+
+
+class FaultlensASGIMiddleware:
+    """Notes the exceptions that escape the app for the request's server span."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], policy: HttpPolicy | None = None):
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method") if isinstance(scope.get("method"), str) else None
+        state = _server.begin(method=method, policy=self.policy)
+        if state is None:  # no server span: failures get a span of their own
+            try:
+                await self.app(scope, receive, send)
+            except Exception as exc:
+                ctx: dict[str, Any] = {"http.request.method": method} if method else {}
+                route = _route_of(scope)
+                if route:
+                    ctx["http.route"] = route
+                record_error(exc, **ctx)
+                raise
+            return
+        state.set_route(_route_from_span(state))
+        state.enter()
+
+        async def observed_send(message: Message) -> None:
+            if message.get("type") == "http.response.start":
+                status = message.get("status")
+                if isinstance(status, int):
+                    state.status = status
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        except Exception as exc:
+            _server.note(exc, handled=False, state=state)
+            if state.status is None:
+                state.status = 500
+            raise
+        finally:
+            state.set_route(_route_of(scope))
+            state.leave()
+            if not state.guarded:
+                state.settle()
+
+
+def _is_async(handler: Any) -> bool:
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004 - an async __call__ method
+    )
+
+
+def observe_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """An exception handler that notes the exception it answers (same sync/async kind)."""
+    if getattr(handler, _MARK, False):
+        return handler
+    if _is_async(handler):
+
+        async def async_observed(request: Any, exc: BaseException) -> Any:
+            _server.note(exc, handled=True)
+            return await handler(request, exc)
+
+        observed: Callable[..., Any] = async_observed
+    else:
+
+        def sync_observed(request: Any, exc: BaseException) -> Any:
+            _server.note(exc, handled=True)
+            return handler(request, exc)
+
+        observed = sync_observed
+    try:
+        functools.update_wrapper(observed, handler)
+    except Exception:
+        pass
+    setattr(observed, _MARK, True)
+    return observed
+
+
+def _observe_handlers(app: Any) -> None:
+    """Wrap the handlers that turn exceptions into responses (not the 500/Exception one:
+    what reaches it escaped the views and is noted by the middleware)."""
+    try:
+        handlers = app.exception_handlers
+        for key, handler in list(handlers.items()):
+            if key in (500, Exception) or not callable(handler):
+                continue
+            handlers[key] = observe_handler(handler)
+    except Exception as e:
+        internal_error("starlette exception handlers", e)
+
+
+async def envelope_handler(request: Any, exc: Exception) -> Any:
+    """``faultlens.to_api_envelope(exc)`` as JSON, with the status the error's category
+    calls for (and ``Retry-After`` for an open breaker)."""
+    from starlette.responses import JSONResponse
+
+    try:
+        status, headers = envelope_status(exc, classify(exc))
+        body = to_api_envelope(exc)
+    except Exception as e:  # never let the error page fail
+        internal_error("api envelope", e)
+        status, headers, body = 500, {}, {"ok": False, "error": {"code": "SYS_UNKNOWN_ERROR"}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def instrument_app(app: Any, *, policy: HttpPolicy | None = None, envelopes: bool = False) -> Any:
+    """Classified request errors for a Starlette/FastAPI app (idempotent). Call it before
+    the app serves its first request (like ``add_middleware``)."""
+    if getattr(app, "_faultlens_instrumented", False):
+        return app
+    app.add_middleware(FaultlensASGIMiddleware, policy=policy)
+    if envelopes:
+        app.add_exception_handler(Exception, envelope_handler)
+    original_build = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        _observe_handlers(app)  # when the stack is built, every handler is registered
+        return original_build()
+
+    app.build_middleware_stack = build_middleware_stack
+    app._faultlens_instrumented = True
+    return app
