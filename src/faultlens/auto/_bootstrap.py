@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,15 +111,33 @@ def claim_target() -> bool:
     return target
 
 
+class _OnlyErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
 def start(*, target: bool = True) -> None:
     """The child's bootstrap: configure from the environment, hook, instrument. Never raises;
-    a failure is reported in one line (in the target process only, see ``TARGET_VAR``) and
-    the application starts without faultlens.
+    a failure is reported in one line and the application starts without faultlens.
+
+    Only the target process (see ``TARGET_VAR``) reports on stderr: in the processes it
+    launches, start-up remarks (a configuration problem, a deprecated key) were already said
+    once by the target and are logged at debug level; errors still show.
 
     An application whose own ``sitecustomize`` (run first, see ``_boot/sitecustomize.py``)
     already called ``configure()`` keeps its configuration: the bootstrap only adds the hooks.
     """
-    report = _log.warning if target else _log.debug
+    quiet = None if target else _OnlyErrors()
+    if quiet is not None:
+        _log.addFilter(quiet)
+    try:
+        _start(report=_log.warning if target else _log.debug)
+    finally:
+        if quiet is not None:
+            _log.removeFilter(quiet)
+
+
+def _start(report: Callable[..., None]) -> None:
     try:
         from .._setup import bootstrap_configure, is_configured
         from ..capture import internal_error

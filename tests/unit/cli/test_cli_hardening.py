@@ -182,6 +182,17 @@ def test_a_configuration_problem_is_reported_once_not_by_every_child(tmp_path):
     assert "CHILD STDERR: ''" in proc.stdout and "worker ran" in proc.stdout
 
 
+def test_start_up_remarks_are_made_by_the_command_not_by_every_worker(tmp_path):
+    """A deprecated key in faultlens.yaml: the command faultlens ran says so once; the Python
+    processes it launches (configured from the same file) start silently."""
+    (tmp_path / "faultlens.yaml").write_text("faultlens:\n  journal:\n    max_files: 3\n")
+    app = _launcher(tmp_path, [sys.executable, "-c", "print('worker ran')"])
+    proc = faultlens("run", "--no-exec", "--", "python", str(app), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("max_files is deprecated") == 1
+    assert "CHILD STDERR: ''" in proc.stdout and "worker ran" in proc.stdout
+
+
 def test_python_dash_m_is_named_after_its_module(tmp_path):
     pkg = tmp_path / "nightly_scores"
     pkg.mkdir()
