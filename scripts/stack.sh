@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The faultlens stack without Docker: OpenTelemetry Collector (ocb build), Jaeger v2,
-# Prometheus and Alertmanager, all on 127.0.0.1, all from the files in collector/.
+# Prometheus and Alertmanager, all on 127.0.0.1, all from the files in collector/; and Redis,
+# the broker of the Celery example and tests (127.0.0.1:6379, nothing persisted).
 #
 #   scripts/stack.sh deps              build/install every component (cached, see below)
 #   scripts/stack.sh up                start what is not running, wait until healthy, print URLs
 #   scripts/stack.sh down              stop everything this state dir started
 #   scripts/stack.sh start|stop|restart NAME   one component: collector jaeger prometheus alertmanager
+#                                      redis
 #   scripts/stack.sh status
 #   scripts/stack.sh urls [SERVICE]    where to look (links that work on the running stack);
 #                                      with SERVICE, also links to its traces and errors
@@ -18,7 +20,8 @@
 #
 # Builds are cached outside the clone, one directory per component and version
 # ($FAULTLENS_CACHE_DIR, default ~/.cache/faultlens): a second `deps` costs nothing.
-# Prometheus, Alertmanager, promtool and docker-compose come from Debian's packages.
+# Prometheus, Alertmanager, promtool, docker-compose and redis-server come from Debian's
+# packages.
 #
 # Linux only: processes are watched through /proc and started with setsid, and `deps`
 # installs with apt-get. On other systems it stops with that message; run the same stack
@@ -53,7 +56,7 @@ CACHE="${FAULTLENS_CACHE_DIR:-${CACHE_DIR:-$HOME/.cache/faultlens}}"
 STATE="${FAULTLENS_STACK_DIR:-$ROOT/.faultlens/stack}"
 HOST=127.0.0.1
 
-COMPONENTS=(jaeger collector prometheus alertmanager)
+COMPONENTS=(jaeger collector prometheus alertmanager redis)
 
 known_component() {
   [[ " ${COMPONENTS[*]} " == *" $1 "* ]] ||
@@ -77,6 +80,7 @@ bin_path() {
     jaeger) echo "$(jaeger_dir)/jaeger" ;;
     prometheus) command -v prometheus || echo /usr/bin/prometheus ;;
     alertmanager) command -v prometheus-alertmanager || echo /usr/bin/prometheus-alertmanager ;;
+    redis) command -v redis-server || echo /usr/bin/redis-server ;;
     promtool) command -v promtool || echo /usr/bin/promtool ;;
     amtool) command -v amtool || echo /usr/bin/amtool ;;
     docker-compose) command -v docker-compose || echo /usr/bin/docker-compose ;;
@@ -156,8 +160,9 @@ install_debian() {
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v redis-server >/dev/null || missing+=(redis-server)
   if ((${#missing[@]} == 0)); then
-    log "prometheus, alertmanager, promtool, docker-compose: installed"
+    log "prometheus, alertmanager, promtool, docker-compose, redis-server: installed"
     return
   fi
   command -v apt-get >/dev/null ||
@@ -191,7 +196,7 @@ render() {
   [[ -z "$url" || "$url" =~ ^https?://[^[:space:][:cntrl:]]+$ ]] ||
     die "FAULTLENS_ALERT_WEBHOOK_URL must be an http:// or https:// URL without spaces, not '$url'"
   mkdir -p "$STATE"/{logs,run,prometheus/data,prometheus/rules,prometheus/targets} \
-    "$STATE"/{alertmanager/data,collector/file_storage}
+    "$STATE"/{alertmanager/data,collector/file_storage,redis}
   if [[ -n "$interval" ]]; then
     sed -E -e "s/^(  scrape_interval:).*/\1 $interval/" \
       -e "s/^(  evaluation_interval:).*/\1 $interval/" \
@@ -263,6 +268,7 @@ health_url() {
     jaeger) echo "http://$HOST:16686/api/services" ;;
     prometheus) echo "http://$HOST:9090/-/ready" ;;
     alertmanager) echo "http://$HOST:9093/-/ready" ;;
+    redis) echo "redis://$HOST:6379 (PING)" ;;
   esac
 }
 
@@ -272,6 +278,27 @@ ports() {
     jaeger) echo "14317 14318 16685 16686" ;;
     prometheus) echo "9090" ;;
     alertmanager) echo "9093" ;;
+    redis) echo "6379" ;;
+  esac
+}
+
+# Redis answers PING with +PONG: asked over a raw socket (bash's /dev/tcp), so the check
+# needs neither redis-cli nor curl. Fails when nothing listens or something else answers.
+redis_ping() {
+  local reply=""
+  (
+    exec 3<>"/dev/tcp/$HOST/6379" || exit 1
+    printf 'PING\r\n' >&3
+    IFS= read -r -t 2 reply <&3 || exit 1
+    [[ "$reply" == "+PONG"* ]]
+  ) 2>/dev/null
+}
+
+# Is component $1 answering? An HTTP health endpoint for most, PING for Redis.
+healthy() {
+  case "$1" in
+    redis) redis_ping ;;
+    *) curl -fs -o /dev/null --max-time 2 "$(health_url "$1")" ;;
   esac
 }
 
@@ -320,23 +347,32 @@ start_one() {
         --web.listen-address="$HOST:9093" \
         --cluster.listen-address=
       ;;
+    redis)
+      # A broker for tests and the Celery example: loopback only, its own working
+      # directory in the state dir, nothing persisted (no RDB snapshots, no AOF), no
+      # config file (Debian's /etc/redis/redis.conf is the system service's).
+      launch redis \
+        --bind "$HOST" --port 6379 --protected-mode yes \
+        --dir "$STATE/redis" --save "" --appendonly no \
+        --daemonize no --logfile ""
+      ;;
     *) die "unknown component: $name" ;;
   esac
   wait_healthy "$name"
 }
 
 wait_healthy() {
-  local name="$1" url deadline
-  url="$(health_url "$name")"
+  local name="$1" where deadline
+  where="$(health_url "$name")"
   deadline=$((SECONDS + ${FAULTLENS_STACK_START_TIMEOUT:-60}))
-  until curl -fs -o /dev/null --max-time 2 "$url"; do
+  until healthy "$name"; do
     # Liveness by pid alone here: right after launch the process may still be `setsid`
     # about to exec the binary, which the cmdline check in running() would misread.
     if ! kill -0 "$(cat "$(pidfile "$name")")" 2>/dev/null; then
       tail -n 30 "$STATE/logs/$name.log" >&2 || true
       die "$name exited during start-up (log: $STATE/logs/$name.log)"
     fi
-    ((SECONDS < deadline)) || die "$name not healthy at $url (log: $STATE/logs/$name.log)"
+    ((SECONDS < deadline)) || die "$name not healthy at $where (log: $STATE/logs/$name.log)"
     sleep 0.3
   done
   log "$name healthy (pid $(cat "$(pidfile "$name")"))"
@@ -416,6 +452,7 @@ Jaeger API          $jaeger/api/services${off[jaeger]:-}
 Prometheus          $prom/graph${off[prometheus]:-}
 Prometheus alerts   $prom/alerts${off[prometheus]:-}
 Alertmanager API    $am/api/v2/alerts${off[alertmanager]:-}
+Redis (broker)      redis://$HOST:6379/0${off[redis]:-}
 state dir           $STATE
 EOF
   if [[ -n "$service" ]]; then

@@ -61,7 +61,7 @@ from support.ci import missing_component
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_SH = REPO / "scripts" / "stack.sh"
-COMPONENTS = ("collector", "jaeger", "prometheus", "alertmanager")
+COMPONENTS = ("collector", "jaeger", "prometheus", "alertmanager", "redis")
 INTERVAL_S = 2
 HOST = "127.0.0.1"
 # Captured at import: the suite's autouse fixture strips FAULTLENS_*/OTEL_* from the

@@ -256,7 +256,13 @@ def test_a_pid_is_ours_only_while_it_runs_our_very_binary(state, fake_bin, proce
 
 def test_a_failing_go_step_fails_deps_with_its_error(state, fake_bin):
     # Debian's tools "installed" (so apt-get is not reached), Go failing at every step.
-    for name in ("prometheus", "promtool", "prometheus-alertmanager", "docker-compose"):
+    for name in (
+        "prometheus",
+        "promtool",
+        "prometheus-alertmanager",
+        "docker-compose",
+        "redis-server",
+    ):
         write_script(fake_bin / name, "#!/bin/sh\nexit 0\n")
     write_script(fake_bin / "go", '#!/bin/sh\necho "go: simulated failure of: $*" >&2\nexit 1\n')
 
