@@ -4,13 +4,13 @@ One call per framework (each an optional extra: ``pip install 'faultlens[fastapi
 
     faultlens.integrations.fastapi.instrument_app(app)     # FastAPI (Starlette: .starlette)
     faultlens.integrations.flask.instrument_app(app)       # Flask
-    faultlens.integrations.django.instrument()             # Django (before settings load)
+    faultlens.integrations.django.instrument()             # Django (wsgi.py, before the app)
     faultlens.integrations.httpx.instrument()              # outbound httpx / requests
     faultlens.integrations.requests.instrument()
 
 or none at all: ``install_detected()`` (what ``faultlens run`` and the ``faultlens``
-OpenTelemetry instrumentor call) switches on the integration of every framework and client
-that is installed. An exception that escapes a view is recorded once, on the request's server
+OpenTelemetry instrumentor call) switches on the integration of every installed framework and
+client when the process imports it. An exception that escapes a view is recorded once, on the request's server
 span, classified; what the framework answers with a 4xx is counted, not recorded (the policy
 is ``HttpPolicy``); ``set_request_context(user_id=...)`` adds context to the request's error.
 
@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ._http import HttpPolicy, envelope_status
@@ -38,17 +39,19 @@ __all__ = [
 
 _log = logging.getLogger("faultlens")
 
-# integration module -> the distributions it needs (a top-level module each)
-FRAMEWORKS: dict[str, tuple[str, ...]] = {
-    "fastapi": ("fastapi", "opentelemetry.instrumentation.fastapi"),
-    "flask": ("flask", "opentelemetry.instrumentation.wsgi"),
-    "django": ("django", "opentelemetry.instrumentation.django"),
-    "httpx": ("httpx", "opentelemetry.instrumentation.httpx"),
-    "requests": ("requests", "opentelemetry.instrumentation.requests"),
+# integration -> (the modules it needs installed, the module whose import activates it).
+# Django activates when its request handlers are imported (by wsgi.py, asgi.py, runserver):
+# by then django.conf is complete and DJANGO_SETTINGS_MODULE is set.
+FRAMEWORKS: dict[str, tuple[tuple[str, ...], str]] = {
+    "fastapi": (("fastapi", "opentelemetry.instrumentation.fastapi"), "fastapi"),
+    "flask": (("flask", "opentelemetry.instrumentation.wsgi"), "flask"),
+    "django": (("django", "opentelemetry.instrumentation.django"), "django.core.handlers.base"),
+    "httpx": (("httpx", "opentelemetry.instrumentation.httpx"), "httpx"),
+    "requests": (("requests", "opentelemetry.instrumentation.requests"), "requests"),
 }
 
-_lock = threading.Lock()
-_active: dict[str, bool] = {}
+_lock = threading.RLock()
+_state: dict[str, bool | None] = {}  # None: armed, waiting for the framework's import
 
 
 def _installed(module: str) -> bool:
@@ -58,37 +61,70 @@ def _installed(module: str) -> bool:
         return False
 
 
-def install_detected(**options: Any) -> dict[str, bool]:
-    """Switch on the integration of every installed framework/client whose contrib
-    instrumentor is installed too; ``options`` (``policy``, ``envelopes``) go to the
-    frameworks'. Idempotent (a second call changes nothing) and never raises. Returns
-    {integration: active}. Does not import a framework that is not installed."""
-    result: dict[str, bool] = {}
+def _activate(name: str, options: dict[str, Any]) -> bool:
+    """Switch one integration on; never raises (an integration that fails costs only
+    itself, with one warning)."""
     with _lock:
-        for name, needs in FRAMEWORKS.items():
-            if name in _active:
-                result[name] = _active[name]
+        done = _state.get(name)
+        if done is not None:
+            return done
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+            if name in ("fastapi", "flask"):
+                kwargs = options
+            elif name == "django":  # no envelope option: Django's error views answer
+                kwargs = {k: v for k, v in options.items() if k == "policy"}
+            else:
+                kwargs = {}
+            ok = bool(module.instrument(**kwargs))
+        except Exception as e:
+            _log.warning("faultlens: the %s integration could not start: %r", name, e)
+            ok = False
+        _state[name] = ok
+        return ok
+
+
+def _hook(name: str, options: dict[str, Any]) -> Callable[[Any], None]:
+    def on_import(_module: Any) -> None:
+        _activate(name, options)
+
+    return on_import
+
+
+def install_detected(**options: Any) -> dict[str, bool | None]:
+    """Switch on the integration of every installed framework/client whose contrib
+    instrumentor is installed too. A framework the process has imported already is switched
+    on now; the others when (and only if) the process imports them, so a process that never
+    uses Django pays nothing for it being installed. ``options`` (``policy``, ``envelopes``)
+    go to the frameworks' integrations.
+
+    Returns {integration: True (on), False (failed, or nothing to do: Django without
+    settings), None (armed, waiting for the import)}. Idempotent: a second call changes
+    nothing. Never raises; imports no framework itself.
+    """
+    import wrapt
+
+    result: dict[str, bool | None] = {}
+    with _lock:
+        for name, (needs, trigger) in FRAMEWORKS.items():
+            if name in _state:
+                result[name] = _state[name]
                 continue
             if not all(_installed(m) for m in needs):
                 continue
+            _state[name] = None
             try:
-                module = importlib.import_module(f"{__name__}.{name}")
-                if name in ("fastapi", "flask"):
-                    kwargs = options
-                elif name == "django":  # no envelope option: Django's error views answer
-                    kwargs = {k: v for k, v in options.items() if k == "policy"}
-                else:
-                    kwargs = {}
-                ok = bool(module.instrument(**kwargs))
-            except Exception as e:  # an integration that fails costs only itself
-                _log.warning("faultlens: the %s integration could not start: %r", name, e)
-                ok = False
-            _active[name] = ok
-            result[name] = ok
+                # called at once if the module is imported already, else right after its
+                # import completes (before the importer gets the module back)
+                wrapt.register_post_import_hook(_hook(name, options), trigger)
+            except Exception as e:
+                _log.warning("faultlens: the %s integration could not be armed: %r", name, e)
+                _state[name] = False
+            result[name] = _state[name]
     return result
 
 
 def _reset_detected() -> None:
-    """For tests: forget what install_detected() did (the integrations stay installed)."""
+    """For tests: forget what install_detected() did (installed integrations stay)."""
     with _lock:
-        _active.clear()
+        _state.clear()

@@ -12,7 +12,6 @@ import faultlens
 from faultlens.capture import STATE
 
 
-
 @dataclass
 class Web:
     cap: faultlens.testing.Captured

@@ -151,24 +151,33 @@ def test_retry_and_breaker_defaults_work_on_outbound_failures(server):
     assert len(calls) == 3  # NET_DEPENDENCY_ERROR is retryable: retried by default
 
 
-def test_install_detected_is_idempotent_and_does_not_import_absent_frameworks():
+def test_install_detected_arms_lazily_and_activates_on_import():
     code = (
         "import sys, faultlens.integrations as i\n"
-        "a = i.install_detected(); b = i.install_detected()\n"
-        "assert a == b, (a, b)\n"
-        "print(sorted(k for k, v in a.items() if v))\n"
+        "a = i.install_detected()\n"
+        "loaded = [m for m in ('fastapi', 'flask', 'httpx', 'django') if m in sys.modules]\n"
+        "print(sorted(a), loaded)\n"
+        "import fastapi, flask\n"
+        "print(getattr(fastapi.FastAPI(), '_faultlens_instrumented', False),"
+        " getattr(flask.Flask('x'), '_faultlens_instrumented', False))\n"
+        "b = i.install_detected(); assert i.install_detected() == b\n"
+        "print(b['fastapi'], b['flask'], b['django'])\n"
+        "import django.core.handlers.base\n"
         "conf = sys.modules.get('django.conf')\n"
-        "print(bool(conf and conf.settings.configured))\n"
+        "print(i.install_detected()['django'], bool(conf and conf.settings.configured))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert out.returncode == 0, out.stderr
-    active, django_configured = out.stdout.strip().splitlines()
+    armed, on_import, after, django = out.stdout.strip().splitlines()
+    # nothing imported by arming: a process that never uses a framework pays nothing for it
+    assert armed == "['django', 'fastapi', 'flask', 'httpx', 'requests'] []"
+    assert on_import == "True True"
+    assert after == "True True None"
     # without DJANGO_SETTINGS_MODULE, Django is left alone (its instrumentor would configure
     # empty settings under the application)
-    assert active == "['fastapi', 'flask', 'httpx', 'requests']"
-    assert django_configured == "False"
+    assert django == "False False"
 
 
 def test_install_detected_never_raises_when_an_integration_fails(monkeypatch):
@@ -180,6 +189,8 @@ def test_install_detected_never_raises_when_an_integration_fails(monkeypatch):
 
     integrations._reset_detected()
     monkeypatch.setattr(fl_flask, "instrument", broken)
-    monkeypatch.setattr(integrations, "FRAMEWORKS", {"flask": ("flask",)})
+    monkeypatch.setattr(integrations, "FRAMEWORKS", {"flask": (("flask",), "flask")})
+    import flask  # noqa: F401 - imported already: activated at once
+
     assert install_detected() == {"flask": False}
     integrations._reset_detected()
