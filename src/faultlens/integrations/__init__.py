@@ -8,11 +8,12 @@ One call per framework (each an optional extra: ``pip install 'faultlens[fastapi
     faultlens.integrations.httpx.instrument()              # outbound httpx / requests
     faultlens.integrations.requests.instrument()
 
-or none at all: ``install_detected()`` (what ``faultlens run`` and the ``faultlens``
-OpenTelemetry instrumentor call) switches on the integration of every installed framework and
-client when the process imports it. An exception that escapes a view is recorded once, on the request's server
-span, classified; what the framework answers with a 4xx is counted, not recorded (the policy
-is ``HttpPolicy``); ``set_request_context(user_id=...)`` adds context to the request's error.
+or none at all: ``install_detected()`` (for ``faultlens run`` and the ``faultlens``
+OpenTelemetry instrumentor) switches on the integration of every installed framework and
+client when the process imports it. An exception that escapes a view is recorded once, on
+the request's server span, classified; what the framework answers with a 4xx is counted, not
+recorded (the policy is ``HttpPolicy``); ``set_request_context(user_id=...)`` adds context
+to the request's error.
 
 This package imports no framework until one is asked for.
 """

@@ -138,9 +138,17 @@ def instrument_app(
     envelopes: bool = False,
     **middleware_kwargs: Any,
 ) -> Any:
-    """Classified request errors for one Flask app (idempotent). ``middleware_kwargs`` go to
-    the WSGI ``OpenTelemetryMiddleware`` (``tracer_provider``, ``meter_provider``, ...)."""
+    """Classified request errors for one Flask app. ``middleware_kwargs`` go to the WSGI
+    ``OpenTelemetryMiddleware`` (``tracer_provider``, ``meter_provider``, ...). Idempotent; a
+    later call with a ``policy`` or ``envelopes=True`` (an app ``faultlens run`` instrumented
+    already) sets them."""
     if getattr(app, "_faultlens_instrumented", False):
+        # instrumented already (``faultlens run``): a later call sets what it asks for
+        if policy is not None:
+            app._faultlens_policy = policy
+        if envelopes and not getattr(app, "_faultlens_envelopes", False):
+            app.register_error_handler(Exception, _envelope)
+            app._faultlens_envelopes = True
         return app
     _connect_signals()
     if not getattr(app, "_is_instrumented_by_opentelemetry", False):
@@ -151,6 +159,7 @@ def instrument_app(
     _observe_user_exceptions(app)
     if envelopes:
         app.register_error_handler(Exception, _envelope)
+    app._faultlens_envelopes = envelopes
     app._faultlens_policy = policy
     app._faultlens_instrumented = True
     return app

@@ -57,9 +57,19 @@ def _route_from_span(state: _server.RequestState) -> str | None:
 class FaultlensASGIMiddleware:
     """Notes the exceptions that escape the app for the request's server span."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], policy: HttpPolicy | None = None):
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        policy: HttpPolicy | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.app = app
-        self.policy = policy
+        self._options = options if options is not None else {"policy": policy}
+
+    @property
+    def policy(self) -> HttpPolicy | None:
+        policy: HttpPolicy | None = self._options.get("policy")
+        return policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -164,11 +174,19 @@ async def envelope_handler(request: Any, exc: Exception) -> Any:
 
 
 def instrument_app(app: Any, *, policy: HttpPolicy | None = None, envelopes: bool = False) -> Any:
-    """Classified request errors for a Starlette/FastAPI app (idempotent). Call it before
-    the app serves its first request (like ``add_middleware``)."""
-    if getattr(app, "_faultlens_instrumented", False):
+    """Classified request errors for a Starlette/FastAPI app. Call it before the app serves
+    its first request (like ``add_middleware``). Idempotent; a later call with a ``policy``
+    or ``envelopes=True`` (an app ``faultlens run`` instrumented already) sets them."""
+    options: dict[str, Any] | None = getattr(app, "_faultlens_options", None)
+    if options is not None:
+        if policy is not None:
+            options["policy"] = policy
+        if envelopes and not options.get("envelopes"):
+            app.add_exception_handler(Exception, envelope_handler)
+            options["envelopes"] = True
         return app
-    app.add_middleware(FaultlensASGIMiddleware, policy=policy)
+    options = {"policy": policy, "envelopes": envelopes}
+    app.add_middleware(FaultlensASGIMiddleware, options=options)
     if envelopes:
         app.add_exception_handler(Exception, envelope_handler)
     original_build = app.build_middleware_stack
@@ -178,5 +196,6 @@ def instrument_app(app: Any, *, policy: HttpPolicy | None = None, envelopes: boo
         return original_build()
 
     app.build_middleware_stack = build_middleware_stack
+    app._faultlens_options = options
     app._faultlens_instrumented = True
     return app

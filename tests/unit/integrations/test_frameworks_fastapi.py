@@ -251,3 +251,14 @@ def test_without_a_server_span_failures_still_get_a_span_of_their_own(web):
     assert TestClient(app, raise_server_exceptions=False).get("/boom").status_code == 500
     (record,) = web.cap.errors
     assert record.attributes["faultlens.context.http.route"] == "/boom"
+
+
+def test_a_later_call_adds_envelopes_and_policy_to_an_app_instrumented_already(web):
+    app = make_app()
+    fl_fastapi.instrument_app(app, **web.providers)  # as faultlens run would
+    fl_fastapi.instrument_app(app, envelopes=True, policy=HttpPolicy(failed_status_codes={500}))
+    c = TestClient(app, raise_server_exceptions=False)
+    assert c.get("/items/13").json()["error"]["code"] == "SYS_UNKNOWN_ERROR"
+    c.get("/down")  # 503: no longer a failure by the new policy
+    codes = [e.attributes["faultlens.error.code"] for _, e in web.exception_events()]
+    assert codes == ["SYS_UNKNOWN_ERROR"]

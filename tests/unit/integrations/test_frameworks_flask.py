@@ -147,3 +147,9 @@ def test_propagated_exceptions_are_recorded_once_too(web):
         pass
     assert len(web.exception_events()) == 1
     assert faultlens.testing is not None
+
+
+def test_a_later_call_adds_envelopes_to_an_app_instrumented_already(web):
+    app = instrumented(web)
+    fl_flask.instrument_app(app, envelopes=True)
+    assert get(app, "/items/13").get_json()["error"]["code"] == "SYS_UNKNOWN_ERROR"
