@@ -99,6 +99,24 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
+def _http_url(text: str) -> str:
+    """argparse type for URLs: http(s)://host[:port][/path]. The message never repeats the
+    value (it may carry credentials)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # ValueError for a port that is not a number in range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(
+            "expected an http(s) URL such as http://127.0.0.1:4317 (value not shown)"
+        )
+    return text
+
+
 def _finite(value: Any) -> Any:
     """``value`` with every NaN and infinity replaced by None: JSON has no such numbers."""
     if isinstance(value, float):
@@ -571,6 +589,13 @@ def _check_health(settings: Any, url: str | None, timeout: float) -> Check:
             return Check("collector health", "skip", "the endpoint is not valid (see above)")
         url = f"http://{host}:13133/"
     shown = _display_url(url)
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        return Check(
+            "collector health",
+            "fail",
+            f"{shown} is not an http(s) URL",
+            "use the health_check extension's URL, e.g. http://127.0.0.1:13133/",
+        )
     try:
         parts = urlsplit(url)
         request = urllib.request.Request(
@@ -910,7 +935,7 @@ def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
         out.text("pipeline: " + proc.stdout.strip().splitlines()[0])
         out.text()
     if proc.returncode != 0:
-        out.note(proc.stderr[-4000:])
+        out.note(_redact(proc.stderr[-4000:]))
         raise RuntimeError(f"the example pipeline failed with exit code {proc.returncode}")
     from .journal import compute_stats
 
@@ -1007,7 +1032,7 @@ def _parser() -> _Parser:
         "(default: the modules under the script's directory)",
     )
     r.add_argument("--journal", help="journal directory (FAULTLENS_JOURNAL_PATH)")
-    r.add_argument("--endpoint", help="OTLP endpoint, e.g. http://127.0.0.1:4317")
+    r.add_argument("--endpoint", type=_http_url, help="OTLP endpoint, e.g. http://127.0.0.1:4317")
     r.add_argument("--catalog", action="append", help="catalog YAML to load (repeatable)")
     r.add_argument(
         "--no-exec",
@@ -1023,7 +1048,9 @@ def _parser() -> _Parser:
     d.add_argument("--jobs", type=_positive_int, default=40, help="jobs the pipeline processes")
     d.add_argument("--seed", type=_int, default=7, help="seed for the simulated failures")
     d.add_argument(
-        "--endpoint", help="also export to this OTLP endpoint, e.g. http://127.0.0.1:4317"
+        "--endpoint",
+        type=_http_url,
+        help="also export to this OTLP endpoint, e.g. http://127.0.0.1:4317",
     )
     d.add_argument("--service", default="scoring-pipeline", help="service name to report as")
     d.set_defaults(handler=cmd_demo)
@@ -1038,7 +1065,9 @@ def _parser() -> _Parser:
     rp.add_argument("--since", default="24h", help="time window: 30m, 24h, 7d (default 24h)")
     rp.add_argument("-o", "--output", help="file to write (default faultlens-report.FORMAT)")
     rp.add_argument("--journal", help="journal directory (default: the configured one)")
-    rp.add_argument("--jaeger-url", help="Jaeger UI URL, to link each error to its trace")
+    rp.add_argument(
+        "--jaeger-url", type=_http_url, help="Jaeger UI URL, to link each error to its trace"
+    )
     rp.set_defaults(handler=cmd_report)
 
     c = sub.add_parser("codes", parents=[common], help="list error codes with their hints")
@@ -1058,7 +1087,9 @@ def _parser() -> _Parser:
 
     dr = sub.add_parser("doctor", parents=[common], help="check the setup, with fixes")
     dr.add_argument("--journal", help="journal directory to check (default: the configured one)")
-    dr.add_argument("--health-url", help="collector health URL (default http://HOST:13133/)")
+    dr.add_argument(
+        "--health-url", type=_http_url, help="collector health URL (default http://HOST:13133/)"
+    )
     dr.add_argument(
         "--timeout",
         type=_positive_float,
@@ -1122,7 +1153,30 @@ def _quiet_broken_pipe() -> None:
 
 def _fail(exc: BaseException, out: _Output) -> int:
     """Report ``exc``: the CLI envelope with --json, one line on stderr otherwise. Exit code 2
-    for bad input (a usage or configuration error), 1 for anything else."""
+    for bad input (a usage or configuration error), 1 for anything else. Never raises: if
+    even the envelope cannot be built, a plain line says what happened."""
+    try:
+        return _report_failure(exc, out)
+    except Exception as inner:
+        try:
+            print(
+                f"faultlens: {type(exc).__name__}: {_plain(exc)} (and reporting it failed: "
+                f"{type(inner).__name__}: {_plain(inner)})",
+                file=out.err,
+            )
+        except Exception:
+            pass
+        return 1
+
+
+def _plain(exc: BaseException) -> str:
+    try:
+        return _redact(str(exc))
+    except Exception:
+        return "<unprintable>"
+
+
+def _report_failure(exc: BaseException, out: _Output) -> int:
     from .capture import to_cli_envelope
     from .errors import ConfigError, FaultlensError
 

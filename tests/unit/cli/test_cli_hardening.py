@@ -270,13 +270,17 @@ def test_no_exec_passes_sigterm_on_to_the_child(tmp_path):
         (["run", "--", "/no/such/command"], "command not found"),
         (["no-such-command"], "invalid choice"),
         (["stats", "--frobnicate"], "--frobnicate"),
+        (["doctor", "--health-url", "file:///etc/passwd"], "--health-url"),
+        (["report", "--jaeger-url", "jaeger:16686"], "--jaeger-url"),
+        (["run", "--endpoint", "http://u:Hunter2x@h:99999", "--", "python"], "--endpoint"),
+        (["demo", "--endpoint", "grpc://collector:4317"], "--endpoint"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(argv, names, tmp_path):
     proc = faultlens(*argv, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("faultlens: ") and names in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "Hunter2x" not in proc.stderr
     as_json = faultlens("--json", *argv, cwd=tmp_path)
     body = _strict_json(as_json.stdout)
     assert as_json.returncode == 2 and body["status"] == "error"
