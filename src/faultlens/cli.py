@@ -12,8 +12,15 @@
     faultlens version
 
 Every command takes ``--json``: the result is printed as ``{"status": "ok", "data": ...}``
-and a failure as the CLI error envelope (``faultlens.to_cli_envelope``). Exit codes: 0 on
-success, 2 for bad input (a wrong option, duration or config value), 1 for other failures.
+and a failure as the CLI error envelope (``faultlens.to_cli_envelope``); it is strict JSON
+(never ``NaN``/``Infinity``). Exit codes: 0 on success, 2 for bad input (a wrong option,
+duration or config value), 1 for other failures; ``run --no-exec`` returns the command's
+code, or 128+N when signal N killed it. Output never repeats a credential it was given.
+
+Files are written as careful tools write them (``faultlens._output``): ``-o -`` is standard
+output, a symlink is written through, a device or FIFO written directly, a regular file
+replaced atomically with the umask respected. Nothing is ever deleted that faultlens did not
+create (``demo`` marks the journal directory it makes).
 """
 
 from __future__ import annotations
@@ -1044,7 +1051,12 @@ def _parser() -> _Parser:
     r.set_defaults(handler=cmd_run)
 
     d = sub.add_parser("demo", parents=[common], help="run the example pipeline and report on it")
-    d.add_argument("--dir", default=".faultlens/demo", help="where the journal and report go")
+    d.add_argument(
+        "--dir",
+        default=".faultlens/demo",
+        help="where the journal and report go; DIR/journal is cleared on each run only if "
+        "an earlier demo created it (default .faultlens/demo)",
+    )
     d.add_argument("--jobs", type=_positive_int, default=40, help="jobs the pipeline processes")
     d.add_argument("--seed", type=_int, default=7, help="seed for the simulated failures")
     d.add_argument(
@@ -1063,7 +1075,12 @@ def _parser() -> _Parser:
     rp = sub.add_parser("report", parents=[common], help="write an HTML, CSV or JSON report")
     rp.add_argument("--format", choices=("html", "csv", "json"), default="html")
     rp.add_argument("--since", default="24h", help="time window: 30m, 24h, 7d (default 24h)")
-    rp.add_argument("-o", "--output", help="file to write (default faultlens-report.FORMAT)")
+    rp.add_argument(
+        "-o",
+        "--output",
+        help="file to write (default faultlens-report.FORMAT; - for standard output). A "
+        "symlink is written through, a file replaced atomically",
+    )
     rp.add_argument("--journal", help="journal directory (default: the configured one)")
     rp.add_argument(
         "--jaeger-url", type=_http_url, help="Jaeger UI URL, to link each error to its trace"
@@ -1082,7 +1099,7 @@ def _parser() -> _Parser:
     )
     ru.add_argument("--config", help="faultlens.yaml to read (default: the usual lookup)")
     ru.add_argument("--job", help="only this service (its service.name)")
-    ru.add_argument("-o", "--output", help="file to write (default: print)")
+    ru.add_argument("-o", "--output", help="file to write (default, or -: print)")
     ru.set_defaults(handler=cmd_rules)
 
     dr = sub.add_parser("doctor", parents=[common], help="check the setup, with fixes")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._output import write_text
 from ..journal import KIND_ERROR, Stats, compute_stats, read_entries
 from ._alert_rules import render_alert_rules
 from ._csv import COLUMNS, neutralise, render_csv
@@ -109,18 +109,7 @@ def write_report(
     text = render_report(stats, records, fmt, jaeger_url=jaeger_url, title=title)
     if os.path.isdir(path):
         path = os.path.join(path, f"faultlens-report.{fmt}")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".faultlens-report-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # As careful tools write: through symlinks, devices/FIFOs in place, regular files
+    # replaced atomically, umask respected (faultlens._output).
+    write_text(path, text)
     return path

@@ -229,3 +229,20 @@ def test_write_text_never_creates_files_under_dev(tmp_path):
     finally:
         if missing.exists() and missing.is_file():  # only if this very test created it
             missing.unlink()
+
+
+def test_the_library_write_report_writes_the_same_careful_way(journal, tmp_path):
+    """faultlens.reports.write_report (the API under `faultlens report`) shares the writer:
+    through a symlink, with the umask."""
+    from faultlens.reports import write_report
+
+    target = tmp_path / "target.json"
+    link = tmp_path / "r.json"
+    link.symlink_to(target)
+    old = os.umask(0o077)
+    try:
+        write_report(str(link), "json", journal_path=str(journal), since=None)
+    finally:
+        os.umask(old)
+    assert link.is_symlink() and json.loads(target.read_text())["stats"]["total"] == 9
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
