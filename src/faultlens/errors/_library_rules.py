@@ -34,6 +34,7 @@ __all__ = [
     "LIBRARY_SOURCE",
     "class_name",
     "http_status_of",
+    "is_http_answer",
     "library_code",
     "retry_after_of",
 ]
@@ -482,3 +483,34 @@ def library_code(klass: type, exc: BaseException) -> str | None:
         return rule(exc)
     except Exception:
         return None
+
+
+# The web frameworks' exceptions that *are* an answer to the client (raised to make the
+# framework respond 4xx), as opposed to failures.
+_ANSWERS = frozenset(
+    {
+        "starlette.exceptions.HTTPException",
+        "werkzeug.exceptions.HTTPException",
+        "fastapi.exceptions.RequestValidationError",
+        "fastapi.exceptions.WebSocketRequestValidationError",
+        "django.http.response.Http404",
+        "django.core.exceptions.PermissionDenied",
+        "django.core.exceptions.SuspiciousOperation",
+        "django.core.exceptions.BadRequest",
+    }
+)
+
+
+def is_http_answer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a web framework's way of answering the client with a 4xx
+    (``HTTPException(404)``, ``abort(403)``, ``RequestValidationError``, ``Http404``): the
+    request's answer, not a failure of the code it passes through. A 5xx HTTP exception is
+    not one (it reports a failure). Never raises; never imports a framework."""
+    try:
+        mro = type(exc).__mro__
+        if not any(class_name(k) in _ANSWERS for k in mro):
+            return False
+        status = http_status_of(exc)
+        return status is None or status < 500
+    except Exception:
+        return False

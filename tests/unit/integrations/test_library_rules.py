@@ -210,3 +210,22 @@ def test_classifying_never_imports_the_libraries():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_framework_exceptions_that_answer_the_client_are_told_apart_from_failures():
+    import django.core.exceptions
+    import django.http
+    import fastapi
+    import werkzeug.exceptions
+    from fastapi.exceptions import RequestValidationError
+
+    from faultlens.errors._library_rules import is_http_answer
+
+    assert is_http_answer(fastapi.HTTPException(404))
+    assert is_http_answer(RequestValidationError([]))
+    assert is_http_answer(werkzeug.exceptions.Forbidden())
+    assert is_http_answer(django.http.Http404("x"))
+    assert is_http_answer(django.core.exceptions.PermissionDenied())
+    assert not is_http_answer(fastapi.HTTPException(503))  # a 5xx reports a failure
+    assert not is_http_answer(werkzeug.exceptions.InternalServerError())
+    assert not is_http_answer(ValueError("x"))
