@@ -63,6 +63,12 @@ if os.environ.get("ITEST_EXPLICIT") == "1":
     faultlens.configure()
     faultlens_celery.install()
 
+    @signals.worker_process_init.connect
+    def _configure_in_child(**kwargs):
+        # What OpenTelemetry's Celery docs ask for: configure again after the fork. The
+        # same options again change nothing (no second set of exporter threads).
+        faultlens.configure()
+
 
 @signals.after_setup_logger.connect
 def _faultlens_logs(logger, **kwargs):
@@ -122,6 +128,13 @@ def unpicklable(job):
 @app.task(name="it.crash")
 def crash():
     os._exit(3)  # the pool process dies under the task: the parent sees WorkerLostError
+
+
+@app.task(name="it.threads")
+def threads():
+    import threading
+
+    return sorted(t.name for t in threading.enumerate())
 
 
 @app.task(name="it.slow_fail")
@@ -433,3 +446,161 @@ def test_a_pool_process_that_dies_under_a_task_is_recorded_once_as_critical(
     assert lost[0]["severity"] == "critical"
     assert lost[0]["pid"] == worker.proc.pid
     assert by_task_and_code(errors)[("it.invalid", "VAL_INVALID_VALUE")] == 1
+
+
+# -- the stack: Prometheus through the collector, Jaeger --------------------------------------
+
+
+def by_labels(results: list[dict[str, Any]], *names: str) -> dict[tuple[str, ...], float]:
+    return {
+        tuple(r["metric"].get(n, "") for n in names): float(r["value"][1])
+        for r in results
+        if float(r["value"][1]) != 0
+    }
+
+
+def jaeger_failures(traces: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """task id -> the `exception` events in its trace, each with the span it is on."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for t in traces:
+        spans = {s["spanID"]: s for s in t["spans"]}
+        roots = [s for s in t["spans"] if s["operationName"].startswith("apply_async/")]
+        tags = {
+            tag["key"]: tag["value"]
+            for s in roots
+            if not s.get("references")
+            for tag in s.get("tags", [])
+        }
+        task_id = tags.get("messaging.message.id")
+        if task_id is None:
+            continue
+        events = out.setdefault(task_id, [])
+        for s in t["spans"]:
+            for log in s.get("logs", []):
+                fields = {f["key"]: f["value"] for f in log["fields"]}
+                if fields.get("event") == "exception":
+                    parents = [spans.get(r["spanID"]) for r in s.get("references", [])]
+                    events.append(
+                        {
+                            "span": s["operationName"],
+                            "service": t["processes"][s["processID"]]["serviceName"],
+                            "parent": parents[0]["operationName"]
+                            if parents and parents[0]
+                            else None,
+                            "code": fields.get("faultlens.error.code"),
+                            "task_id": fields.get("faultlens.context.celery.task_id"),
+                        }
+                    )
+    return out
+
+
+def test_on_the_stack_prometheus_counts_exactly_and_jaeger_has_one_event_per_failed_task(
+    tmp_path, broker, start_worker, stack
+):
+    service = f"itest-celery-{uuid.uuid4().hex[:8]}"
+    producer = f"{service}-producer"
+    env = otlp(base_env(tmp_path, broker, f"q-{service}", service), stack)
+    worker = start_worker(env, zero_code=False)
+
+    sent = produce(tmp_path, env | {"FAULTLENS_SERVICE_NAME": producer}, BATCH)
+    wait_done(broker, sent)
+    assert worker.warm_shutdown() == 0
+
+    want_errors = Counter()
+    for (_, code), n in ERRORS.items():
+        want_errors[(code,)] += n
+    stack.prom_wait(
+        f'sum by (code) (faultlens_errors_total{{job="{service}"}})',
+        until=lambda r: by_labels(r, "code") == dict(want_errors),
+        timeout=60,
+    )
+    stack.prom_wait(
+        f'sum by (operation, outcome) (faultlens_retry_calls_total{{job="{service}"}})',
+        until=lambda r: by_labels(r, "operation", "outcome") == dict(OUTCOMES),
+        timeout=60,
+    )
+    stack.prom_wait(
+        f'sum by (operation) (faultlens_retry_attempts_total{{job="{service}"}})',
+        until=lambda r: by_labels(r, "operation") == {(k,): v for k, v in ATTEMPTS.items()},
+        timeout=60,
+    )
+
+    failing = {name for name, _ in ERRORS}
+    failed = {t["id"]: t["name"] for t in sent if t["name"] in failing}
+    deadline = time.monotonic() + 60
+    while True:
+        found = jaeger_failures(stack.find_traces(producer))
+        if all(found.get(i) for i in failed) and len(found) >= len(sent):
+            break
+        assert time.monotonic() < deadline, f"Jaeger has {found} for {failed}"
+        time.sleep(1)
+    for task in sent:
+        events = found.get(task["id"], [])
+        if task["id"] not in failed:
+            assert events == [], task  # retried, ignored, expected: no exception event
+            continue
+        (event,) = events  # one per failed task
+        assert event["span"] == f"run/{task['name']}"
+        assert event["service"] == service
+        assert event["parent"] is not None and event["parent"].startswith("apply_async/")
+        assert event["task_id"] == task["id"]
+        assert (task["name"], event["code"]) in ERRORS
+
+
+# -- warm shutdown ------------------------------------------------------------------------------
+
+
+def test_sigterm_while_tasks_run_loses_nothing_recorded(tmp_path, broker, start_worker, stack):
+    service = f"itest-celery-{uuid.uuid4().hex[:8]}"
+    producer = f"{service}-producer"
+    env = otlp(base_env(tmp_path, broker, f"q-{service}", service), stack)
+    # The SDK's default batch delay (5 s): a span still queued when its pool process exits
+    # is only exported if faultlens flushes on the way out.
+    env.pop("OTEL_BSP_SCHEDULE_DELAY")
+    worker = start_worker(env, zero_code=False)
+
+    batch = [("it.slow_fail", [0.3, 0]), ("it.slow_fail", [0.3, 1])]
+    batch += [("it.slow_fail", [4, 2]), ("it.slow_fail", [4, 3])]
+    sent = produce(tmp_path, env | {"FAULTLENS_SERVICE_NAME": producer}, batch)
+    deadline = time.monotonic() + 60
+    while len([e for e in journal_errors(worker.journal) if e.get("service") == service]) < 2:
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.1)
+    time.sleep(1.0)  # the two slow tasks have started (4 s each)
+    os.kill(worker.proc.pid, signal.SIGTERM)  # warm shutdown: running tasks finish first
+    assert worker.proc.wait(60) == 0
+    assert "slow bad value 3" in worker.log.read_text()  # the in-flight tasks did finish
+
+    errors = [e for e in journal_errors(worker.journal) if e.get("service") == service]
+    assert sorted(e["context"]["celery.task_id"] for e in errors) == sorted(t["id"] for t in sent)
+    # ... and each was exported before its pool process exited (within the export timeout)
+    deadline = time.monotonic() + 30
+    while True:
+        found = jaeger_failures(stack.find_traces(producer))
+        if all(len(found.get(t["id"], [])) == 1 for t in sent):
+            break
+        assert time.monotonic() < deadline, found
+        time.sleep(1)
+
+
+# -- one set of exporter threads per pool process ----------------------------------------------
+
+
+@pytest.mark.parametrize("zero_code", [False], ids=["configure-install"])
+def test_each_pool_process_has_one_set_of_exporter_threads(
+    tmp_path, broker, start_worker, stack, zero_code
+):
+    service = f"itest-celery-{uuid.uuid4().hex[:8]}"
+    env = otlp(base_env(tmp_path, broker, f"q-{service}", service), stack)
+    worker = start_worker(env, zero_code=zero_code)
+
+    sent = produce(tmp_path, env, [("it.threads", []) for _ in range(6)])
+    wait_done(broker, sent)
+    from celery import Celery
+
+    observer = Celery("observer", broker=broker, backend=broker)
+    for task in sent:
+        names = observer.AsyncResult(task["id"]).get(timeout=30)
+        assert names.count("OtelBatchSpanRecordProcessor") == 1, names
+        assert names.count("OtelPeriodicExportingMetricReader") == 1, names
+    assert worker.warm_shutdown() == 0
