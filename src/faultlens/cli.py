@@ -893,8 +893,9 @@ def _fresh_demo_journal(journal: Path) -> None:
         _create_marker(marker)
         return
     refuse = (
-        f"{journal} already exists and was not created by `faultlens demo`; it is left "
-        "untouched. Choose another --dir (or move that directory away yourself)"
+        f"{journal} already exists and was not created by `faultlens demo` (it has no "
+        f"{_DEMO_MARKER} marker); it is left untouched. Choose another --dir, or, if it is "
+        "an old demo's journal you no longer need, remove it yourself"
     )
     if not stat.S_ISDIR(st.st_mode):  # a file or a symlink (never followed, never removed)
         raise _config_error(refuse, key="--dir")
@@ -902,11 +903,18 @@ def _fresh_demo_journal(journal: Path) -> None:
         mst = marker.lstat()
     except FileNotFoundError:
         raise _config_error(refuse, key="--dir") from None
-    if not stat.S_ISREG(mst.st_mode) or mst.st_uid != os.geteuid():
+    if not stat.S_ISREG(mst.st_mode):
         raise _config_error(refuse, key="--dir")
-    for f in list_files(str(journal)):  # the journal's own files, nothing else
-        if stat.S_ISREG(os.lstat(f.path).st_mode):
-            os.unlink(f.path)
+    # The journal's files and faultlens's own state beside them (e.g. the alert ledger,
+    # .faultlens-alerts.json): nothing else, and never through a symlink.
+    state = [
+        str(journal / name)
+        for name in os.listdir(journal)
+        if name.startswith(".faultlens-") and name != _DEMO_MARKER
+    ]
+    for path in [f.path for f in list_files(str(journal))] + state:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
 
 
 def _create_marker(marker: Path) -> None:

@@ -95,9 +95,12 @@ def test_demo_reruns_clear_only_their_own_journal_files(tmp_path):
     assert (journal / ".faultlens-demo").is_file()
     assert (journal.stat().st_mode & 0o777) == 0o700
     (journal / "keep.txt").write_text("a file of mine")
+    (journal / ".faultlens-alerts.json").write_text("{}")  # faultlens's own state: cleared
     second = faultlens("demo", "--dir", str(tmp_path), "--jobs", "8", "--json")
     assert second.returncode == 0, second.stderr
     assert (journal / "keep.txt").read_text() == "a file of mine"
+    ledger = journal / ".faultlens-alerts.json"  # removed (or rewritten by this run)
+    assert not ledger.exists() or ledger.read_text() != "{}"
     # a fresh journal: the second run counts its own errors only, as the first did
     totals = [_strict_json(p.stdout)["data"]["stats"]["total"] for p in (first, second)]
     assert totals[0] == totals[1] > 0
