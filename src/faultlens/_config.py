@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 
 from .errors import Category, ConfigError, Severity
 from .errors._catalog import load_yaml_file
+from .resilience import ResilienceDefaults
 from .scrub import REDACTED, redact_url
 
 __all__ = [
@@ -77,24 +79,30 @@ def _redacted_repr(self: Any) -> str:
 # -- the schema ------------------------------------------------------------------------------
 
 
+# The resilience layer's built-in defaults are the schema's: one value per setting, so a
+# Retry() or CircuitBreaker() behaves the same before configure() and after it when nothing
+# sets error_handling.retry / recovery.
+_RD = ResilienceDefaults()
+
+
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
-    max_retries: int = 3
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    exponential_backoff: bool = True
-    jitter: bool = True
+    max_retries: int = _RD.attempts - 1
+    base_delay: float = _RD.wait_initial
+    max_delay: float = _RD.wait_max
+    exponential_backoff: bool = _RD.wait_exp_base != 1.0
+    jitter: bool = _RD.wait_jitter
 
 
 @dataclass(frozen=True, slots=True)
 class BreakerSettings:
-    failure_threshold: int = 5
-    timeout: float = 60.0
+    failure_threshold: int = _RD.failure_threshold
+    timeout: float = _RD.open_timeout
 
 
 @dataclass(frozen=True, slots=True)
 class RecoverySettings:
-    enabled: bool = True
+    enabled: bool = _RD.recovery_enabled
     circuit_breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
@@ -155,6 +163,22 @@ class ErrorHandling:
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+
+    @property
+    def resilience(self) -> ResilienceDefaults:
+        """The defaults retry, breakers and recovery use for unset arguments
+        (``configure()`` installs them)."""
+        retry, breaker = self.retry, self.recovery.circuit_breaker
+        return ResilienceDefaults(
+            attempts=retry.max_retries + 1,
+            wait_initial=retry.base_delay,
+            wait_max=retry.max_delay,
+            wait_exp_base=_RD.wait_exp_base if retry.exponential_backoff else 1.0,
+            wait_jitter=retry.jitter,
+            failure_threshold=breaker.failure_threshold,
+            open_timeout=breaker.timeout,
+            recovery_enabled=self.recovery.enabled,
+        )
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -306,7 +330,9 @@ def _bool(v: Any, key: str) -> bool:
     raise ValueError(f"expected true or false, got {v!r}")
 
 
-def _number(minimum: float = 0.0, *, strict: bool = False) -> Callable[[Any, str], float]:
+def _number(
+    minimum: float = 0.0, *, strict: bool = False, maximum: float | None = None
+) -> Callable[[Any, str], float]:
     def conv(v: Any, key: str) -> float:
         if isinstance(v, bool):
             raise ValueError(f"expected a number, got {v!r}")
@@ -319,9 +345,20 @@ def _number(minimum: float = 0.0, *, strict: bool = False) -> Callable[[Any, str
         if f < minimum or (strict and f == minimum):
             op = ">" if strict else ">="
             raise ValueError(f"must be {op} {minimum:g}, got {v!r}")
+        if maximum is not None and f > maximum:
+            raise ValueError(f"must be <= {maximum:g}, got {v!r}")
         return f
 
     return conv
+
+
+# The longest wait a sleep or a lock timeout accepts (about 292 years on 64-bit Linux).
+MAX_SECONDS = float(threading.TIMEOUT_MAX)
+
+
+def _seconds(*, strict: bool = False) -> Callable[[Any, str], float]:
+    """A duration in seconds that a sleep or a clock can take."""
+    return _number(0, strict=strict, maximum=MAX_SECONDS)
 
 
 def _int(minimum: int = 0) -> Callable[[Any, str], int]:
@@ -511,11 +548,11 @@ def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandli
     )
     rr = r.sub("retry")
     retry = RetrySettings(
-        max_retries=rr.get("max_retries", 3, _int(0)),
-        base_delay=rr.get("base_delay", 1.0, _number(0)),
-        max_delay=rr.get("max_delay", 60.0, _number(0)),
-        exponential_backoff=rr.get("exponential_backoff", True, _bool),
-        jitter=rr.get("jitter", True, _bool),
+        max_retries=rr.get("max_retries", _RD.attempts - 1, _int(0)),
+        base_delay=rr.get("base_delay", _RD.wait_initial, _seconds()),
+        max_delay=rr.get("max_delay", _RD.wait_max, _seconds()),
+        exponential_backoff=rr.get("exponential_backoff", _RD.wait_exp_base != 1.0, _bool),
+        jitter=rr.get("jitter", _RD.wait_jitter, _bool),
     )
     rr.finish()
     if retry.max_delay < retry.base_delay:
@@ -524,11 +561,13 @@ def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandli
     rec = r.sub("recovery")
     cb = rec.sub("circuit_breaker")
     breaker = BreakerSettings(
-        failure_threshold=cb.get("failure_threshold", 5, _int(1)),
-        timeout=cb.get("timeout", 60.0, _number(0, strict=True)),
+        failure_threshold=cb.get("failure_threshold", _RD.failure_threshold, _int(1)),
+        timeout=cb.get("timeout", _RD.open_timeout, _seconds(strict=True)),
     )
     cb.finish()
-    recovery = RecoverySettings(enabled=rec.get("enabled", True, _bool), circuit_breaker=breaker)
+    recovery = RecoverySettings(
+        enabled=rec.get("enabled", _RD.recovery_enabled, _bool), circuit_breaker=breaker
+    )
     rec.finish()
 
     mon = r.sub("monitoring")

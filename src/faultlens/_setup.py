@@ -47,6 +47,7 @@ from ._version import __version__
 from .capture import STATE, Limits, Processor, count_dropped, internal_error
 from .capture._record import reset_rate_limiter
 from .errors import ConfigError, catalog
+from .resilience import set_defaults as set_resilience_defaults
 
 __all__ = [
     "EXIT_TIMEOUT",
@@ -381,6 +382,7 @@ def _apply_capture_settings(settings: Settings) -> None:
     STATE.service_version = settings.service_version
     STATE.settings = settings
     STATE.enabled = settings.enabled
+    set_resilience_defaults(settings.error_handling.resilience)
     reset_rate_limiter()
     if settings.scrub_keys or settings.scrub_patterns:
         scrub.set_current(
@@ -842,6 +844,7 @@ def _stop_runtime(rt: _Runtime, deadline: float) -> None:
     if STATE.settings is rt.settings:
         STATE.settings = None
         STATE.processors = ()
+        set_resilience_defaults(None)  # the built-in ones, as before configure()
     if STATE.tracer_provider is rt.tracer_provider:
         STATE.tracer_provider = None
     if STATE.meter_provider is rt.meter_provider:

@@ -16,6 +16,7 @@ from ._breaker import (
     get_breaker,
 )
 from ._compose import resilient, retryable_unless_open
+from ._defaults import ResilienceDefaults, defaults, set_defaults
 from ._recovery import (
     Degrade,
     Degraded,
@@ -43,6 +44,7 @@ __all__ = [
     "ManualIntervention",
     "RecoveryContext",
     "RecoveryManager",
+    "ResilienceDefaults",
     "Restart",
     "Retry",
     "Retrying",
@@ -51,6 +53,7 @@ __all__ = [
     "StateListener",
     "Strategy",
     "breakers",
+    "defaults",
     "get_breaker",
     "no_sleep",
     "recover",
@@ -59,12 +62,15 @@ __all__ = [
     "retry",
     "retryable_unless_open",
     "retrying",
+    "set_defaults",
 ]
 
 
 def reset() -> None:
-    """Forget breakers, local counts and the no-sleep switch (faultlens.testing.reset())."""
-    from . import _telemetry, _timing
+    """Forget breakers, local counts, the no-sleep switch and the configured defaults
+    (faultlens.testing.reset())."""
+    from . import _defaults, _telemetry, _timing
 
     _telemetry.reset()
     _timing.reset()
+    _defaults.reset_defaults()

@@ -62,7 +62,6 @@ from . import _telemetry as tel
 from . import _timing
 from ._common import (
     ENDS_ITERATION,
-    MAX_SECONDS,
     ExceptionSpec,
     after_fork,
     callable_name,
@@ -74,7 +73,7 @@ from ._common import (
     matcher,
     wrap,
 )
-from ._common import settings as current_settings
+from ._defaults import defaults
 from ._window import CountWindow, TimeWindow
 
 __all__ = [
@@ -98,8 +97,6 @@ DISABLED = "disabled"
 
 SUCCESS, FAILURE, IGNORED, REJECTED = range(4)  # indexes of the calls counts
 
-DEFAULT_FAILURE_THRESHOLD = 5
-DEFAULT_OPEN_TIMEOUT = 30.0
 DEFAULT_COUNT_WINDOW = 100
 DEFAULT_TIME_WINDOW = 60.0
 DEFAULT_MINIMUM_CALLS = 10
@@ -229,12 +226,14 @@ class CircuitBreaker:
         with registry:
             push(image)
 
-    ``failure_threshold`` and ``open_timeout`` left unset take
-    ``error_handling.recovery.circuit_breaker`` (``failure_threshold``, ``timeout``) from the
-    configuration, else 5 and 30 s. A half-open trial that has not reported back after
-    ``open_timeout`` (at least ``TRIAL_LEASE_MIN`` = 1 s) gives its slot to the next caller,
-    so a lost trial cannot keep the breaker half-open and rejecting forever. Passing
-    ``failure_rate_threshold`` alone turns the consecutive rule off (pass both to use both).
+    ``failure_threshold`` and ``open_timeout`` left unset take the defaults in force when the
+    breaker is used: ``error_handling.recovery.circuit_breaker`` (``failure_threshold``,
+    ``timeout``) once ``configure()`` read it, else the built-in 5 and 30 s (the same values
+    the configuration has when nothing sets them; see ``ResilienceDefaults``). A half-open
+    trial that has not reported back after ``open_timeout`` (at least ``TRIAL_LEASE_MIN`` =
+    1 s) gives its slot to the next caller, so a lost trial cannot keep the breaker half-open
+    and rejecting forever. Passing ``failure_rate_threshold`` alone turns the consecutive
+    rule off (pass both to use both).
     ``window_size`` is a number of calls for ``window_type="count"`` (default 100) and
     seconds for ``"time"`` (default 60).
     ``clock`` (default: monotonic, virtual under ``faultlens.testing.no_sleep()``) can be
@@ -397,34 +396,20 @@ class CircuitBreaker:
     # -- configuration -------------------------------------------------------------------
 
     def _resolved(self) -> tuple[int | None, float]:
-        """(consecutive threshold or None, open timeout): explicit > configured > default."""
+        """(consecutive threshold or None, open timeout): explicit > the defaults in force
+        (``configure()``'s, else the built-in ones), re-read once per configuration."""
         gen = STATE.generation
         limits = self._limits
         if limits is not None and self._limits_gen == gen:
             return limits
         threshold, timeout = self._explicit
-        cfg = None
-        s = current_settings()
-        if s is not None:
-            try:
-                cfg = s.error_handling.recovery.circuit_breaker
-            except AttributeError:
-                cfg = None
+        d = defaults()
         if threshold is None and self._use_threshold:
-            threshold = (
-                int(cfg.failure_threshold) if cfg is not None else (DEFAULT_FAILURE_THRESHOLD)
-            )
-        if timeout is None:
-            timeout = DEFAULT_OPEN_TIMEOUT
-            if cfg is not None:
-                try:
-                    configured = float(cfg.timeout)
-                except (TypeError, ValueError):
-                    configured = math.nan
-                # validated by the configuration loader; never let a bad one reach a clock
-                if math.isfinite(configured) and configured >= 0:
-                    timeout = min(configured, MAX_SECONDS)
-        limits = (threshold if self._use_threshold else None, timeout)
+            threshold = d.failure_threshold
+        limits = (
+            threshold if self._use_threshold else None,
+            d.open_timeout if timeout is None else timeout,
+        )
         self._limits = limits
         self._limits_gen = gen
         return limits

@@ -1,6 +1,5 @@
 """Small helpers shared by retry, the breaker and recovery: callable kinds, exception
-matchers, argument validation, metric-label cleaning, fork safety of the layer's locks and
-access to the configured defaults."""
+matchers, argument validation, metric-label cleaning, and fork safety of the layer's locks."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import types
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from ..capture import STATE, internal_error
+from ..capture import internal_error
 from ..capture._instrument import Kind
 from ..capture._instrument import callable_kind as _capture_kind
 from ..capture._instrument import callable_name as _capture_name
@@ -33,7 +32,6 @@ __all__ = [
     "kind_of",
     "label",
     "matcher",
-    "settings",
     "wrap",
 ]
 
@@ -262,12 +260,6 @@ def check_number(
         raise ConfigError(
             f"must be {kind} {bound}, got {value!r}{'; ' + fix if fix else ''}", key=argument
         )
-
-
-def settings() -> Any:
-    """The Settings configure() resolved, or None before configure() (kept on the capture
-    layer's state, so this layer needs no import of the setup code above it)."""
-    return STATE.settings
 
 
 Run = Callable[[Any, Any, Any, Any], Any]

@@ -61,7 +61,7 @@ from ._common import (
     matcher,
     wrap,
 )
-from ._common import settings as current_settings
+from ._defaults import defaults
 
 __all__ = [
     "Degrade",
@@ -687,13 +687,7 @@ def _make(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _recovery_enabled() -> bool:
-    s = current_settings()
-    if s is None:
-        return True
-    try:
-        return bool(s.error_handling.recovery.enabled)
-    except AttributeError:
-        return True
+    return defaults().recovery_enabled
 
 
 def _report(operation: str, step: Any, outcome: str, seconds: float, exc: BaseException) -> None:

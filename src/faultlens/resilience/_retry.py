@@ -88,18 +88,13 @@ from ._common import (
     wrap,
 )
 from ._common import matcher as make_matcher
-from ._common import settings as current_settings
+from ._defaults import defaults
 
 __all__ = ["Attempt", "Retry", "Retrying", "retry", "retrying"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 FIRST, AFTER, EXHAUSTED, NON_RETRYABLE, ABORTED = range(5)  # indexes of RETRY_OUTCOMES
-
-DEFAULT_ATTEMPTS = 3
-DEFAULT_WAIT_INITIAL = 0.1
-DEFAULT_WAIT_MAX = 5.0
-DEFAULT_EXP_BASE = 2.0
 
 _random = random.Random()
 
@@ -133,11 +128,13 @@ class Retry:
     """A retry policy; ``faultlens.retry(...)`` builds one. Use it as a decorator (on any
     number of functions) or call ``.retrying()`` for an attempt loop.
 
-    Arguments left as None take the ``error_handling.retry`` section of the configuration
-    when ``faultlens.configure()`` ran (``max_retries + 1`` attempts, ``base_delay``,
-    ``max_delay``, ``exponential_backoff``, ``jitter``), else 3 attempts, 0.1 s initial wait,
-    5 s maximum wait, base 2, jitter on. ``timeout`` (total seconds for the whole call,
-    attempts and waits included) defaults to none. Explicit arguments always win.
+    Arguments left as None take the defaults in force when the call runs: the
+    ``error_handling.retry`` section once ``faultlens.configure()`` read it (``max_retries +
+    1`` attempts, ``base_delay``, ``max_delay``, ``exponential_backoff``, ``jitter``), else
+    the built-in 3 attempts, 0.1 s initial wait, 5 s maximum wait, base 2, jitter on (the
+    same values the configuration has when nothing sets them; see ``ResilienceDefaults``).
+    ``timeout`` (total seconds for the whole call, attempts and waits included) defaults to
+    none. Explicit arguments always win.
     """
 
     __slots__ = ("_explicit", "_on_spec", "_params", "_params_gen", "on", "operation")
@@ -214,39 +211,21 @@ class Retry:
 
     def _resolve(self) -> _Params:
         attempts, timeout, w_init, w_max, base, jitter = self._explicit
-        cfg = None
-        s = current_settings()
-        if s is not None:
-            try:
-                cfg = s.error_handling.retry
-            except AttributeError:
-                cfg = None
-        if cfg is not None:
-            d_attempts = int(cfg.max_retries) + 1
-            d_init, d_max = float(cfg.base_delay), float(cfg.max_delay)
-            d_base = DEFAULT_EXP_BASE if cfg.exponential_backoff else 1.0
-            d_jitter = bool(cfg.jitter)
-        else:
-            d_attempts, d_init, d_max = DEFAULT_ATTEMPTS, DEFAULT_WAIT_INITIAL, DEFAULT_WAIT_MAX
-            d_base, d_jitter = DEFAULT_EXP_BASE, True
-        # Configured values were validated by the configuration loader; clamp them anyway so
-        # that no value can reach a sleep it would make raise.
-        d_init = _seconds(d_init, DEFAULT_WAIT_INITIAL)
-        d_max = _seconds(d_max, DEFAULT_WAIT_MAX)
-        init = w_init if w_init is not None else d_init
-        mx = w_max if w_max is not None else d_max
-        if mx < init:  # one side came from defaults: the explicit side wins
+        d = defaults()
+        init = w_init if w_init is not None else d.wait_initial
+        mx = w_max if w_max is not None else d.wait_max
+        if mx < init:  # one side came from the defaults: the explicit side wins
             if w_max is not None:
                 init = mx
             else:
                 mx = init
         return _Params(
-            attempts=attempts if attempts is not None else max(1, d_attempts),
+            attempts=attempts if attempts is not None else d.attempts,
             timeout=timeout,
             wait_initial=float(init),
             wait_max=float(mx),
-            wait_exp_base=float(base if base is not None else d_base),
-            wait_jitter=jitter if jitter is not None else d_jitter,
+            wait_exp_base=float(base if base is not None else d.wait_exp_base),
+            wait_jitter=jitter if jitter is not None else d.wait_jitter,
         )
 
     # -- the two shapes -----------------------------------------------------------------
@@ -316,16 +295,6 @@ def _restore(
         on=on,
         operation=operation,
     )
-
-
-def _seconds(value: Any, default: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return default
-    if math.isnan(v) or v < 0:
-        return default
-    return min(v, MAX_SECONDS)
 
 
 def _caller_name(depth: int) -> str:

@@ -250,6 +250,40 @@ def test_no_exec_passes_sigterm_on_to_the_child(tmp_path):
     assert f"child got {int(signal.SIGTERM)}" in out
 
 
+def test_no_exec_ctrl_c_is_the_childs_to_handle(tmp_path):
+    """Ctrl-C reaches the whole foreground process group. The child handles it (here: cleans
+    up for half a second, exits 5); `faultlens run` waits for that instead of dying first
+    and orphaning the child, and returns the child's code."""
+    ready = tmp_path / "ready"
+    child = textwrap.dedent(
+        f"""
+        import pathlib, sys, time
+        pathlib.Path({str(ready)!r}).write_text("ok")
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            time.sleep(0.5)
+            print("cleaned up", flush=True)
+            sys.exit(5)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faultlens.cli", "run", "--no-exec", "--", "python", "-c", child],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 5, err
+    assert out.strip() == "cleaned up"
+
+
 # -- bad input: one clear line, exit 2, never a traceback --------------------------------------
 
 
