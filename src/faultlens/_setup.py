@@ -663,6 +663,7 @@ def flush(timeout: float = EXIT_TIMEOUT) -> bool:
 _soon_lock = threading.RLock()
 _soon_running = False
 _soon_again = False
+_soon_last = -1e18  # when the last background round started
 
 
 def flush_soon() -> None:
@@ -683,9 +684,19 @@ def flush_soon() -> None:
             _soon_running = False
 
 
+FLUSH_SOON_INTERVAL = 1.0
+"""At most one background flush round a second: a storm of failures on an event loop must
+not turn batching into one export per failure."""
+
+
 def _flush_rounds() -> None:
     global _soon_running, _soon_again
+    global _soon_last
     while True:
+        time.sleep(max(_soon_last + FLUSH_SOON_INTERVAL - time.monotonic(), 0.0))
+        with _soon_lock:
+            _soon_again = False  # this round covers every request made so far
+        _soon_last = time.monotonic()
         try:
             flush(EXIT_TIMEOUT)
         except Exception as exc:  # pragma: no cover - flush never raises
@@ -694,7 +705,6 @@ def _flush_rounds() -> None:
             if not _soon_again:
                 _soon_running = False
                 return
-            _soon_again = False
 
 
 # -- shutdown ------------------------------------------------------------------------------------

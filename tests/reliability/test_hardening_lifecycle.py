@@ -440,6 +440,33 @@ def test_nothing_faultlens_does_stalls_the_event_loop(hung, tmp_path, mode, scen
         assert all(r["context"]["uncaught"] is True for r in records)
 
 
+def test_the_handed_off_flush_delivers_soon_and_batches_a_storm(collector):
+    faultlens.configure(service_name="svc", endpoint=collector.url, protocol="http/protobuf")
+
+    def callback(i: int) -> None:
+        raise TimeoutError(f"heartbeat {i} missed")
+
+    async def storm() -> None:
+        loop = asyncio.get_running_loop()
+        for i in range(200):  # 200 failures over about a second
+            loop.call_soon(callback, i)
+            await asyncio.sleep(0.005)
+
+    install_excepthooks()
+    try:
+        asyncio.run(storm())
+    finally:
+        uninstall_excepthooks()
+    deadline = time.monotonic() + 3  # well before the batch processor's 5 s schedule
+    while collector.requests.get("/v1/traces", 0) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.2)
+    sent = collector.requests.get("/v1/traces", 0)
+    # Delivered without waiting for the schedule, in a few rounds (at most one a second),
+    # not one export per failure.
+    assert 1 <= sent <= 12, sent
+
+
 # -- 3. fork: a multiprocessing worker ends with os._exit --------------------------------------
 
 
