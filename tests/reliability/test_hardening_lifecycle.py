@@ -201,6 +201,21 @@ def test_shutdown_returns_within_its_timeout_and_counts_what_it_abandoned(hung, 
     assert dropped_counts().get("export_failed", 0) - before >= 5
 
 
+def test_a_second_shutdown_waits_for_the_first_within_its_own_timeout(hung):
+    faultlens.configure(service_name="svc", endpoint=hung.url, protocol="http/protobuf")
+    record_some(3)
+    first = threading.Thread(target=faultlens.shutdown, kwargs={"timeout": 2})
+    first.start()
+    time.sleep(0.2)
+    assert _setup.is_stopping() and not faultlens.is_configured()
+    start = time.monotonic()
+    faultlens.shutdown(timeout=0.5)  # e.g. the SIGTERM handler while a thread shuts down
+    took = time.monotonic() - start
+    assert 0.4 <= took < 0.5 + SLACK, took
+    first.join(2 + SLACK)
+    assert not first.is_alive() and not _setup.is_stopping()
+
+
 EXITING_APP = """
     import sys, faultlens
     faultlens.configure(service_name="svc", endpoint=sys.argv[1], protocol=sys.argv[2],
