@@ -13,6 +13,11 @@ directory (``python app.py``) or under the working directory (``python -m mod``,
 installed packages excluded. The ``__main__`` script itself cannot be wrapped, since Python
 runs it directly rather than importing it; an error escaping it is still recorded by the
 uncaught-exception hook. Keep scripts thin and the logic in modules.
+
+Only the process ``faultlens run`` started reports start-up problems on stderr (see
+``TARGET_VAR``); the interpreters it launches inherit the bootstrap through PYTHONPATH (so a
+spawned worker records its errors too) but start silently. An application whose own
+``sitecustomize`` already called ``configure()`` keeps its configuration.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ __all__ = [
     "BOOT_DIR",
     "TARGET_VAR",
     "child_environment",
-    "claim_target",
     "default_roots",
     "instrument_process",
     "is_target",
@@ -89,6 +93,12 @@ def instrument_process(modules: Sequence[str] | None = None) -> Targets:
                 internal_error("reading auto-instrumentation settings", exc)
         modules = settings.auto_modules if settings is not None else ()
     install_excepthooks()
+    # Celery's task registry holds functions the import hook cannot wrap: its integration
+    # records task failures from Celery's signals, installed when (and only if) the process
+    # imports celery.
+    from ..integrations.celery import activate as activate_celery
+
+    activate_celery()
     if modules:
         return install(list(modules))
     return install(roots=default_roots())
@@ -102,21 +112,12 @@ def is_target(environ: Mapping[str, str] | None = None) -> bool:
     return not owner or owner == str(os.getpid())
 
 
-def claim_target() -> bool:
-    """Called once by the bootstrap at start-up: is this process the target? The first one
-    marks the environment so that the processes it launches know they are not."""
-    target = is_target()
-    if target:
-        os.environ[TARGET_VAR] = str(os.getpid())
-    return target
-
-
 class _OnlyErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.ERROR
 
 
-def start(*, target: bool = True) -> None:
+def start(*, target: bool | None = None) -> None:
     """The child's bootstrap: configure from the environment, hook, instrument. Never raises;
     a failure is reported in one line and the application starts without faultlens.
 
@@ -127,6 +128,8 @@ def start(*, target: bool = True) -> None:
     An application whose own ``sitecustomize`` (run first, see ``_boot/sitecustomize.py``)
     already called ``configure()`` keeps its configuration: the bootstrap only adds the hooks.
     """
+    if target is None:
+        target = is_target()
     quiet = None if target else _OnlyErrors()
     if quiet is not None:
         _log.addFilter(quiet)
