@@ -494,6 +494,7 @@ def _configure_locked(
         _start_components(rt)
     _runtime = rt
     _register_process_hooks()
+    _arm_worker_exit()
     return settings
 
 
@@ -929,11 +930,29 @@ def _before_fork() -> None:
 
 
 def _in_forked_worker(_token: object) -> None:
-    if _runtime is None:
-        return
+    if _runtime is not None:
+        _arm_worker_exit()
+
+
+_worker_exit_pid = -1
+
+
+def _arm_worker_exit() -> None:
+    """In a multiprocessing worker: shut faultlens down when it ends (once per process).
+    Called after fork for a configuration the worker inherited, and by configure() in a
+    worker that configures itself (a pool initializer)."""
+    global _worker_exit_pid
+    mp = sys.modules.get("multiprocessing")
     mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:
+    if mp is None or mp_util is None or _worker_exit_pid == os.getpid():
+        return
+    try:
+        if mp.parent_process() is None:
+            return  # not a worker: atexit runs as usual
         mp_util.Finalize(None, _shutdown_in_worker, exitpriority=0)
+        _worker_exit_pid = os.getpid()
+    except Exception as exc:
+        internal_error("multiprocessing exit hook", exc)
 
 
 def _shutdown_in_worker() -> None:

@@ -506,6 +506,22 @@ def test_a_forked_pool_worker_delivers_its_spans_before_it_exits(collector):
     assert collector.requests.get("/v1/traces", 0) >= 1
 
 
+def _configure_worker(url: str) -> None:
+    faultlens.configure(service_name="worker", endpoint=url, protocol="http/protobuf")
+
+
+def test_a_pool_worker_that_configures_itself_delivers_its_spans_before_it_exits(collector):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        2, mp_context=ctx, initializer=_configure_worker, initargs=(collector.url,)
+    ) as pool:
+        assert sorted(pool.map(_worker_fails, range(4))) == [0, 1, 2, 3]
+    assert collector.requests.get("/v1/traces", 0) >= 1
+
+
 FORK_WHILE_LOCKED = """
     import os, threading, faultlens
     from faultlens import _setup, resources
