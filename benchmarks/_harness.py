@@ -2,6 +2,9 @@
 
 Ratios, not absolute times, are what we compare across machines and commits: each group
 measures its anchors (raw OTel, wrapt, tenacity, ...) in the same process and run.
+:func:`compare` interleaves the candidates (A, B, A, B, ...) and keeps each one's best
+round, so that a burst of load from another process on a shared machine hits both sides of a
+ratio alike instead of one of them.
 """
 
 from __future__ import annotations
@@ -12,19 +15,49 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _loop(fn: Callable[[], Any], number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - start) / number
+
+
 def per_call(fn: Callable[[], Any], *, number: int, repeat: int = 5, warmup: int = 200) -> float:
     """Best per-call time in seconds over ``repeat`` runs of ``number`` calls."""
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
+    return compare(fn, number=number, repeat=repeat, warmup=warmup)[0]
+
+
+def compare(
+    *fns: Callable[[], Any],
+    number: int,
+    repeat: int = 7,
+    warmup: int = 200,
+    setups: tuple[Callable[[], Any] | None, ...] = (),
+) -> list[float]:
+    """Best per-call time in seconds of each of ``fns``, measured in interleaved rounds of
+    ``number`` calls (``repeat`` rounds each), with the garbage collector off while timing.
+    ``setups[i]``, if given, runs (untimed) before each warm-up and round of ``fns[i]``: two
+    configurations can be compared round by round in one process."""
+    setups = setups + (None,) * (len(fns) - len(setups))
+    best = [float("inf")] * len(fns)
     gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
-        for _ in range(repeat):
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            best = min(best, (time.perf_counter() - start) / number)
+        for rnd in range(repeat + 1):
+            for i, fn in enumerate(fns):
+                setup = setups[i]
+                if setup is not None:
+                    setup()
+                if rnd == 0:
+                    for _ in range(warmup):
+                        fn()
+                    continue
+                gc.collect()
+                gc.disable()
+                try:
+                    best[i] = min(best[i], _loop(fn, number))
+                finally:
+                    if gc_was_enabled:
+                        gc.enable()
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -34,20 +67,24 @@ def per_call(fn: Callable[[], Any], *, number: int, repeat: int = 5, warmup: int
 def row(
     group: str,
     name: str,
-    seconds: float,
+    seconds: float | None,
     anchor: str | None = None,
     anchor_seconds: float | None = None,
     goal: str | None = None,
     ok: bool | None = None,
+    value: str | None = None,
 ) -> dict[str, Any]:
-    ratio = seconds / anchor_seconds if anchor_seconds else None
-    return {
+    ratio = seconds / anchor_seconds if anchor_seconds and seconds is not None else None
+    out: dict[str, Any] = {
         "group": group,
         "name": name,
-        "per_call_us": round(seconds * 1e6, 3),
+        "per_call_us": round(seconds * 1e6, 3) if seconds is not None else None,
         "anchor": anchor,
         "anchor_us": round(anchor_seconds * 1e6, 3) if anchor_seconds else None,
         "ratio": round(ratio, 3) if ratio is not None else None,
         "goal": goal,
         "met": ok,
     }
+    if value is not None:
+        out["value"] = value
+    return out

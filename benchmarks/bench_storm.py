@@ -1,5 +1,13 @@
-"""An error storm: N identical errors through @instrument. Memory must stay flat (goal: RSS
-growth < 50 MB for 1,000,000 errors) and the suppressed count must be exact."""
+"""Error storms through @instrument (the public path).
+
+- N identical errors: memory must stay flat (goal: RSS growth < 50 MB for 1,000,000 errors)
+  and the suppressed count must be exact.
+- 10,000 and 100,000 *distinct* fingerprints, each recorded in full: RSS growth stays under
+  the documented cap (everything faultlens keeps per fingerprint or per code location is
+  bounded: the rate limiter's ``max_fingerprints`` = 10,000 entries, the bounded caches of
+  fingerprint prefixes, normalised messages, classifications and formatted stacks, the
+  marks); goal for 100,000: < 30 MB.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,61 @@ import gc
 import sys
 import time
 from typing import Any
+
+_LETTERS = "ghijklmnopqrstuvwxyz"  # no hex digits: a word is never normalised away
+
+
+def _word(i: int) -> str:
+    out = []
+    while True:
+        out.append(_LETTERS[i % 20])
+        i //= 20
+        if not i:
+            return "".join(out)
+
+
+def distinct(count: int) -> dict[str, Any]:
+    """RSS growth while recording ``count`` errors with distinct fingerprints."""
+    import psutil
+
+    import faultlens
+
+    faultlens.configure(service_name="storm-distinct", journal=False)
+
+    @faultlens.instrument
+    def parse(word: str) -> None:
+        raise ValueError(f"unknown field {word}")
+
+    proc = psutil.Process()
+    for i in range(1000):  # warm-up with other fingerprints than the measured ones
+        try:
+            parse("warm" + _word(i))
+        except ValueError:
+            pass
+    gc.collect()
+    before = proc.memory_info().rss
+    start = time.perf_counter()
+    for i in range(count):
+        try:
+            parse(_word(i))
+        except ValueError:
+            pass
+    elapsed = time.perf_counter() - start
+    gc.collect()
+    growth_mb = (proc.memory_info().rss - before) / 2**20
+    faultlens.shutdown()
+    goal = 30.0 if count >= 100_000 else 10.0
+    return {
+        "group": "storm",
+        "name": f"{count:,} distinct fingerprints: RSS growth",
+        "value": f"{growth_mb:.1f} MB",
+        "per_call_us": round(elapsed / count * 1e6, 3),
+        "anchor": None,
+        "anchor_us": None,
+        "ratio": None,
+        "goal": f"< {goal:g} MB",
+        "met": growth_mb < goal,
+    }
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -46,7 +109,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     # every storm error is suppressed unless the run crossed a window boundary.
     windows = int(elapsed // 60) + 1
     exact = n - 100 * (windows - 1) <= suppressed <= n
-    return [
+    rows = [
         {
             "group": "storm",
             "name": f"{n:,} identical errors: RSS growth",
@@ -70,6 +133,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "met": exact,
         },
     ]
+    for count in (10_000,) if quick else (10_000, 100_000):
+        rows.append(distinct(count))
+    return rows
 
 
 if __name__ == "__main__":

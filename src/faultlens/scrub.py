@@ -198,6 +198,12 @@ class Scrubber:
         patterns += [(re.compile(p), replacement, ()) for p in extra_patterns]
         self._patterns = tuple(patterns)
         self._triggers = _NAME_TRIGGERS + names
+        # One scan that tells whether any trigger occurs at all: most texts (messages, stack
+        # traces) hold none, and then nothing else needs to run. Extra patterns have no
+        # trigger (they always run), so a scrubber with any keeps the per-pattern checks.
+        every = {t for _, _, ts in patterns for t in ts} | set(self._triggers)
+        self._any_trigger = re.compile(_trie_pattern(every))
+        self._always = next((p for p, _, ts in patterns if not ts), None)
         self.replacement = replacement
         self._key_cache: dict[str, bool] = {}
 
@@ -216,6 +222,8 @@ class Scrubber:
     def text(self, text: str) -> str:
         """Redact secret-looking values inside free text."""
         lowered = text.lower()
+        if self._always is None and not self._any_trigger.search(lowered):
+            return text  # not one trigger: no pattern and no key=value pair can apply
         for pattern, repl, triggers in self._patterns:
             if triggers and not any(t in lowered for t in triggers):
                 continue
@@ -410,6 +418,32 @@ class Scrubber:
         if clean == text and isinstance(value, bytes) and len(value) <= _MAX_BYTES:
             return value
         return clean.encode("utf-8", "replace")
+
+
+def _trie_pattern(words: Iterable[str]) -> str:
+    """A regular expression matching any of ``words``, shaped as a trie (``a(?:uth|kia)``):
+    Python's engine tries a flat alternation's branches one by one at every position, while
+    a trie rejects a position on its first character. Matches at the same places as the
+    flat alternation (any word found anywhere is found)."""
+    root: dict[str, Any] = {}
+    for word in words:
+        if not word:
+            continue
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + emit(node[ch]) for ch in sorted(k for k in node if k)]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:  # a word ends here: the longer ones are optional
+            return "(?:" + "|".join(branches) + ")?"
+        return body
+
+    return emit(root) or "(?!)"
 
 
 def _size(data: Mapping[Any, Any]) -> int:

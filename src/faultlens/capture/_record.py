@@ -42,20 +42,23 @@ from ..errors import (
     ErrorInfo,
     FaultError,
     Severity,
+    catalog,
     classify,
     clean_text,
+    code_for,
     error_type,
     is_own_frame,
     qualified_name,
     safe_str,
 )
+from ..errors._fingerprint import fingerprint_prefix
 from ._context import current_scope
 from ._fork import ensure_fork_hook, on_fork_child
 from ._marks import MARKS, Mark
 from ._ratelimit import RateLimiter, notify_suppressed
 from ._stack import lower_limit, raise_limit, settle
 from ._state import STATE
-from ._telemetry import count_dropped, errors_counter, get_tracer, internal_error
+from ._telemetry import count_dropped, count_error, get_tracer, internal_error
 
 __all__ = [
     "CONTROL_FLOW",
@@ -208,7 +211,18 @@ _CAUSE = "\nThe above exception was the direct cause of the following exception:
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
-def _format_one(exc: BaseException, out: list[str]) -> None:
+# The formatted frames of one traceback, per chain of code locations: (scrubber, code and
+# line of each frame) -> (the code objects, kept alive so no id in the key is reused while
+# the entry lives; the text as formatted; the same text scrubbed). A storm of one error, or
+# a hot failing endpoint, formats and scrubs its stack once.
+_BLOCKS: dict[tuple[Any, ...], tuple[tuple[Any, ...], str, str]] = {}
+_MAX_BLOCKS = 512
+_MAX_BLOCK_FRAMES = 256  # deeper tracebacks are formatted without the cache
+
+
+def _frames_block(exc: BaseException, scrubber: scrub.Scrubber) -> tuple[str, str]:
+    """The "Traceback ..." part of ``exc``'s formatted stack (faultlens's own frames left
+    out, the innermost ``_MAX_FRAMES`` kept), as formatted and as scrubbed."""
     frames = []
     tb = exc.__traceback__
     while tb is not None:
@@ -216,21 +230,51 @@ def _format_one(exc: BaseException, out: list[str]) -> None:
         if not is_own_frame(tb.tb_frame.f_code.co_filename):
             frames.append(tb)
         tb = tb.tb_next
-    if frames:
-        out.append("Traceback (most recent call last):\n")
-        if len(frames) > _MAX_FRAMES:
-            out.append(f"  ... {len(frames) - _MAX_FRAMES} outer frames omitted ...\n")
-            frames = frames[-_MAX_FRAMES:]
-        for t in frames:
-            code = t.tb_frame.f_code
-            lineno = t.tb_lineno
-            out.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
-            line = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
-            if line:
-                out.append(f"    {line}\n")
-    message = scrub.current().capped(safe_str(exc, 2048 + scrub.MARGIN), 2048)
+    if not frames:
+        return "", ""
+    key: tuple[Any, ...] | None = None
+    if len(frames) <= _MAX_BLOCK_FRAMES:
+        key = (id(scrubber), *[(id(t.tb_frame.f_code), t.tb_lineno) for t in frames])
+        hit = _BLOCKS.get(key)
+        if hit is not None:
+            return hit[1], hit[2]
+    out = ["Traceback (most recent call last):\n"]
+    shown = frames
+    if len(frames) > _MAX_FRAMES:
+        out.append(f"  ... {len(frames) - _MAX_FRAMES} outer frames omitted ...\n")
+        shown = frames[-_MAX_FRAMES:]
+    for t in shown:
+        code = t.tb_frame.f_code
+        lineno = t.tb_lineno
+        out.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+        line = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
+        if line:
+            out.append(f"    {line}\n")
+    raw = "".join(out)
+    clean = scrubber.text(raw)
+    if not clean.isascii():
+        clean = clean_text(clean, len(clean))
+    if key is not None:
+        if len(_BLOCKS) >= _MAX_BLOCKS:
+            _BLOCKS.clear()
+        _BLOCKS[key] = (tuple(t.tb_frame.f_code for t in frames), raw, clean)
+    return raw, clean
+
+
+def _format_one(
+    exc: BaseException, raw: list[str], clean: list[str], scrubber: scrub.Scrubber
+) -> None:
+    """One exception of the chain: its frames, then ``Type: message``; appended as
+    formatted to ``raw`` and, scrubbed piece by piece, to ``clean``."""
+    block, block_clean = _frames_block(exc, scrubber)
+    if block:
+        raw.append(block)
+        clean.append(block_clean)
+    message = scrubber.capped(safe_str(exc, 2048 + scrub.MARGIN), 2048)
     name = qualified_name(type(exc))
-    out.append(f"{name}: {message}\n" if message else f"{name}\n")
+    line = f"{name}: {message}\n" if message else f"{name}\n"
+    raw.append(line)
+    clean.append(scrubber.text(line))  # "Type: message" can read as a key=value pair
 
 
 def _drop_own_frames(te: traceback.TracebackException, seen: set[int]) -> None:
@@ -281,12 +325,20 @@ def format_stacktrace(exc: BaseException, limit: int) -> str:
                     node, link = node.__context__, _CONTEXT
                 else:
                     node = None
-            out: list[str] = []
+            scrubber = scrub.current()
+            raw: list[str] = []
+            clean: list[str] = []
             for node, link in reversed(chain):
-                _format_one(node, out)
+                _format_one(node, raw, clean, scrubber)
                 if link:
-                    out.append(link)
-            text = "".join(out)
+                    raw.append(link)
+                    clean.append(link)
+            # Scrubbed piece by piece (each frame block once per code location, cached):
+            # returned as it is when it fits; a longer one is scrubbed and capped whole.
+            text = "".join(clean)
+            if len(text) <= limit:
+                return text
+            text = "".join(raw)
     except BaseException:
         try:
             text = "".join(traceback.format_tb(exc.__traceback__, limit=-_MAX_FRAMES))
@@ -351,20 +403,58 @@ def mark_span(span: Span, exc: BaseException, info: ErrorInfo | None = None) -> 
 # -- the steps of recording one error, in order ------------------------------------------------
 
 
+# Classifications of recent errors, by everything an ErrorInfo is computed from: the
+# fingerprint's prefix (type, FaultError code, the frames' modules and functions), the raw
+# message, the stage and severity override, the message cap, the scrubber, the catalog entry
+# the code resolves to and a FaultError's own hint. A storm of one error, or a hot failing
+# endpoint with a constant message, classifies, scrubs and fingerprints it once. The scrubber
+# and catalog entry are kept alive by the entry, so their ids in the key stay unique.
+_INFOS: dict[tuple[Any, ...], tuple[Any, ErrorInfo]] = {}
+_MAX_INFOS = 1024
+_MAX_CACHED_MESSAGE = 512
+
+
 def _classify(exc: BaseException, stage: str | None, severity: Severity | None) -> ErrorInfo:
     """Classification with the scrubbed, capped message and the most specific stage: a
     FaultError's own (set where it was raised), then the caller's (record_error argument or
     the decorator's), then the enclosing capture()."""
     limit = STATE.limits.max_message
-    message = scrub.current().capped(safe_str(exc, limit + scrub.MARGIN), limit)
-    if isinstance(exc, FaultError) and exc.stage:
-        stage = exc.stage
+    raw = safe_str(exc, limit + scrub.MARGIN)
+    fault = exc if isinstance(exc, FaultError) else None
+    if fault is not None and fault.stage:
+        stage = fault.stage
     elif stage is None:
         stage = current_scope().stage
+    scrubber = scrub.current()
+    key: tuple[Any, ...] | None = None
+    spec: Any = None
+    if len(raw) <= _MAX_CACHED_MESSAGE and not isinstance(exc, BaseExceptionGroup):
+        hint = fault._hint if fault is not None else None
+        if (hint is None or type(hint) is str) and (stage is None or type(stage) is str):
+            spec, _ = catalog.resolve(code_for(exc))
+            key = (
+                fingerprint_prefix(exc),
+                raw,
+                stage,
+                severity,
+                limit,
+                id(scrubber),
+                id(spec),
+                hint,
+            )
+            hit = _INFOS.get(key)
+            if hit is not None:
+                return hit[1]
+    message = scrubber.capped(raw, limit)
     info = classify(exc, stage=stage, message=message)
     if severity is not None and severity is not info.severity:
         info = replace(info, severity=severity)
-    return _clean_info(info)
+    info = _clean_info(info)
+    if key is not None:
+        if len(_INFOS) >= _MAX_INFOS:
+            _INFOS.clear()
+        _INFOS[key] = ((scrubber, spec), info)
+    return info
 
 
 # Caps for the strings of an ErrorInfo that become labels and attributes.
@@ -403,15 +493,11 @@ def _classify_safely(exc: BaseException, stage: str | None, severity: Severity |
 
 def _count(info: ErrorInfo) -> None:
     """Every error counts, rate-limited or not: the counter is what alerts key on."""
-    labels: dict[str, str] = {
-        "code": info.code,
-        "category": clean_text(str(info.category), 128),
-        "severity": info.severity.value,
-    }
-    if info.stage:
-        labels["stage"] = info.stage
     try:
-        errors_counter().add(1, labels)
+        category = info.category
+        if not (type(category) is str and category.isascii() and len(category) <= 128):
+            category = clean_text(str(category), 128)
+        count_error(info.code, category, info.severity.value, info.stage or None)
     except RecursionError:
         raise  # out of stack: counted again with headroom
     except Exception as e:
@@ -611,6 +697,35 @@ def _emit(
     return info
 
 
+def _suppressed(mark: Mark) -> bool:
+    """The rate limit, decided before an errors-mode span is made: an error suppressed by it
+    (counted in ``faultlens.errors`` and ``faultlens.internal.dropped{reason=rate_limited}``,
+    tallied by the sinks) gets no span of its own. That span would carry no event, only
+    repeat what the window's first ``burst`` spans of the fingerprint show, and cost as much
+    as the rest of the error: a storm must not multiply it. The trace stays honest: every span
+    the exception escapes through (a traced function's, a server span) still gets status
+    ERROR and ``error.type``, and the next recorded event carries the suppressed count."""
+    info = mark.info
+    if info is None:
+        return False
+    if mark.admission is None:
+        if not MARKS.claim(mark, "event"):
+            return False  # decided elsewhere (another thread) or already done
+        try:
+            mark.admission = admission = _rate_limiter().admit(info.fingerprint)
+            if not admission[0]:
+                count_dropped("rate_limited")
+                notify_suppressed(info)  # the journal's exact tally of what is not written
+                MARKS.finish(mark, "event")
+                return True
+        except BaseException:
+            MARKS.release(mark, "event")
+            raise
+        MARKS.release(mark, "event")  # admitted: the event is emitted on the span, below
+        return False
+    return not mark.admission[0]
+
+
 def _record(
     exc: BaseException,
     span: Span,
@@ -717,6 +832,8 @@ def _escaping(
         mark = _new_mark(exc, stage, None)
     # Counted before the span exists: a tracer that fails costs the event, never the count.
     _ensure_counted(exc, mark)
+    if _suppressed(mark):
+        return
     span = get_tracer().start_span(
         clean_text(name, 256), start_time=start_time, attributes=attributes
     )

@@ -3,6 +3,15 @@
 Before configure() this uses whatever providers the application set (the global API's proxies
 bind late, so a provider set afterwards is picked up); faultlens.testing can override both.
 Instruments are cached per state generation so an override takes effect at once.
+
+``faultlens.errors`` is counted locally (a plain int per label set, bumped under a small
+lock) and reported through an observable counter read at collection time: an SDK
+``Counter.add`` costs several microseconds per error (attribute hashing, the measurement
+pipeline), more than the rest of deciding that a storm's error is suppressed. The series is
+the same monotonic sum a synchronous counter gives. Each registration (a configure(), a
+faultlens.testing.capture()) reports the counts made since it was registered, so a new
+provider starts from zero. Label sets are capped like the SDK caps a synchronous counter's
+(past the cap, counts go to one ``otel.metric.overflow`` series).
 """
 
 from __future__ import annotations
@@ -25,8 +34,9 @@ from ._state import STATE
 __all__ = [
     "DROP_REASONS",
     "count_dropped",
+    "count_error",
     "dropped_counts",
-    "errors_counter",
+    "errors_counts",
     "get_meter",
     "get_tracer",
     "internal_error",
@@ -65,6 +75,11 @@ _cache_lock = threading.Lock()
 _dropped: _Tally[str] = _Tally()
 _dropped_lock = threading.Lock()
 _logged_internal: set[str] = set()
+# faultlens.errors, counted locally: (code, category, severity, stage) -> count since start.
+ERRORS_LABEL_SETS = 2000  # as the SDK's default cardinality limit for one instrument
+_errors: dict[tuple[str, str, str, str | None], int] = {}
+_errors_lock = threading.Lock()
+_OVERFLOW_KEY = ("", "", "", None)
 
 
 def _refresh() -> None:
@@ -86,8 +101,11 @@ def _refresh() -> None:
             else metrics.get_meter(SCOPE, __version__)
         )
         new: dict[str, Any] = {"tracer": tracer, "meter": meter}
-        new["errors"] = meter.create_counter(
+        with _errors_lock:
+            baseline = dict(_errors)
+        meter.create_observable_counter(
             "faultlens.errors",
+            callbacks=[_errors_observer(baseline)],
             unit="{error}",
             description="Errors recorded, by code/category/severity/stage",
         )
@@ -115,10 +133,50 @@ def get_meter() -> metrics.Meter:
     return _cache["meter"]  # type: ignore[no-any-return]
 
 
-def errors_counter() -> metrics.Counter:
+def count_error(code: str, category: str, severity: str, stage: str | None) -> None:
+    """One error in ``faultlens.errors`` (labels code, category, severity and, when there
+    is one, stage). Exact; cheap (a dict bump under a lock)."""
     if _cache_gen != STATE.generation:
-        _refresh()
-    return _cache["errors"]  # type: ignore[no-any-return]
+        _refresh()  # registers the observable counter with the provider in force
+    key = (code, category, severity, stage)
+    with _errors_lock:
+        n = _errors.get(key)
+        if n is not None:
+            _errors[key] = n + 1
+        elif len(_errors) < ERRORS_LABEL_SETS:
+            _errors[key] = 1
+        else:
+            _errors[_OVERFLOW_KEY] = _errors.get(_OVERFLOW_KEY, 0) + 1
+
+
+def errors_counts() -> dict[tuple[str, str, str, str | None], int]:
+    """The local ``faultlens.errors`` tallies since the process started (or forked)."""
+    with _errors_lock:
+        return dict(_errors)
+
+
+def _errors_observer(
+    baseline: dict[tuple[str, str, str, str | None], int],
+) -> Any:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        with _errors_lock:
+            items = list(_errors.items())
+        out = []
+        for key, total in items:
+            value = total - baseline.get(key, 0)
+            if value <= 0:
+                continue
+            if key is _OVERFLOW_KEY or key == _OVERFLOW_KEY:
+                out.append(Observation(value, {"otel.metric.overflow": True}))
+                continue
+            code, category, severity, stage = key
+            labels = {"code": code, "category": category, "severity": severity}
+            if stage:
+                labels["stage"] = stage
+            out.append(Observation(value, labels))
+        return out
+
+    return observe
 
 
 def _observe_dropped(options: CallbackOptions) -> Iterable[Observation]:
@@ -148,10 +206,13 @@ def reset_dropped() -> None:
 def _after_fork() -> None:
     # The child's own locks (another thread may have held these at fork time), and its own
     # tallies: what the parent dropped is the parent's to report, under the parent's pid.
-    global _cache_lock, _dropped_lock, _dropped
+    # faultlens.errors keeps the parent's tallies, as a synchronous counter's SDK state
+    # would: the child's copy of the provider reports them and then the child's own.
+    global _cache_lock, _dropped_lock, _dropped, _errors_lock
     _cache_lock = threading.Lock()
     _dropped_lock = threading.Lock()
     _dropped = _Tally()
+    _errors_lock = threading.Lock()
     STATE.lock = threading.RLock()
 
 

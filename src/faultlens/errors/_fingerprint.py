@@ -3,6 +3,14 @@
 Built from the exception type, the in-app frames (module and function, never line numbers,
 so an unrelated edit above does not split the group) and the message with the variable parts
 (numbers, hex ids, UUIDs, quoted strings) normalised away.
+
+Hot path: a storm of one error, or a hot failing endpoint, raises from the same code again
+and again, so the part of the fingerprint that comes from the traceback is computed once per
+chain of code objects and reused (``_CHAIN_CACHE``, bounded); message normalisation skips
+the patterns that cannot match and remembers recent messages (``_NORMALIZED``, bounded).
+Both give exactly what the uncached computation gives. One approximation, documented: a
+chain's module names are those of the first frames seen with those code objects (the same
+code object run with other globals, by ``exec(code, g)``, keeps the first module's name).
 """
 
 from __future__ import annotations
@@ -13,11 +21,19 @@ import re
 import sys
 import sysconfig
 from types import TracebackType
+from typing import Any
 
 from ._fault import FaultError
 from ._safe import qualified_name, safe_str
 
-__all__ = ["FINGERPRINT_VERSION", "fingerprint", "in_app", "is_own_frame", "normalize_message"]
+__all__ = [
+    "FINGERPRINT_VERSION",
+    "fingerprint",
+    "fingerprint_prefix",
+    "in_app",
+    "is_own_frame",
+    "normalize_message",
+]
 
 FINGERPRINT_VERSION = 1
 _MAX_FRAMES = 32
@@ -37,11 +53,41 @@ _NORMALIZERS = (
 )
 
 
+_STR, _UUID, _HEX, _HEXWORD, _NUMBER = _NORMALIZERS
+_DIGIT = re.compile(r"[0-9]")
+_NORMALIZED: dict[str, str] = {}
+_MAX_NORMALIZED = 2048
+_MAX_CACHED_MESSAGE = 256
+
+
 def normalize_message(message: str) -> str:
     text = message[:_MESSAGE_PREFIX]
-    for pattern, repl in _NORMALIZERS:
-        text = pattern.sub(repl, text)
-    return text
+    cacheable = len(text) <= _MAX_CACHED_MESSAGE
+    if cacheable:
+        hit = _NORMALIZED.get(text)
+        if hit is not None:
+            return hit
+    out = _normalize(text)
+    if cacheable:
+        if len(_NORMALIZED) >= _MAX_NORMALIZED:
+            _NORMALIZED.clear()
+        _NORMALIZED[text] = out
+    return out
+
+
+def _normalize(text: str) -> str:
+    """The normalisers in order, each skipped when the text cannot hold a match (the
+    replacements add no quote, dash, digit or ``0x``, so a check stays valid after them)."""
+    if "'" in text or '"' in text:
+        text = _STR[0].sub(_STR[1], text)
+    if "-" in text and len(text) >= 36:  # a UUID may be all letters
+        text = _UUID[0].sub(_UUID[1], text)
+    if not _DIGIT.search(text):
+        return text  # ``0x``, hex words and numbers all hold a digit
+    if "0x" in text:
+        text = _HEX[0].sub(_HEX[1], text)
+    text = _HEXWORD[0].sub(_HEXWORD[1], text)
+    return _NUMBER[0].sub(_NUMBER[1], text)
 
 
 def _library_roots() -> tuple[str, ...]:
@@ -134,21 +180,63 @@ def _frames(tb: TracebackType | None) -> list[str]:
     return chosen[-_MAX_FRAMES:]
 
 
-def fingerprint(exc: BaseException, message: str | None = None) -> str:
-    """A 16-hex-digit id; ``message`` may be passed when already computed (saves a str())."""
-    if message is None:
-        message = safe_str(exc, _MESSAGE_PREFIX)
+# (id of the exception type, its FaultError code, ids of the traceback's code objects) ->
+# (the type and code objects, kept alive so that no id in the key can be reused while the
+# entry lives; the fingerprint's text before the message).
+_CHAIN_CACHE: dict[tuple[Any, ...], tuple[tuple[Any, ...], str]] = {}
+_MAX_CHAINS = 1024
+_MAX_CHAIN_FRAMES = 256  # deeper tracebacks are fingerprinted without the cache
+
+
+def _prefix(exc_type: type, code: str | None, tb: TracebackType | None) -> str:
+    """The fingerprint's text before the message: version, code, type and frames."""
+    parts = [f"v{FINGERPRINT_VERSION}", qualified_name(exc_type), *_frames(tb)]
+    if code is not None:
+        parts.insert(1, code)
+    return "\x1f".join(parts)
+
+
+def _cached_prefix(exc_type: type, code: str | None, tb: TracebackType | None) -> str:
+    if code is not None and len(code) > 256:
+        return _prefix(exc_type, code, tb)
+    objs: list[Any] = [exc_type]
+    node = tb
+    while node is not None:
+        objs.append(node.tb_frame.f_code)
+        node = node.tb_next
+        if len(objs) > _MAX_CHAIN_FRAMES:
+            return _prefix(exc_type, code, tb)
+    key = (code, *map(id, objs))
+    hit = _CHAIN_CACHE.get(key)
+    if hit is not None:
+        return hit[1]
+    prefix = _prefix(exc_type, code, tb)
+    if len(_CHAIN_CACHE) >= _MAX_CHAINS:
+        _CHAIN_CACHE.clear()
+    _CHAIN_CACHE[key] = (tuple(objs), prefix)
+    return prefix
+
+
+def fingerprint_prefix(exc: BaseException) -> str:
+    """Everything a fingerprint is made of except the message: version, FaultError code,
+    type and frames (cached per chain of code locations). Two exceptions with the same
+    prefix and the same message share a fingerprint."""
     try:
         tb = exc.__traceback__
     except Exception:
         tb = None
-    parts = [
-        f"v{FINGERPRINT_VERSION}",
-        qualified_name(type(exc)),
-        *_frames(tb),
-        normalize_message(message),
-    ]
     code = exc.code if isinstance(exc, FaultError) else None
-    if isinstance(code, str):
-        parts.insert(1, code)
-    return hashlib.blake2b("\x1f".join(parts).encode("utf-8", "replace"), digest_size=8).hexdigest()
+    if not isinstance(code, str):
+        code = None
+    try:
+        return _cached_prefix(type(exc), code, tb)
+    except Exception:
+        return _prefix(type(exc), code, tb)
+
+
+def fingerprint(exc: BaseException, message: str | None = None) -> str:
+    """A 16-hex-digit id; ``message`` may be passed when already computed (saves a str())."""
+    if message is None:
+        message = safe_str(exc, _MESSAGE_PREFIX)
+    text = fingerprint_prefix(exc) + "\x1f" + normalize_message(message)
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
