@@ -71,7 +71,7 @@ def parse_duration(text: str, *, option: str = "--since") -> float:
         )
     if not math.isfinite(seconds) or seconds > _MAX_DURATION:
         raise _config_error(
-            f"duration {text!r} is too long; the longest window is 100 years (5218w), "
+            f"duration {text!r} is too long; the longest window is 100 years (36525d), "
             "which covers the whole journal",
             key=option,
         )
@@ -147,6 +147,18 @@ def _dump_json(document: Any, out: TextIO) -> None:
 # -- output ---------------------------------------------------------------------------------
 
 
+# C0 and C1 control characters (ESC starts terminal escape sequences) and lone surrogates:
+# text from the journal (messages, stages, codes) must not drive the user's terminal.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _printable(text: str, *, newlines: bool = False) -> str:
+    """``text`` with control characters and lone surrogates shown as escapes (``\\x1b``);
+    line breaks kept only when ``newlines`` (a tab always is)."""
+    text = _UNPRINTABLE.sub(lambda m: ascii(m.group(0))[1:-1], text)
+    return text if newlines else text.replace("\n", "\\n").replace("\r", "\\r")
+
+
 class _Output:
     """Where a command's result goes: a JSON document or text for people."""
 
@@ -157,11 +169,11 @@ class _Output:
 
     def text(self, line: str = "") -> None:
         if not self.json:
-            print(line, file=self.out)
+            print(_printable(line), file=self.out)
 
     def note(self, line: str) -> None:
         """Progress and remarks: stderr, so stdout stays clean for pipes and --json."""
-        print(line, file=self.err)
+        print(_printable(line, newlines=True), file=self.err)
 
     def data(self, payload: Any) -> None:
         if self.json:
@@ -196,7 +208,7 @@ def _cell(v: Any) -> str:
         if not math.isfinite(v):
             return "-"
         return f"{v:.2f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
-    return str(v).replace("\n", " ")
+    return _printable(str(v).replace("\n", " "))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -228,7 +240,7 @@ def _require_journal(path: str) -> None:
         )
 
 
-def _progress(records: Iterable[dict[str, Any]], out: _Output) -> Iterator[dict[str, Any]]:
+def _progress(records: Iterable[Any], out: _Output) -> Iterator[Any]:
     """Pass records through, showing a progress line on a terminal when reading takes long."""
     show = out.err.isatty()
     start = last = time.monotonic()
@@ -264,9 +276,12 @@ def _errors(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _stats_payload(path: str, since_seconds: float, out: _Output) -> dict[str, Any]:
-    from .journal import compute_stats
+    from .journal import journal_stats
 
-    return _stats_dict(compute_stats(_read(path, since_seconds, out)), path, since_seconds)
+    _require_journal(path)  # one streaming pass: memory bounded whatever the journal's size
+    since = time.time() - since_seconds
+    stats = journal_stats(path, since=since, progress=lambda it: _progress(it, out))
+    return _stats_dict(stats, path, since_seconds)
 
 
 def _stats_dict(stats: Any, path: str, since_seconds: float) -> dict[str, Any]:
@@ -360,7 +375,7 @@ def cmd_stats(args: argparse.Namespace, out: _Output) -> int:
 # -- report -----------------------------------------------------------------------------------
 
 
-def _write(path: str, text: str, out: _Output) -> str:
+def _write(path: str, text: str | Iterable[str], out: _Output) -> str:
     """``faultlens._output.write_text`` with a failure worded for people: the path and the
     reason, as the same kind of OSError (so the exit code and error code stay meaningful)."""
     from ._output import write_text
@@ -374,8 +389,7 @@ def _write(path: str, text: str, out: _Output) -> str:
 
 def cmd_report(args: argparse.Namespace, out: _Output) -> int:
     from ._output import STDOUT
-    from .journal import compute_stats
-    from .reports import render_report
+    from .reports import stream_report
 
     since = parse_duration(args.since)
     if args.output == STDOUT and out.json:
@@ -394,8 +408,13 @@ def cmd_report(args: argparse.Namespace, out: _Output) -> int:
     output = args.output or f"faultlens-report.{args.format}"
     if output != STDOUT and os.path.isdir(output):
         output = os.path.join(output, f"faultlens-report.{args.format}")
-    entries = _read(journal, since, out)
-    text = render_report(compute_stats(entries), _errors(entries), args.format, jaeger_url=jaeger)
+    text = stream_report(  # streamed: memory bounded whatever the journal's size
+        args.format,
+        journal_path=journal,
+        since=time.time() - since,
+        jaeger_url=jaeger,
+        progress=lambda it: _progress(it, out),
+    )
     written = _write(output, text, out)
     if written == STDOUT:
         return 0
@@ -1144,6 +1163,13 @@ def _split_run(argv: list[str]) -> tuple[list[str], list[str] | None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``faultlens`` console script; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that is not UTF-8 (LANG=C.ISO-8859-1, PYTHONIOENCODING=latin-1)
+        # gets escapes for what it cannot show, rather than a UnicodeEncodeError.
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass
     head, command = _split_run(args_list)
     as_json = "--json" in head
     out = _Output(as_json, sys.stdout, sys.stderr)

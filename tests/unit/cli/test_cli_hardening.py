@@ -490,3 +490,43 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     )
     assert proc.stdout.startswith("code") and proc.stderr == ""
     assert proc.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def hostile_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal whose error carries terminal escape sequences in its message and stage."""
+    path = tmp_path_factory.mktemp("hostile") / "journal"
+    app = (
+        "import faultlens\n"
+        "faultlens.record_error(ValueError('\\x1b[2J\\x1b[31mred\\x1b[0m boom'),"
+        " stage='st\\x1b]0;title\\x07age')\n"
+    )
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "faultlens.cli", "run", "--journal", str(path)),
+            *("--", "python", "-c", app),
+        ],
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return path
+
+
+def test_journal_text_cannot_drive_the_terminal(hostile_journal):
+    """A message is data: `faultlens stats` shows its escape sequences as text
+    (\\x1b[2J), never sends them to the terminal (which would clear it)."""
+    proc = faultlens("stats", "--journal", str(hostile_journal))
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert "\\x1b[31mred\\x1b[0m boom" in proc.stdout
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "ascii"])
+def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_crash(hostile_journal, encoding):
+    env = _env(PYTHONIOENCODING=encoding)
+    for argv in (["stats", "--journal", str(hostile_journal)], ["codes"], ["--help"]):
+        proc = faultlens(*argv, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr and "UnicodeEncodeError" not in proc.stderr
