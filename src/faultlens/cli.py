@@ -79,13 +79,15 @@ def parse_duration(text: str, *, option: str = "--since") -> float:
 
 
 def _positive_float(text: str) -> float:
-    """argparse type for seconds: a finite number above zero."""
+    """argparse type for a network timeout: seconds above zero, at most an hour."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    if not (math.isfinite(value) and 0 < value <= 3600):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above 0 and at most 3600"
+        )
     return value
 
 

@@ -295,6 +295,7 @@ def test_no_exec_ctrl_c_is_the_childs_to_handle(tmp_path):
         (["doctor", "--timeout", "nan"], "--timeout"),
         (["doctor", "--timeout", "inf"], "--timeout"),
         (["doctor", "--timeout", "soon"], "--timeout"),
+        (["doctor", "--timeout", "1e300"], "--timeout"),
         (["stats", "--since", "1" + "0" * 400 + "d"], "--since"),
         (["stats", "--since", "1e400d"], "--since"),
         (["stats", "--since", "5000000w"], "--since"),
