@@ -2,10 +2,12 @@
 
 Resolved in configure(), never at import. Every value is validated here, once, so that a
 typo fails at start-up with the file, the key and the fix, instead of silently doing nothing.
-Every source goes through the same converters: ``configure(export_timeout="abc")``,
-``FAULTLENS_...=abc`` and ``timeout: abc`` in the file fail with the same message, naming
-the argument, the variable or the file and key. The ``error_handling`` section keeps the
-schema existing configs already use.
+What each option is called in every source, its default and its converter are one row of the
+settings table (``faultlens._options.OPTIONS``); ``load_settings`` resolves every row the
+same way, so ``configure(export_timeout="abc")``, ``OTEL_EXPORTER_OTLP_TIMEOUT=abc`` and
+``timeout: abc`` in the file fail with the same message, naming the argument, the variable
+or the file and key. The schema's dataclasses below take their defaults from the same rows.
+The ``error_handling`` section keeps the schema existing configs already use.
 
 ``OTEL_*`` variables follow the OpenTelemetry specification: durations are milliseconds
 (``OTEL_EXPORTER_OTLP_TIMEOUT=500`` is half a second), a boolean is true only when it is
@@ -13,24 +15,39 @@ schema existing configs already use.
 ``OTEL_RESOURCE_ATTRIBUTES``/``OTEL_EXPORTER_OTLP_HEADERS`` are percent-encoded
 ``key=value`` lists.
 
-Relative ``catalogs:`` paths in a file are read from that file's directory. Error messages
-and reprs never show a credential: URLs are printed without ``user:password@`` and header
-values are hidden.
+Every value a source gives is checked, whether or not a higher source overrides it; of
+several variables for one option (``FAULTLENS_ENDPOINT``, ``OTEL_EXPORTER_OTLP_ENDPOINT``)
+only the first one set is read. Relative ``catalogs:`` paths in a file are read from that
+file's directory. Error messages and reprs never show a credential: URLs are printed without
+``user:password@`` and header values are hidden.
 """
 
 from __future__ import annotations
 
-import difflib
-import logging
 import os
 import re
 import sys
-import threading
-import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any, TypeVar
 
+from ._options import (
+    ARGUMENTS,
+    OPTIONS,
+    Option,
+    _choice,
+    _http_headers,
+    _int,
+    _log_level,
+    _number,
+    _Reader,
+    _severities,
+    _url,
+    default_of,
+    option,
+    unknown_argument,
+)
+from .capture import Limits
 from .errors import Category, ConfigError, Severity
 from .errors._catalog import load_yaml_file
 from .resilience import ResilienceDefaults
@@ -54,10 +71,10 @@ __all__ = [
 
 T = TypeVar("T")
 DEFAULT_CONFIG_FILES = ("faultlens.yaml", "faultlens.yml")
-_log = logging.getLogger("faultlens")
 
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$")  # as the catalog accepts them
 _URL_FIELDS = frozenset({"url", "endpoint", "traces_endpoint", "metrics_endpoint", "jaeger_url"})
+_d = default_of
 
 
 def _redacted_repr(self: Any) -> str:
@@ -76,33 +93,27 @@ def _redacted_repr(self: Any) -> str:
     return f"{type(self).__name__}({', '.join(parts)})"
 
 
-# -- the schema ------------------------------------------------------------------------------
-
-
-# The resilience layer's built-in defaults are the schema's: one value per setting, so a
-# Retry() or CircuitBreaker() behaves the same before configure() and after it when nothing
-# sets error_handling.retry / recovery.
-_RD = ResilienceDefaults()
+# -- the schema (defaults: the settings table's) ----------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
-    max_retries: int = _RD.attempts - 1
-    base_delay: float = _RD.wait_initial
-    max_delay: float = _RD.wait_max
-    exponential_backoff: bool = _RD.wait_exp_base != 1.0
-    jitter: bool = _RD.wait_jitter
+    max_retries: int = _d("error_handling.retry.max_retries")
+    base_delay: float = _d("error_handling.retry.base_delay")
+    max_delay: float = _d("error_handling.retry.max_delay")
+    exponential_backoff: bool = _d("error_handling.retry.exponential_backoff")
+    jitter: bool = _d("error_handling.retry.jitter")
 
 
 @dataclass(frozen=True, slots=True)
 class BreakerSettings:
-    failure_threshold: int = _RD.failure_threshold
-    timeout: float = _RD.open_timeout
+    failure_threshold: int = _d("error_handling.recovery.circuit_breaker.failure_threshold")
+    timeout: float = _d("error_handling.recovery.circuit_breaker.timeout")
 
 
 @dataclass(frozen=True, slots=True)
 class RecoverySettings:
-    enabled: bool = _RD.recovery_enabled
+    enabled: bool = _d("error_handling.recovery.enabled")
     circuit_breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
@@ -112,8 +123,8 @@ class FrequencyThreshold:
 
     category: str
     code: str
-    window: float
-    count: int
+    window: float = 300.0
+    count: int = 10
 
     @property
     def key(self) -> str:
@@ -122,16 +133,18 @@ class FrequencyThreshold:
 
 @dataclass(frozen=True, slots=True)
 class AlertThresholds:
-    error_frequency: tuple[FrequencyThreshold, ...] = ()
+    error_frequency: tuple[FrequencyThreshold, ...] = _d(
+        "error_handling.monitoring.alert_thresholds.error_frequency"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class MonitoringSettings:
-    enabled: bool = True
-    interval: float = 60.0
-    analysis_window: float = 3600.0
+    enabled: bool = _d("error_handling.monitoring.enabled")
+    interval: float = _d("error_handling.monitoring.interval")
+    analysis_window: float = _d("error_handling.monitoring.analysis_window")
     alert_thresholds: AlertThresholds = field(default_factory=AlertThresholds)
-    anomaly_frequency: float | None = None  # errors per hour
+    anomaly_frequency: float | None = _d("error_handling.monitoring.anomaly_frequency")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -151,14 +164,14 @@ class ChannelSettings:
 
 @dataclass(frozen=True, slots=True)
 class NotificationSettings:
-    enabled: bool = True
-    channels: tuple[ChannelSettings, ...] = ()
+    enabled: bool = _d("error_handling.notifications.enabled")
+    channels: tuple[ChannelSettings, ...] = _d("error_handling.notifications.channels")
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorHandling:
-    enabled: bool = True
-    log_level: str = "INFO"
+    enabled: bool = _d("error_handling.enabled")
+    log_level: str = _d("error_handling.log_level")
     retry: RetrySettings = field(default_factory=RetrySettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
@@ -173,7 +186,7 @@ class ErrorHandling:
             attempts=retry.max_retries + 1,
             wait_initial=retry.base_delay,
             wait_max=retry.max_delay,
-            wait_exp_base=_RD.wait_exp_base if retry.exponential_backoff else 1.0,
+            wait_exp_base=ResilienceDefaults().wait_exp_base if retry.exponential_backoff else 1.0,
             wait_jitter=retry.jitter,
             failure_threshold=breaker.failure_threshold,
             open_timeout=breaker.timeout,
@@ -183,21 +196,21 @@ class ErrorHandling:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class ExporterSettings:
-    type: str = "auto"  # auto: otlp when an endpoint is configured, else none
-    endpoint: str | None = None
-    protocol: str = "grpc"
+    type: str = _d("exporter.type")  # auto: otlp when an endpoint is configured, else none
+    endpoint: str | None = _d("exporter.endpoint")
+    protocol: str = _d("exporter.protocol")
     headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 10.0  # seconds (OTEL_EXPORTER_OTLP_TIMEOUT is milliseconds)
-    metrics_interval: float = 10.0
-    insecure: bool | None = None
+    timeout: float = _d("exporter.timeout")  # seconds (OTEL_EXPORTER_OTLP_TIMEOUT: ms)
+    metrics_interval: float = _d("exporter.metrics_interval")
+    insecure: bool | None = _d("exporter.insecure")
     # Signal-specific URLs (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _METRICS_ENDPOINT), used
     # verbatim as the OTel spec says; each falls back to ``endpoint``.
-    traces_endpoint: str | None = None
-    metrics_endpoint: str | None = None
+    traces_endpoint: str | None = _d("exporter.traces_endpoint")
+    metrics_endpoint: str | None = _d("exporter.metrics_endpoint")
     # Signal-specific timeouts in seconds (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT /
     # _METRICS_TIMEOUT); each falls back to ``timeout``. Read them through timeout_for().
-    traces_timeout: float | None = None
-    metrics_timeout: float | None = None
+    traces_timeout: float | None = _d("exporter.traces_timeout")
+    metrics_timeout: float | None = _d("exporter.metrics_timeout")
 
     @property
     def active(self) -> str:
@@ -215,42 +228,33 @@ class ExporterSettings:
 
 @dataclass(frozen=True, slots=True)
 class JournalSettings:
-    enabled: bool | None = None  # None: on when no exporter is active (the embedded default)
-    path: str = ".faultlens/journal"
-    max_bytes: int = 10 * 1024 * 1024
-    max_files: int | None = None  # deprecated: retention is by age and max_total_bytes
-    retention_days: float = 14.0
-    max_total_bytes: int | None = None  # None: 100 MiB (or max_files x max_bytes if set)
-    fsync: str = "batch"  # always | batch | never
+    enabled: bool | None = _d("journal.enabled")  # None: on when no exporter is active
+    path: str = _d("journal.path")
+    max_bytes: int = _d("journal.max_bytes")
+    max_files: int | None = _d("journal.max_files")  # deprecated: by age and max_total_bytes
+    retention_days: float = _d("journal.retention_days")
+    max_total_bytes: int | None = _d("journal.max_total_bytes")  # None: 100 MiB (see writer)
+    fsync: str = _d("journal.fsync")  # always | batch | never
 
     def active(self, exporter_active: bool) -> bool:
         return (not exporter_active) if self.enabled is None else self.enabled
 
 
-@dataclass(frozen=True, slots=True)
-class CaptureSettings:
-    max_message: int = 4096
-    max_stacktrace: int = 16384
-    rate_limit_burst: int = 100
-    rate_limit_window: float = 60.0
-    resources: bool = True
-
-
 @dataclass(frozen=True, slots=True, repr=False)
 class Settings:
     service_name: str
-    service_version: str | None = None
-    environment: str | None = None
+    service_version: str | None = _d("service_version")
+    environment: str | None = _d("environment")
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
-    sdk_disabled: bool = False
+    sdk_disabled: bool = _d("sdk_disabled")
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
-    capture: CaptureSettings = field(default_factory=CaptureSettings)
-    auto_modules: tuple[str, ...] = ()
-    catalogs: tuple[str, ...] = ()
-    scrub_keys: tuple[str, ...] = ()
-    scrub_patterns: tuple[str, ...] = ()
-    jaeger_url: str | None = None
+    capture: Limits = field(default_factory=Limits)  # the capture layer's caps, as installed
+    auto_modules: tuple[str, ...] = _d("auto_modules")
+    catalogs: tuple[str, ...] = _d("catalogs")
+    scrub_keys: tuple[str, ...] = _d("scrub_keys")
+    scrub_patterns: tuple[str, ...] = _d("scrub_patterns")
+    jaeger_url: str | None = _d("jaeger_url")
     error_handling: ErrorHandling = field(default_factory=ErrorHandling)
     config_file: str | None = None
 
@@ -261,320 +265,15 @@ class Settings:
     __repr__ = _redacted_repr
 
 
-# -- validation helpers -----------------------------------------------------------------------
+# -- the two entries of the schema that are not one value --------------------------------------
 
 
-class _Reader:
-    """Reads one mapping of a config source, naming ``source`` and the dotted key on error
-    and rejecting keys it does not know (with a did-you-mean)."""
-
-    def __init__(self, data: Any, path: str, source: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(
-                f"must be a mapping, got {type(data).__name__}", source=source, key=path or None
-            )
-        self.data = data
-        self.path = path
-        self.source = source
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def fail(self, name: str, message: str) -> ConfigError:
-        return ConfigError(message, source=self.source, key=self.key(name))
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def raw(self, name: str) -> Any:
-        self.used.add(name)
-        return self.data.get(name)
-
-    def sub(self, name: str) -> _Reader:
-        return _Reader(self.raw(name), self.key(name), self.source)
-
-    def get(self, name: str, default: T, conv: Callable[[Any, str], T]) -> T:
-        self.used.add(name)
-        if name not in self.data or self.data[name] is None:
-            return default
-        try:
-            return conv(self.data[name], self.key(name))
-        except ConfigError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise self.fail(name, str(exc)) from None
-
-    def finish(self) -> None:
-        unknown = [str(k) for k in self.data if k not in self.used]
-        if unknown:
-            k = unknown[0]
-            guess = difflib.get_close_matches(k, list(self.used), n=1)
-            hint = (
-                f"; did you mean {guess[0]!r}?"
-                if guess
-                else f"; known keys: {', '.join(sorted(self.used))}"
-            )
-            raise ConfigError(f"unknown key {k!r}{hint}", source=self.source, key=self.key(k))
-
-
-def _bool(v: Any, key: str) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(v, str) and v.strip().lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {v!r}")
-
-
-def _number(
-    minimum: float = 0.0, *, strict: bool = False, maximum: float | None = None
-) -> Callable[[Any, str], float]:
-    def conv(v: Any, key: str) -> float:
-        if isinstance(v, bool):
-            raise ValueError(f"expected a number, got {v!r}")
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number, got {v!r}") from None
-        if f != f or f in (float("inf"), float("-inf")):
-            raise ValueError(f"expected a finite number, got {v!r}")
-        if f < minimum or (strict and f == minimum):
-            op = ">" if strict else ">="
-            raise ValueError(f"must be {op} {minimum:g}, got {v!r}")
-        if maximum is not None and f > maximum:
-            raise ValueError(f"must be <= {maximum:g}, got {v!r}")
-        return f
-
-    return conv
-
-
-# The longest wait a sleep or a lock timeout accepts (about 292 years on 64-bit Linux).
-MAX_SECONDS = float(threading.TIMEOUT_MAX)
-
-
-def _seconds(*, strict: bool = False) -> Callable[[Any, str], float]:
-    """A duration in seconds that a sleep or a clock can take."""
-    return _number(0, strict=strict, maximum=MAX_SECONDS)
-
-
-def _int(minimum: int = 0) -> Callable[[Any, str], int]:
-    def conv(v: Any, key: str) -> int:
-        if isinstance(v, bool):
-            raise ValueError(f"expected a whole number, got {v!r}")
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, str) and re.fullmatch(r"\s*-?\d+\s*", v):
-            v = int(v)
-        if not isinstance(v, int):
-            raise ValueError(f"expected a whole number, got {v!r}")
-        if v < minimum:
-            raise ValueError(f"must be >= {minimum}, got {v}")
-        return v
-
-    return conv
-
-
-def _str(v: Any, key: str) -> str:
-    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-        raise ValueError(f"expected a string, got {type(v).__name__}")
-    return str(v)
-
-
-def _choice(*choices: str) -> Callable[[Any, str], str]:
-    def conv(v: Any, key: str) -> str:
-        s = _str(v, key).strip().lower()
-        if s not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {v!r}")
-        return s
-
-    return conv
-
-
-def _str_list(v: Any, key: str) -> tuple[str, ...]:
-    if isinstance(v, str):
-        return tuple(p.strip() for p in re.split(r"[,\s]+", v) if p.strip())
-    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
-        raise ValueError("expected a list of strings")
-    return tuple(v)
-
-
-def _str_map(v: Any, key: str) -> dict[str, str]:
-    """A mapping of names to scalar values (strings, numbers, booleans as ``true``/``false``),
-    as strings. A list, mapping or null value is an error, never stringified."""
-    if not isinstance(v, Mapping):
-        raise ValueError("expected a mapping of names to strings")
-    out: dict[str, str] = {}
-    for k, x in v.items():
-        if not isinstance(k, str) or not k.strip():
-            raise ValueError(f"names must be non-empty strings, got {k!r}")
-        if isinstance(x, bool):
-            out[k] = "true" if x else "false"
-        elif isinstance(x, (str, int, float)):
-            out[k] = str(x)
-        else:
-            raise ValueError(f"{k!r}: expected a string, got {type(x).__name__}")
-    return out
-
-
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
-
-def _http_headers(v: Any, key: str) -> dict[str, str]:
-    """HTTP headers: token names and string values, as sent. A value YAML parsed into
-    something else (``X-A: [1, 2]``, ``X-Flag: true``, ``X-Version: 2``) is rejected,
-    never stringified into a header the receiver does not expect."""
-    if not isinstance(v, Mapping):
-        raise ValueError("expected a mapping of header names to string values")
-    out: dict[str, str] = {}
-    for name, value in v.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-        if not isinstance(value, str):  # the value itself may be a secret: name its type only
-            raise ValueError(
-                f"header {name!r}: expected a string value, got {type(value).__name__} "
-                "(quote it in YAML)"
-            )
-        if any(c in value for c in "\r\n\0"):
-            raise ValueError(f"header {name!r}: a value must not contain line breaks")
-        out[name] = value
-    return out
-
-
-def _name(v: Any, key: str) -> str:
-    """A non-empty name (service name, version, environment)."""
-    s = _str(v, key).strip()
-    if not s:
-        raise ValueError("must not be empty")
-    return s
-
-
-def _names(v: Any, key: str) -> tuple[str, ...]:
-    """A list of non-empty names (an empty one would match everything)."""
-    names = _str_list(v, key)
-    if any(not n.strip() for n in names):
-        raise ValueError("names must not be empty")
-    return names
-
-
-def _path(v: Any, key: str) -> str:
-    if not isinstance(v, (str, os.PathLike)):
-        raise ValueError(f"expected a path, got {type(v).__name__}")
-    s = os.fspath(v)
-    if not isinstance(s, str) or not s.strip():
-        raise ValueError("expected a non-empty path")
-    if "\0" in s:
-        raise ValueError("a path cannot contain a NUL character")
-    return s
-
-
-def _path_list(v: Any, key: str) -> tuple[str, ...]:
-    """One path or a list of paths (a string is one path: paths may contain commas)."""
-    if isinstance(v, (str, os.PathLike)):
-        return (_path(v, key),)
-    if not isinstance(v, (list, tuple)):
-        raise ValueError(f"expected a list of paths, got {type(v).__name__}")
-    return tuple(_path(x, key) for x in v)
-
-
-def _protocol(v: Any, key: str) -> str:
-    """OTEL_EXPORTER_OTLP_PROTOCOL's values; ``http`` is accepted for http/protobuf."""
-    s = _str(v, key).strip().lower()
-    if s == "http/json":
-        raise ValueError(
-            "http/json is not supported by the OpenTelemetry Python exporters; "
-            "use grpc or http/protobuf"
-        )
-    if s not in ("grpc", "http/protobuf", "http"):
-        raise ValueError(f"expected one of grpc, http/protobuf, got {v!r}")
-    return "http/protobuf" if s == "http" else s
-
-
-def _millis(v: Any, key: str) -> float:
-    """An OTEL_* duration: milliseconds, as seconds."""
-    return _number(0, strict=True)(v, key) / 1000.0
-
-
-def _auto_bool(v: Any, key: str) -> bool | None:
-    if isinstance(v, str) and v.strip().lower() == "auto":
-        return None
-    return _bool(v, key)
-
-
-def _journal_arg(v: Any, key: str) -> bool | str:
-    """configure(journal=...): True/False, or the journal directory."""
-    if isinstance(v, bool):
-        return v
-    return _path(v, key)
-
-
-def _processors(v: Any, key: str) -> Any:
-    return v  # checked by configure(), which names the one that is not callable
-
-
-def _log_level(v: Any, key: str) -> str:
-    s = _str(v, key).upper()
-    if s not in ("CRITICAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG"):
-        raise ValueError(f"expected a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL), got {v!r}")
-    return "WARNING" if s == "WARN" else s
-
-
-def _url(v: Any, key: str) -> str:
-    s = _str(v, key).strip()
-    if not re.match(r"^https?://[^\s/]+", s):
-        raise ValueError(
-            f"expected an http(s) URL like http://127.0.0.1:4317, got {redact_url(s)!r}"
-        )
-    try:  # a port that is not a number, no host: fail here, not at every delivery
-        parts = urllib.parse.urlsplit(s)
-        parts.port  # noqa: B018 - parses the port, raises ValueError when it is not one
-    except ValueError as exc:
-        raise ValueError(f"not a usable URL: {exc}") from None
-    if not parts.hostname:
-        raise ValueError("not a usable URL: it names no host")
-    return s
-
-
-# -- sections -----------------------------------------------------------------------------------
-
-
-def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandling:
-    eh = ErrorHandling(
-        enabled=r.get("enabled", True, _bool),
-        log_level=r.get("log_level", "INFO", _log_level),
-    )
-    rr = r.sub("retry")
-    retry = RetrySettings(
-        max_retries=rr.get("max_retries", _RD.attempts - 1, _int(0)),
-        base_delay=rr.get("base_delay", _RD.wait_initial, _seconds()),
-        max_delay=rr.get("max_delay", _RD.wait_max, _seconds()),
-        exponential_backoff=rr.get("exponential_backoff", _RD.wait_exp_base != 1.0, _bool),
-        jitter=rr.get("jitter", _RD.wait_jitter, _bool),
-    )
-    rr.finish()
-    if retry.max_delay < retry.base_delay:
-        raise rr.fail("max_delay", f"must be >= base_delay ({retry.base_delay:g})")
-
-    rec = r.sub("recovery")
-    cb = rec.sub("circuit_breaker")
-    breaker = BreakerSettings(
-        failure_threshold=cb.get("failure_threshold", _RD.failure_threshold, _int(1)),
-        timeout=cb.get("timeout", _RD.open_timeout, _seconds(strict=True)),
-    )
-    cb.finish()
-    recovery = RecoverySettings(
-        enabled=rec.get("enabled", _RD.recovery_enabled, _bool), circuit_breaker=breaker
-    )
-    rec.finish()
-
-    mon = r.sub("monitoring")
-    thresholds = mon.sub("alert_thresholds")
-    freq = thresholds.sub("error_frequency")
+def _error_frequency(
+    parent: _Reader, name: str, known_categories: frozenset[str]
+) -> tuple[FrequencyThreshold, ...]:
+    """``"category:CODE": {window: s, count: n}`` entries, each key and value checked."""
+    freq = parent.sub(name)
     items: list[FrequencyThreshold] = []
-    no_severities: tuple[Severity, ...] = ()
     for k in list(freq.data):
         kk = str(k)
         freq.used.add(kk)
@@ -591,120 +290,59 @@ def _error_handling(r: _Reader, known_categories: frozenset[str]) -> ErrorHandli
                 kk,
                 f"unknown category {cat!r}; use one of: {', '.join(sorted(known_categories))}",
             )
-        spec = _Reader(freq.data[k], freq.key(kk), r.source)
+        spec = _Reader(freq.data[k], freq.key(kk), freq.source)
+        given: dict[str, Any] = {
+            "window": spec.get("window", None, _number(0, strict=True)),
+            "count": spec.get("count", None, _int(1)),
+        }
+        spec.finish()
         items.append(
             FrequencyThreshold(
-                category=cat,
-                code=code,
-                window=spec.get("window", 300.0, _number(0, strict=True)),
-                count=spec.get("count", 10, _int(1)),
+                category=cat, code=code, **{k: v for k, v in given.items() if v is not None}
             )
         )
-        spec.finish()
-    thresholds.finish()
-    anomaly = mon.sub("anomaly_threshold")
-    monitoring = MonitoringSettings(
-        enabled=mon.get("enabled", True, _bool),
-        interval=mon.get("interval", 60.0, _number(0, strict=True)),
-        analysis_window=mon.get("analysis_window", 3600.0, _number(0, strict=True)),
-        alert_thresholds=AlertThresholds(tuple(items)),
-        anomaly_frequency=anomaly.get("frequency", None, _number(0, strict=True)),
-    )
-    anomaly.finish()
-    mon.finish()
+    freq.finish()
+    return tuple(items)
 
-    nr = r.sub("notifications")
-    raw_channels = nr.raw("channels") or []
-    if not isinstance(raw_channels, list):
-        raise nr.fail("channels", "expected a list of {type: log|webhook, ...}")
+
+_CHANNEL_TYPES = _choice("log", "webhook")
+
+
+def _channels(parent: _Reader, name: str, known_categories: frozenset[str]) -> tuple[Any, ...]:
+    """``[{type: log|webhook, level, url, severity_filter, timeout, headers}]``."""
+    raw = parent.raw(name) or []
+    if not isinstance(raw, list):
+        raise parent.fail(name, "expected a list of {type: log|webhook, ...}")
     channels = []
-    for i, ch in enumerate(raw_channels):
-        cr = _Reader(ch, f"{nr.key('channels')}[{i}]", r.source)
-        ctype = cr.get("type", "", _choice("log", "webhook"))
+    for i, ch in enumerate(raw):
+        cr = _Reader(ch, f"{parent.key(name)}[{i}]", parent.source)
+        ctype = cr.get("type", "", _CHANNEL_TYPES)
         if not ctype:
             raise cr.fail("type", "missing; use 'log' or 'webhook'")
-        url = cr.get("url", None, _url)
-        if ctype == "webhook" and not url:
+        given: dict[str, Any] = {
+            "url": cr.get("url", None, _url),
+            "severity_filter": cr.get("severity_filter", None, _severities),
+            "level": cr.get("level", None, _log_level),
+            "timeout": cr.get("timeout", None, _number(0, strict=True)),
+            "headers": cr.get("headers", None, _http_headers),
+        }
+        if ctype == "webhook" and not given["url"]:
             raise cr.fail("url", "a webhook channel needs a url, e.g. http://127.0.0.1:9099/hook")
-        sev = cr.get("severity_filter", no_severities, _severities)
-        channels.append(
-            ChannelSettings(
-                type=ctype,
-                level=cr.get("level", "ERROR", _log_level),
-                url=url,
-                severity_filter=sev,
-                timeout=cr.get("timeout", 5.0, _number(0, strict=True)),
-                headers=cr.get("headers", {}, _http_headers),
-            )
-        )
         cr.finish()
-    notifications = NotificationSettings(
-        enabled=nr.get("enabled", True, _bool), channels=tuple(channels)
-    )
-    nr.finish()
-    r.finish()
-    return replace(
-        eh, retry=retry, recovery=recovery, monitoring=monitoring, notifications=notifications
-    )
-
-
-def _severities(v: Any, key: str) -> tuple[Severity, ...]:
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, (list, tuple)):
-        raise ValueError("expected a list like [CRITICAL, HIGH]")
-    return tuple(Severity.parse(x) for x in v)
-
-
-# -- sources ---------------------------------------------------------------------------------------
-
-
-def _otel_bool(env: Mapping[str, str], name: str) -> bool:
-    """An OTEL_* boolean: true only for ``true`` (any case); anything else is false, and a
-    value other than ``false`` or empty is warned about (the OTel specification)."""
-    v = (env.get(name) or "").strip().lower()
-    if v == "true":
-        return True
-    if v not in ("", "false"):
-        _log.warning(
-            "faultlens: %s=%r is not 'true' or 'false'; reading it as false", name, env.get(name)
+        channels.append(
+            ChannelSettings(type=ctype, **{k: v for k, v in given.items() if v is not None})
         )
-    return False
+    return tuple(channels)
 
 
-def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
-    v = env.get(name)
-    if v is None or v.strip() == "":
-        return None
-    try:
-        return _bool(v, name)
-    except ValueError:
-        raise ConfigError(
-            f"expected true or false, got {v!r}", source="environment", key=name
-        ) from None
+_Parser = Callable[[_Reader, str, frozenset[str]], Any]
+_STRUCTURED: dict[str, _Parser] = {
+    "error_handling.monitoring.alert_thresholds.error_frequency": _error_frequency,
+    "error_handling.notifications.channels": _channels,
+}
 
 
-def _parse_kv_list(text: str, name: str, *, secret_values: bool = False) -> dict[str, str]:
-    """OTEL_RESOURCE_ATTRIBUTES / OTEL_EXPORTER_OTLP_HEADERS: ``k=v,k2=v2``, keys and
-    values percent-encoded (``a%2Cb`` is ``a,b``; ``+`` stays a plus). With
-    ``secret_values`` (headers) an error names the entry by position, never by content."""
-    from urllib.parse import unquote
-
-    out: dict[str, str] = {}
-    for i, part in enumerate(text.split(","), 1):
-        if not part.strip():
-            continue
-        k, sep, v = part.partition("=")
-        if not sep or not k.strip():
-            shown = f"entry {i}" if secret_values else f"entry {part.strip()!r}"
-            raise ConfigError(
-                f"malformed {shown}; use key=value pairs separated by commas "
-                "(percent-encode a comma or '=' inside a value)",
-                source="environment",
-                key=name,
-            )
-        out[unquote(k.strip())] = unquote(v.strip())
-    return out
+# -- the sources -------------------------------------------------------------------------------
 
 
 def _find_config_file(
@@ -712,14 +350,30 @@ def _find_config_file(
 ) -> tuple[str | None, str, str | None]:
     """The config file (absolute: relative paths inside it are read from its directory),
     and where its name came from (source, key) for an error about it."""
+    row = option("config_file")
     if explicit:
-        return os.path.abspath(explicit), "configure()", "config_file"
-    if env.get("FAULTLENS_CONFIG"):
-        return os.path.abspath(env["FAULTLENS_CONFIG"]), "environment", "FAULTLENS_CONFIG"
+        return os.path.abspath(explicit), "configure()", row.argument
+    for name in row.env:
+        if env.get(name):
+            return os.path.abspath(env[name]), "environment", name
     for name in DEFAULT_CONFIG_FILES:
         if os.path.isfile(name):
             return os.path.abspath(name), "working directory", None
     return None, "<defaults>", None
+
+
+def _read_file(path: str | None, source: str, key: str | None) -> Any:
+    if not path:
+        return {}
+    from .errors import CatalogError
+
+    if not os.path.exists(path):
+        raise ConfigError(f"file not found: {path}; check the path", source=source, key=key)
+    try:
+        doc = load_yaml_file(path, error=CatalogError)
+    except CatalogError as exc:
+        raise ConfigError(str(exc).split(": ", 1)[-1], source=path) from None
+    return {} if doc is None else doc
 
 
 def _check_catalogs(paths: tuple[str, ...], base: str, source: str, key: str) -> tuple[str, ...]:
@@ -742,51 +396,94 @@ def _check_catalogs(paths: tuple[str, ...], base: str, source: str, key: str) ->
     return tuple(out)
 
 
-# configure()'s keyword arguments and the converter each goes through: the same ones the
-# environment and the file use, so that every source rejects a value the same way.
-_ARGUMENTS: dict[str, Callable[[Any, str], Any]] = {
-    "service_name": _name,
-    "service_version": _name,
-    "environment": _name,
-    "endpoint": _url,
-    "protocol": _protocol,
-    "headers": _http_headers,
-    "exporter": _choice("auto", "otlp", "console", "none"),
-    "journal": _journal_arg,
-    "journal_path": _path,
-    "journal_enabled": _auto_bool,
-    "auto_modules": _str_list,
-    "catalogs": _path_list,
-    "enabled": _bool,
-    "resource_attributes": _str_map,
-    "rate_limit": _int(0),
-    "capture_resources": _bool,
-    "jaeger_url": _url,
-    "metrics_interval": _number(0, strict=True),
-    "export_timeout": _number(0, strict=True),
-    "scrub_keys": _names,
-    "scrub_patterns": _str_list,
-    "processors": _processors,
-}
-
-
-def _check_args(args: Mapping[str, Any]) -> dict[str, Any]:
+def _arguments(args: Mapping[str, Any]) -> dict[str, Any]:
+    """configure()'s keywords, each through its row's converter, by Settings field.
+    ``journal=`` takes True/False or the journal directory (which turns the journal on and
+    wins over ``journal_path=``)."""
     out: dict[str, Any] = {}
+    journal: bool | str | None = None
     for name, value in args.items():
         if value is None:
             continue
-        conv = _ARGUMENTS.get(name)
-        if conv is None:
-            guess = difflib.get_close_matches(str(name), list(_ARGUMENTS), n=1)
-            hint = f"; did you mean {guess[0]!r}?" if guess else ""
-            raise ConfigError(f"unknown option{hint}", source="configure()", key=str(name))
-        try:
-            out[name] = conv(value, name)
-        except ConfigError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc), source="configure()", key=name) from None
+        row = ARGUMENTS.get(name)
+        if row is None:
+            raise unknown_argument(name)
+        converted = _convert(row.argument_converter, value, "configure()", name)
+        if name == "journal":
+            journal = converted
+        elif row.field is not None:
+            out[row.field] = converted
+    if isinstance(journal, str):
+        out["journal.path"], out["journal.enabled"] = journal, True
+    elif journal is not None:
+        out["journal.enabled"] = journal
     return out
+
+
+def _convert(conv: Callable[[Any, str], T], value: Any, source: str, key: str) -> T:
+    try:
+        return conv(value, key)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc), source=source, key=key) from None
+
+
+def _environment(env: Mapping[str, str]) -> dict[str, Any]:
+    """Every option's variables: the first one set (and not blank) is read and converted."""
+    out: dict[str, Any] = {}
+    for row in OPTIONS:
+        if row.field is None or row.field == "config_file":
+            continue
+        for name in row.env:
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            value = _convert(row.env_converter, raw, "environment", name)
+            if value is not None:  # FAULTLENS_JOURNAL=auto: the file decides
+                out[row.field] = value
+            break
+    return out
+
+
+class _FileLayer:
+    """The file's values by Settings field; each section is read once, and a key no row
+    reads is refused with a did-you-mean."""
+
+    def __init__(self, doc: Any, source: str) -> None:
+        self.source = source
+        self.readers: dict[str, _Reader] = {"": _Reader(doc, "", source)}
+
+    def section(self, path: str) -> _Reader:
+        reader = self.readers.get(path)
+        if reader is None:
+            parent, _, name = path.rpartition(".")
+            reader = self.section(parent).sub(name)
+            self.readers[path] = reader
+        return reader
+
+    def read(self, known_categories: frozenset[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for row in OPTIONS:
+            if row.file is None or row.field is None:
+                continue
+            section, _, name = row.file.rpartition(".")
+            reader = self.section(section)
+            parse = _STRUCTURED.get(row.field)
+            if parse is not None:
+                value = parse(reader, name, known_categories)
+                if value:
+                    out[row.field] = value
+                continue
+            value = reader.get(name, None, row.convert)
+            if value is not None:
+                out[row.field] = value
+        for reader in self.readers.values():  # a section before its subsections
+            reader.finish()
+        return out
+
+
+# -- resolution ----------------------------------------------------------------------------------
 
 
 def _default_service_name() -> str:
@@ -810,6 +507,64 @@ def _run_module() -> str:
     return token[2:] if token.startswith("-m") and not token.startswith("--") else ""
 
 
+def _identity(row: Option, layers: tuple[Mapping[str, Any], ...]) -> Any:
+    """An identity option: in each layer its own value, then that layer's resource
+    attribute; the argument layer over the environment over the file."""
+    assert row.field is not None
+    for layer in layers:
+        own = layer.get(row.field)
+        if own:
+            return own
+        attrs = layer.get("resource_attributes") or {}
+        found = next((attrs[a] for a in row.resource_attributes if attrs.get(a)), None)
+        if found:
+            return found
+    return None
+
+
+def _resolve(
+    layers: tuple[Mapping[str, Any], ...], sources: tuple[tuple[str, str | None], ...]
+) -> tuple[dict[str, Any], dict[str, tuple[str, str | None]]]:
+    """Each row's value from the first layer that has it, else its default; and which
+    layer (source, base directory) it came from."""
+    values: dict[str, Any] = {}
+    origin: dict[str, tuple[str, str | None]] = {}
+    for row in OPTIONS:
+        f = row.field
+        if f is None or f == "config_file":
+            continue
+        if f == "resource_attributes":  # merged key by key
+            merged: dict[str, str] = {}
+            for layer in reversed(layers):
+                merged.update(layer.get(f) or {})
+            values[f] = merged
+            continue
+        if row.resource_attributes:
+            values[f] = _identity(row, layers)
+            continue
+        for layer, src in zip(layers, sources, strict=True):
+            if f in layer:
+                values[f], origin[f] = layer[f], src
+                break
+        else:
+            default = row.default
+            values[f] = dict(default) if isinstance(default, dict) else default
+    return values, origin
+
+
+def _build(cls: type[T], values: Mapping[str, Any], prefix: str = "") -> T:
+    """``cls`` from the resolved values of its fields (dotted paths), nested dataclasses
+    built the same way; fields no row sets keep their defaults."""
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        path = prefix + f.name
+        if path in values:
+            kwargs[f.name] = values[path]
+        elif f.default_factory is not MISSING and is_dataclass(f.default_factory):
+            kwargs[f.name] = _build(f.default_factory, values, path + ".")  # type: ignore[arg-type]
+    return cls(**kwargs)
+
+
 def load_settings(
     args: Mapping[str, Any] | None = None,
     *,
@@ -818,295 +573,60 @@ def load_settings(
     known_categories: frozenset[str] | None = None,
 ) -> Settings:
     """Resolve Settings from arguments, environment and the YAML file, in that order."""
-    args = _check_args(args or {})
+    args = dict(args or {})
+    explicit = args.pop("config_file", None) if config_file is None else config_file
+    if explicit is not None:
+        row = option("config_file")
+        config_file = _convert(row.convert, explicit, "configure()", "config_file")
+    from_args = _arguments(args)
     env = os.environ if env is None else env
     cats = known_categories or frozenset(c.value for c in Category)
 
     path, path_source, path_key = _find_config_file(config_file, env)
-    doc: Any = {}
-    if path:
-        from .errors import CatalogError
-
-        if not os.path.exists(path):
-            raise ConfigError(
-                f"file not found: {path}; check the path", source=path_source, key=path_key
-            )
-        try:
-            doc = load_yaml_file(path, error=CatalogError)
-        except CatalogError as exc:
-            raise ConfigError(str(exc).split(": ", 1)[-1], source=path) from None
-        if doc is None:
-            doc = {}
     source = path or "<defaults>"
-    top = _Reader(doc, "", source)
-    fl = top.sub("faultlens")
-    eh = _error_handling(top.sub("error_handling"), cats)
-    top.finish()
-
-    # faultlens: section (the file layer)
-    svc = fl.sub("service")
-    file_service: dict[str, Any] = {
-        "name": svc.get("name", None, _name),
-        "version": svc.get("version", None, _name),
-        "environment": svc.get("environment", None, _name),
-    }
-    svc.finish()
-    ex = fl.sub("exporter")
-    file_exporter: dict[str, Any] = {
-        "type": ex.get("type", None, _choice("auto", "otlp", "console", "none")),
-        "endpoint": ex.get("endpoint", None, _url),
-        "protocol": ex.get("protocol", None, _protocol),
-        "headers": ex.get("headers", None, _http_headers),
-        "timeout": ex.get("timeout", None, _number(0, strict=True)),
-        "metrics_interval": ex.get("metrics_interval", None, _number(0, strict=True)),
-        "insecure": ex.get("insecure", None, _bool),
-    }
-    ex.finish()
-    jr = fl.sub("journal")
-    file_journal: dict[str, Any] = {
-        "enabled": jr.get("enabled", None, _auto_bool),
-        "path": jr.get("path", None, _path),
-        "max_bytes": jr.get("max_bytes", None, _int(4096)),
-        "max_files": jr.get("max_files", None, _int(1)),
-        "max_total_bytes": jr.get("max_total_bytes", None, _int(4096)),
-        "retention_days": jr.get("retention_days", None, _number(0, strict=True)),
-        "fsync": jr.get("fsync", None, _choice("always", "batch", "never")),
-    }
-    jr.finish()
-    cr = fl.sub("capture")
-    file_capture: dict[str, Any] = {
-        "max_message": cr.get("max_message", None, _int(64)),
-        "max_stacktrace": cr.get("max_stacktrace", None, _int(256)),
-        "resources": cr.get("resources", None, _bool),
-    }
-    rl = cr.sub("rate_limit")
-    file_capture["rate_limit_burst"] = rl.get("burst", None, _int(0))
-    file_capture["rate_limit_window"] = rl.get("window", None, _number(0, strict=True))
-    rl.finish()
-    cr.finish()
-    ai = fl.sub("auto_instrumentation")
-    file_auto = ai.get("modules", None, _str_list)
-    ai.finish()
-    file_catalogs = fl.get("catalogs", None, _path_list)
-    if file_catalogs and path:
-        file_catalogs = _check_catalogs(
-            file_catalogs, os.path.dirname(path), source, "faultlens.catalogs"
+    from_file = _FileLayer(_read_file(path, path_source, path_key), source).read(cats)
+    if from_file.get("catalogs") and path:
+        from_file["catalogs"] = _check_catalogs(
+            from_file["catalogs"], os.path.dirname(path), source, "faultlens.catalogs"
         )
-    sr = fl.sub("scrub")
-    file_scrub_keys = sr.get("keys", None, _names)
-    file_scrub_patterns = sr.get("patterns", None, _str_list)
-    sr.finish()
-    file_jaeger = fl.get("jaeger_url", None, _url)
-    file_resource = fl.get("resource_attributes", None, _str_map)
-    fl.finish()
+    from_env = _environment(env)
 
-    # environment layer
-    def e(name: str) -> str | None:
-        v = env.get(name)
-        return v if v is not None and v.strip() != "" else None
-
-    def env_conv(name: str, conv: Callable[[Any, str], T]) -> T | None:
-        v = e(name)
-        if v is None:
-            return None
-        try:
-            return conv(v, name)
-        except ValueError as exc:
-            raise ConfigError(str(exc), source="environment", key=name) from None
-
-    sdk_disabled = _otel_bool(env, "OTEL_SDK_DISABLED")
-    env_enabled = _env_bool(env, "FAULTLENS_ENABLED")
-    env_resource: dict[str, str] = {}
-    if e("OTEL_RESOURCE_ATTRIBUTES"):
-        env_resource = _parse_kv_list(env["OTEL_RESOURCE_ATTRIBUTES"], "OTEL_RESOURCE_ATTRIBUTES")
-    arg_resource: dict[str, str] = args.get("resource_attributes") or {}
-    file_resource = file_resource or {}
-    resource_attrs: dict[str, str] = {**file_resource, **env_resource, **arg_resource}
-
-    def layered(arg: str, env_names: tuple[str, ...], file_value: Any, attr: str) -> Any:
-        """An identity setting: each layer's own option first, then that layer's resource
-        attribute (OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES,
-        as the OTel specification says), the argument layer over the environment over the
-        file."""
-        attrs = (
-            (attr, "deployment.environment") if attr == "deployment.environment.name" else (attr,)
+    catalogs = option("catalogs")
+    values, origin = _resolve(
+        (from_args, from_env, from_file),
+        (("configure()", catalogs.argument), ("environment", catalogs.env[0]), (source, None)),
+    )
+    if values["service_name"] is None:
+        values["service_name"] = _default_service_name()
+    catalogs_from, catalogs_key = origin.get("catalogs", (source, None))
+    if catalogs_key is not None:  # an argument or a variable: relative to the working dir
+        values["catalogs"] = _check_catalogs(
+            values["catalogs"], os.getcwd(), catalogs_from, catalogs_key
         )
+    _settle_retry_delays(values, origin, source)
+    if values["exporter.type"] == "otlp" and not (
+        values["exporter.endpoint"] or values["exporter.traces_endpoint"]
+    ):
+        grpc = values["exporter.protocol"] == "grpc"
+        values["exporter.endpoint"] = f"http://127.0.0.1:{4317 if grpc else 4318}"
+    values["config_file"] = path
+    return _build(Settings, values)
 
-        def from_attrs(layer: Mapping[str, str]) -> str | None:
-            return next((layer[a] for a in attrs if layer.get(a)), None)
 
-        for value in (
-            args.get(arg),
-            from_attrs(arg_resource),
-            *(e(n) for n in env_names),
-            from_attrs(env_resource),
-            file_value,
-            from_attrs(file_resource),
-        ):
-            if value:
-                return value
-        return None
-
-    def pick(arg: str, env_value: Any, file_value: Any, default: Any) -> Any:
-        if arg in args:
-            return args[arg]
-        if env_value is not None:
-            return env_value
-        if file_value is not None:
-            return file_value
-        return default
-
-    service_name = (
-        layered(
-            "service_name",
-            ("FAULTLENS_SERVICE_NAME", "OTEL_SERVICE_NAME"),
-            file_service["name"],
-            "service.name",
+def _settle_retry_delays(
+    values: dict[str, Any], origin: Mapping[str, tuple[str, str | None]], source: str
+) -> None:
+    """``max_delay`` must be >= ``base_delay`` when the file sets both; when it sets one,
+    the other follows it (as an explicit ``retry()`` argument wins over a default)."""
+    base_key, max_key = "error_handling.retry.base_delay", "error_handling.retry.max_delay"
+    base, top = values[base_key], values[max_key]
+    if top >= base:
+        return
+    if base_key in origin and max_key in origin:
+        raise ConfigError(
+            f"must be >= base_delay ({base:g})", source=source, key=option(max_key).file
         )
-        or _default_service_name()
-    )
-    env_headers = None
-    if e("OTEL_EXPORTER_OTLP_HEADERS"):
-        name = "OTEL_EXPORTER_OTLP_HEADERS"
-        env_headers = _parse_kv_list(env[name], name, secret_values=True)
-        try:
-            env_headers = _http_headers(env_headers, name)
-        except ValueError as exc:
-            raise ConfigError(str(exc), source="environment", key=name) from None
-    # OTEL_* durations are milliseconds (the OTel specification): 500 is half a second.
-    env_timeout = env_conv("OTEL_EXPORTER_OTLP_TIMEOUT", _millis)
-    env_interval = env_conv("OTEL_METRIC_EXPORT_INTERVAL", _millis)
-    env_insecure = (
-        _otel_bool(env, "OTEL_EXPORTER_OTLP_INSECURE") if e("OTEL_EXPORTER_OTLP_INSECURE") else None
-    )
-    exporter = ExporterSettings(
-        type=pick(
-            "exporter",
-            env_conv("FAULTLENS_EXPORTER", _choice("auto", "otlp", "console", "none")),
-            file_exporter["type"],
-            "auto",
-        ),
-        endpoint=pick(
-            "endpoint",
-            env_conv("FAULTLENS_ENDPOINT", _url) or env_conv("OTEL_EXPORTER_OTLP_ENDPOINT", _url),
-            file_exporter["endpoint"],
-            None,
-        ),
-        protocol=pick(
-            "protocol",
-            env_conv("OTEL_EXPORTER_OTLP_PROTOCOL", _protocol),
-            file_exporter["protocol"],
-            "grpc",
-        ),
-        headers=pick("headers", env_headers, file_exporter["headers"], {}),
-        timeout=pick("export_timeout", env_timeout, file_exporter["timeout"], 10.0),
-        metrics_interval=pick(
-            "metrics_interval", env_interval, file_exporter["metrics_interval"], 10.0
-        ),
-        insecure=env_insecure if env_insecure is not None else file_exporter["insecure"],
-        traces_endpoint=env_conv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", _url),
-        metrics_endpoint=env_conv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", _url),
-        traces_timeout=env_conv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", _millis),
-        metrics_timeout=env_conv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", _millis),
-    )
-    if exporter.type == "otlp" and not (exporter.endpoint or exporter.traces_endpoint):
-        exporter = replace(
-            exporter,
-            endpoint="http://127.0.0.1:4317"
-            if exporter.protocol == "grpc"
-            else "http://127.0.0.1:4318",
-        )
-
-    journal_arg = args.get("journal")
-    journal_path_arg = args.get("journal_path")
-    if isinstance(journal_arg, str):
-        journal_path_arg, journal_arg = journal_arg, True
-    journal = JournalSettings(
-        enabled=pick(
-            "journal_enabled",
-            env_conv("FAULTLENS_JOURNAL", _auto_bool),
-            file_journal["enabled"],
-            None,
-        )
-        if journal_arg is None
-        else bool(journal_arg),
-        path=journal_path_arg
-        or env_conv("FAULTLENS_JOURNAL_PATH", _path)
-        or file_journal["path"]
-        or ".faultlens/journal",
-        max_bytes=file_journal["max_bytes"] or 10 * 1024 * 1024,
-        max_files=file_journal["max_files"],
-        max_total_bytes=file_journal["max_total_bytes"],
-        retention_days=file_journal["retention_days"] or 14.0,
-        fsync=env_conv("FAULTLENS_JOURNAL_FSYNC", _choice("always", "batch", "never"))
-        or file_journal["fsync"]
-        or "batch",
-    )
-    capture = CaptureSettings(
-        max_message=file_capture["max_message"] or 4096,
-        max_stacktrace=file_capture["max_stacktrace"] or 16384,
-        rate_limit_burst=pick(
-            "rate_limit",
-            env_conv("FAULTLENS_RATE_LIMIT", _int(0)),
-            file_capture["rate_limit_burst"],
-            100,
-        ),
-        rate_limit_window=file_capture["rate_limit_window"] or 60.0,
-        resources=file_capture["resources"] if file_capture["resources"] is not None else True,
-    )
-    if "capture_resources" in args:
-        capture = replace(capture, resources=args["capture_resources"])
-    enabled = pick("enabled", env_enabled, None, None)
-    if enabled is not None:
-        eh = replace(eh, enabled=enabled)
-    if "catalogs" in args:
-        catalogs = _check_catalogs(args["catalogs"], os.getcwd(), "configure()", "catalogs")
-    elif e("FAULTLENS_CATALOGS"):
-        env_catalogs = env_conv("FAULTLENS_CATALOGS", _paths) or ()
-        catalogs = _check_catalogs(env_catalogs, os.getcwd(), "environment", "FAULTLENS_CATALOGS")
+    if max_key in origin:
+        values[base_key] = top
     else:
-        catalogs = tuple(file_catalogs or ())
-    settings = Settings(
-        service_name=str(service_name),
-        service_version=layered(
-            "service_version",
-            ("FAULTLENS_SERVICE_VERSION",),
-            file_service["version"],
-            "service.version",
-        ),
-        environment=layered(
-            "environment",
-            ("FAULTLENS_ENVIRONMENT",),
-            file_service["environment"],
-            "deployment.environment.name",
-        ),
-        resource_attributes=resource_attrs,
-        sdk_disabled=sdk_disabled,
-        exporter=exporter,
-        journal=journal,
-        capture=capture,
-        auto_modules=tuple(
-            pick("auto_modules", env_conv("FAULTLENS_AUTO_MODULES", _str_list), file_auto, ())
-        ),
-        catalogs=catalogs,
-        scrub_keys=tuple(pick("scrub_keys", None, file_scrub_keys, ())),
-        scrub_patterns=tuple(pick("scrub_patterns", None, file_scrub_patterns, ())),
-        jaeger_url=pick("jaeger_url", env_conv("FAULTLENS_JAEGER_URL", _url), file_jaeger, None),
-        error_handling=eh,
-        config_file=path,
-    )
-    for pattern in settings.scrub_patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(
-                f"invalid regular expression {pattern!r}: {exc}",
-                source=source,
-                key="faultlens.scrub.patterns",
-            ) from None
-    return settings
-
-
-def _paths(v: Any, key: str) -> tuple[str, ...]:
-    """A list of paths in one environment variable, separated like PATH."""
-    return tuple(p for p in str(v).split(os.pathsep) if p)
+        values[max_key] = base

@@ -19,7 +19,6 @@ a hung collector never piles up threads.
 from __future__ import annotations
 
 import atexit
-import inspect
 import logging
 import os
 import sys
@@ -28,26 +27,24 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
 
 from . import scrub
 from ._config import Settings, load_settings
 from ._version import __version__
-from .capture import STATE, Limits, Processor, count_dropped, internal_error
+from .capture import STATE, Processor, count_dropped, internal_error
 from .capture._record import reset_rate_limiter
 from .errors import ConfigError, catalog
 from .resilience import set_defaults as set_resilience_defaults
+
+if TYPE_CHECKING:  # the SDK is imported by configure(), not by `import faultlens`
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = [
     "EXIT_TIMEOUT",
@@ -148,128 +145,6 @@ def _wait(jobs: Sequence[_Job], deadline: float) -> list[_Job]:
     return [job for job in jobs if not job.done.is_set()]
 
 
-# -- exporters that count what they lose ------------------------------------------------------
-
-
-def _takes_timeout(fn: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "timeout_millis" or p.kind is p.VAR_KEYWORD for p in params)
-
-
-class CountingSpanExporter(SpanExporter):
-    """Counts spans an export failed to deliver as ``internal.dropped{reason=export_failed}``.
-
-    Also knows how many spans an export still under way holds, so that a shutdown that
-    gives up on a collector that never answers can count them (:meth:`abandon`).
-    """
-
-    def __init__(self, inner: SpanExporter) -> None:
-        self.inner = inner
-        self._in_flight = 0  # exports are serialised by the span processor
-        self._abandoned = False
-
-    def export(self, spans: Any) -> SpanExportResult:
-        n = len(spans)
-        self._in_flight = n
-        try:
-            try:
-                result = self.inner.export(spans)
-            except Exception as exc:
-                internal_error("span export", exc)
-                result = SpanExportResult.FAILURE
-        finally:
-            self._in_flight = 0
-        if result is not SpanExportResult.SUCCESS and not self._abandoned:
-            count_dropped("export_failed", n)
-        return result
-
-    def abandon(self) -> int:
-        """Give up on the export under way: return how many spans it holds (counted by the
-        caller), and do not count them a second time if it fails later."""
-        self._abandoned = True
-        return self._in_flight
-
-    def shutdown(self, timeout_millis: float = 30_000) -> None:
-        if _takes_timeout(self.inner.shutdown):
-            self.inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
-        else:
-            self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self.inner.force_flush(timeout_millis))
-
-
-class CountingMetricExporter(MetricExporter):
-    def __init__(self, inner: MetricExporter) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
-        self.inner = inner
-        self._in_flight = 0
-        self._abandoned = False
-
-    def export(
-        self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
-    ) -> MetricExportResult:
-        self._in_flight = 1
-        try:
-            try:
-                result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-            except Exception as exc:
-                internal_error("metric export", exc)
-                result = MetricExportResult.FAILURE
-        finally:
-            self._in_flight = 0
-        if result is not MetricExportResult.SUCCESS and not self._abandoned:
-            count_dropped("export_failed")
-        return result
-
-    def abandon(self) -> int:
-        """Give up on the export under way, if any: 1 (counted by the caller), else 0."""
-        self._abandoned = True
-        return self._in_flight
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return bool(self.inner.force_flush(timeout_millis))
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-
-
-class CountingBatchSpanProcessor(BatchSpanProcessor):
-    """BatchSpanProcessor that counts the spans it drops when its queue is full."""
-
-    def on_end(self, span: ReadableSpan) -> None:
-        try:
-            bp = self._batch_processor
-            if not bp._shutdown and len(bp._queue) >= bp._max_queue_size:
-                count_dropped("queue_full")
-        except Exception:
-            pass
-        super().on_end(span)
-
-    def pending(self) -> int:
-        """Spans queued and not yet handed to the exporter."""
-        try:
-            return len(self._batch_processor._queue)
-        except Exception:
-            return 0
-
-    def shutdown_within(self, timeout_millis: float) -> None:
-        """Shut down, waiting at most ``timeout_millis`` for the export under way (the
-        processor's own ``shutdown()`` always waits up to 30 s)."""
-        try:
-            shutdown: Any = self._batch_processor.shutdown
-        except AttributeError:  # pragma: no cover - an SDK without the shared processor
-            self.shutdown()  # type: ignore[no-untyped-call]
-            return
-        shutdown(timeout_millis=max(int(timeout_millis), 0))
-
-
 def _signal_url(settings: Settings, signal: str) -> str | None:
     """Where one signal goes: its own OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT verbatim, else the
     shared endpoint (with the /v1/<signal> path for OTLP/HTTP); None when neither is set."""
@@ -329,6 +204,7 @@ def build_resource(settings: Settings) -> Resource:
     from opentelemetry.sdk.resources import (
         OsResourceDetector,
         ProcessResourceDetector,
+        Resource,
         _HostResourceDetector,
         get_aggregated_resources,
     )
@@ -370,14 +246,7 @@ def _app_meter_provider() -> Any | None:
 
 
 def _apply_capture_settings(settings: Settings) -> None:
-    c = settings.capture
-    STATE.limits = Limits(
-        max_message=c.max_message,
-        max_stacktrace=c.max_stacktrace,
-        rate_limit_burst=c.rate_limit_burst,
-        rate_limit_window=c.rate_limit_window,
-        resources=c.resources,
-    )
+    STATE.limits = settings.capture  # the capture layer's Limits, as configured
     STATE.service_name = settings.service_name
     STATE.service_version = settings.service_version
     STATE.settings = settings
@@ -509,6 +378,16 @@ def bootstrap_configure() -> Settings:
 
 
 def _install_providers(rt: _Runtime) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from ._exporters import (
+        CountingBatchSpanProcessor,
+        CountingMetricExporter,
+        CountingSpanExporter,
+    )
+
     settings = rt.settings
     active = settings.exporter.active
     resource = None
@@ -808,11 +687,13 @@ def _stop_components(rt: _Runtime, deadline: float) -> None:
 
 
 def _stop_provider(provider: Any, deadline: float) -> None:
+    from ._exporters import CountingBatchSpanProcessor, takes_timeout
+
     provider._faultlens_stopped = True
     for part in getattr(provider, "_faultlens_parts", ()):
         if isinstance(part, CountingBatchSpanProcessor):
             part.shutdown_within(_remaining(deadline) * 1000)
-    if isinstance(provider, MeterProvider):
+    if takes_timeout(provider.shutdown):  # a MeterProvider; a TracerProvider takes none
         provider.shutdown(timeout_millis=_remaining(deadline) * 1000)
     else:
         provider.shutdown()
@@ -820,6 +701,8 @@ def _stop_provider(provider: Any, deadline: float) -> None:
 
 def _abandon(provider: Any) -> int:
     """What a provider whose shutdown was given up on had not delivered."""
+    from ._exporters import CountingBatchSpanProcessor, CountingMetricExporter, CountingSpanExporter
+
     lost = 0
     for part in getattr(provider, "_faultlens_parts", ()):
         try:
@@ -983,3 +866,16 @@ def _after_fork_in_child() -> None:
                     hook()
                 except Exception as exc:
                     internal_error("after fork", exc)
+
+
+_MOVED = ("CountingBatchSpanProcessor", "CountingMetricExporter", "CountingSpanExporter")
+
+
+def __getattr__(name: str) -> Any:
+    # The counting exporters live in ._exporters (which imports the SDK); still reachable
+    # here, where they used to be, without importing the SDK with this module.
+    if name in _MOVED:
+        from . import _exporters
+
+        return getattr(_exporters, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
