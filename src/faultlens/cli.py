@@ -766,8 +766,9 @@ def cmd_doctor(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _resolve_command(command: list[str]) -> list[str]:
-    """A bare ``python``/``python3`` means the interpreter faultlens runs in, so that the
-    bootstrap in the child can import faultlens (the PATH's python may be another one)."""
+    """A bare ``python``/``python3``/``python3.N`` (this version) means the interpreter
+    faultlens runs in, so that the bootstrap in the child can import faultlens (the PATH's
+    python may be another one)."""
     import shutil
 
     if not command:
@@ -775,7 +776,8 @@ def _resolve_command(command: list[str]) -> list[str]:
             "no command to run; put it after `--`, e.g. faultlens run -- python app.py",
             key="command",
         )
-    if command[0] in ("python", "python3"):
+    ours = ("python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info))
+    if command[0] in ours and sys.executable:
         return [sys.executable, *command[1:]]
     if shutil.which(command[0]) is None and not os.path.exists(command[0]):
         raise _config_error(f"command not found: {command[0]}", key="command")

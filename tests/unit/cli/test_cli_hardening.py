@@ -115,6 +115,13 @@ def test_json_before_run_is_a_global_option(tmp_path):
     assert proc.stdout.strip() == "ran"
 
 
+@pytest.mark.parametrize("name", ["python", "python3", "python{}.{}".format(*sys.version_info)])
+def test_a_bare_python_of_this_version_is_the_interpreter_faultlens_runs_in(name, tmp_path):
+    code = "import sys, faultlens; print(sys.executable, faultlens.is_configured())"
+    proc = faultlens("run", "--", name, "-c", code, cwd=tmp_path)
+    assert proc.stdout.split() == [sys.executable, "True"], proc.stderr
+
+
 def test_the_commands_own_options_are_left_alone(tmp_path):
     proc = faultlens(
         "run", "--", "python", "-c", "import sys; print(sys.argv[1:])", "--json", "--help"
