@@ -61,7 +61,6 @@ class _State:
     enabled: bool = True
     generation: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def bump(self) -> None:
         self.generation += 1
@@ -87,7 +86,6 @@ class _State:
             self.service_version = None
             self.settings = None
             self.enabled = True
-            self.extra.clear()
             self.generation += 1
 
 
