@@ -48,8 +48,7 @@ from ._options import (
     unknown_argument,
 )
 from .capture import Limits
-from .errors import Category, ConfigError, Severity
-from .errors._catalog import load_yaml_file
+from .errors import CatalogError, Category, ConfigError, Severity, load_yaml_file
 from .resilience import ResilienceDefaults
 from .scrub import REDACTED, redact_url
 
@@ -365,8 +364,6 @@ def _find_config_file(
 def _read_file(path: str | None, source: str, key: str | None) -> Any:
     if not path:
         return {}
-    from .errors import CatalogError
-
     if not os.path.exists(path):
         raise ConfigError(f"file not found: {path}; check the path", source=source, key=key)
     try:

@@ -323,3 +323,24 @@ def test_a_bad_config_file_argument_is_refused_by_name(bad):
     with pytest.raises(ConfigError) as info:
         load_settings(config_file=bad, env={})  # type: ignore[arg-type]
     assert (info.value.source, info.value.key) == ("configure()", "config_file")
+
+
+def test_settings_and_resilience_use_only_other_layers_public_names():
+    """``_config``/``_options`` and ``resilience`` import what another layer's ``__init__``
+    exposes, never its private modules (so a layer can reorganise its insides)."""
+    import ast
+
+    src = REPO / "src" / "faultlens"
+    files = [src / "_config.py", src / "_options.py", *sorted((src / "resilience").glob("*.py"))]
+    own = {src / "_config.py": "", src / "_options.py": ""}
+    offending = []
+    for path in files:
+        package = own.get(path, "resilience")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not node.level or not node.module:
+                continue
+            parts = node.module.split(".")
+            other_package = node.level == 2 or (node.level == 1 and package == "")
+            if other_package and parts[0] != package and any(p.startswith("_") for p in parts[1:]):
+                offending.append(f"{path.name}: from {'.' * node.level}{node.module}")
+    assert offending == []

@@ -3,7 +3,7 @@
 This layer knows nothing of OpenTelemetry, so it can be used (and tested) on its own.
 """
 
-from ._catalog import BUILTIN_CODES, Catalog, catalog
+from ._catalog import BUILTIN_CODES, Catalog, catalog, load_yaml_file
 from ._classify import classify, code_for, error_type
 from ._exceptions import CatalogError, ConfigError, FaultlensError, UnknownCodeError
 from ._fault import FaultError
@@ -32,6 +32,7 @@ __all__ = [
     "fingerprint",
     "in_app",
     "is_own_frame",
+    "load_yaml_file",
     "normalize_message",
     "qualified_name",
     "safe_repr",

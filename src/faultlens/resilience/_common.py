@@ -13,12 +13,10 @@ import types
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from ..capture import internal_error
-from ..capture._instrument import Kind
-from ..capture._instrument import callable_kind as _capture_kind
-from ..capture._instrument import callable_name as _capture_name
-from ..errors import ConfigError, catalog, code_for
-from ..errors._safe import clean_text
+from ..capture import Kind, internal_error
+from ..capture import callable_kind as _capture_kind
+from ..capture import callable_name as _capture_name
+from ..errors import ConfigError, catalog, clean_text, code_for
 
 __all__ = [
     "MAX_SECONDS",
