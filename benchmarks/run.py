@@ -28,6 +28,7 @@ GROUPS = {
     "resilience": "bench_resilience",
     "storm": "bench_storm",
     "e2e": "bench_e2e",
+    "frameworks": "bench_frameworks",
 }
 
 

@@ -21,13 +21,13 @@ Django's ``activation.__exit__``), with the raw, unscrubbed message, and set sta
 the span and be its only ``exception`` event, so the contrib's own recording of an exception
 faultlens took charge of is skipped, and faultlens records just before the span really ends.
 Exceptions faultlens did not take charge of (an app's explicit ``record_exception`` of
-something else) go through unchanged. A span that cannot be wrapped (not the SDK's) is
-settled by the integration before the span ends instead (``settle()``).
+something else) go through unchanged. The wrapping happens when the first exception is
+noted, so a request that succeeds pays for none of it. A span that cannot be wrapped (not the
+SDK's) is settled by the integration when the request leaves the app (``settle()``).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any
@@ -43,7 +43,7 @@ from ._http import DEFAULT_POLICY, HttpPolicy, count_handled
 __all__ = ["RequestState", "begin", "current", "note", "set_request_context"]
 
 _CURRENT: ContextVar[RequestState | None] = ContextVar("faultlens_request", default=None)
-_BY_SPAN: weakref.WeakKeyDictionary[Any, RequestState] = weakref.WeakKeyDictionary()
+_STATE_ATTR = "_faultlens_request"  # on the span object, beside the wrapped methods
 
 # Span attributes that may hold a query string or credentials: scrubbed before the span ends.
 _URL_KEYS = ("http.target", "http.url", "url.query", "url.full")
@@ -57,6 +57,7 @@ class RequestState:
         "_scope",
         "_token",
         "context",
+        "guardable",
         "guarded",
         "method",
         "noted",
@@ -78,6 +79,7 @@ class RequestState:
         self.noted: list[tuple[BaseException, bool]] = []
         self.context: dict[str, Any] = {}
         self.settled = False
+        self.guardable = False
         self.guarded = False
         self._scope: capture | None = None
         self._token: Token[RequestState | None] | None = None
@@ -119,6 +121,12 @@ class RequestState:
         if route and route != self.route:
             self.route = route
 
+    @property
+    def settle_at_leave(self) -> bool:
+        """The integration settles when the request leaves the app: the span's ``end``
+        cannot be wrapped, so the decision cannot wait for it."""
+        return not self.guardable
+
     # -- the decision, once the status is known ------------------------------------------------
 
     def settle(self) -> None:
@@ -127,6 +135,8 @@ class RequestState:
             return
         self.settled = True
         span = self.span
+        if not self.noted:  # the common case: a request without an exception
+            return
         attrs = _attributes(span)
         status = self.status
         for key in ("http.response.status_code", "http.status_code"):
@@ -136,7 +146,6 @@ class RequestState:
                 break
         route = self.route or _str(attrs.get("http.route"))
         method = self.method or _str(attrs.get("http.request.method") or attrs.get("http.method"))
-        _scrub_url_attributes(span, attrs)
         seen: set[int] = set()
         for exc, handled in self.noted:
             if id(exc) in seen or passes_through(exc):
@@ -182,14 +191,12 @@ def _str(value: Any) -> str | None:
 
 def _scrub_url_attributes(span: Span, attrs: Mapping[str, Any]) -> None:
     """Secrets in a URL's query string or userinfo never leave on the server span."""
-    if not span.is_recording():
-        return
     try:
-        scrubber = scrub.current()
         for key in _URL_KEYS:
             value = attrs.get(key)
-            if isinstance(value, str) and value:
-                cleaned = scrubber.text(value)
+            # only a query string or userinfo can hold a secret: a bare path is left alone
+            if isinstance(value, str) and ("?" in value or "@" in value):
+                cleaned = scrub.current().text(value)
                 if cleaned != value:
                     span.set_attribute(key, cleaned)
     except Exception as e:
@@ -239,13 +246,14 @@ def begin(
         span = span if span is not None else trace.get_current_span()
         if not span.is_recording():
             return None
-        existing = _BY_SPAN.get(span)
-        if existing is not None:
+        existing = getattr(span, _STATE_ATTR, None)
+        if isinstance(existing, RequestState):
             existing.set_route(route)
             return existing
         state = RequestState(span, method, route, policy or DEFAULT_POLICY)
-        state.guarded = _guard(state)
-        _BY_SPAN[span] = state
+        # Wrapped only once an exception is noted: a request that succeeds costs no wrapper.
+        state.guardable = hasattr(span, "__dict__")
+        _scrub_url_attributes(span, _attributes(span))
         return state
     except Exception as e:
         internal_error("request begin", e)
@@ -259,7 +267,8 @@ def current() -> RequestState | None:
     if state is not None:
         return state
     try:
-        return _BY_SPAN.get(trace.get_current_span())
+        found = getattr(trace.get_current_span(), _STATE_ATTR, None)
+        return found if isinstance(found, RequestState) else None
     except Exception:
         return None
 
@@ -273,6 +282,12 @@ def note(exc: BaseException, *, handled: bool, state: RequestState | None = None
             return
         if not any(exc is e for e, _ in state.noted):
             state.noted.append((exc, handled))
+        if state.guardable and not state.guarded:
+            state.guarded = _guard(state)
+            if state.guarded:
+                setattr(state.span, _STATE_ATTR, state)
+            else:
+                state.guardable = False  # settled when the request leaves the app
     except Exception as e:
         internal_error("request note", e)
 

@@ -71,7 +71,7 @@ class FaultlensMiddleware:
             except Exception as e:
                 internal_error("django route", e)
             state.leave()
-            if not state.guarded:
+            if state.settle_at_leave:
                 state.settle()
 
     def process_exception(self, request: Any, exception: Exception) -> None:

@@ -48,7 +48,8 @@ def _on_request_started(sender: Any, **_: Any) -> None:
     try:
         from flask import request
 
-        rule = request.url_rule.rule if request.url_rule is not None else None
+        url_rule = request.url_rule
+        rule = url_rule.rule if url_rule is not None else None
         state = _server.begin(
             method=request.method, route=rule, policy=getattr(sender, "_faultlens_policy", None)
         )
@@ -88,7 +89,7 @@ def _on_teardown(sender: Any, **_: Any) -> None:
     state = _server.current()
     if state is not None:
         state.leave()
-        if not state.guarded:
+        if state.settle_at_leave:
             state.settle()
 
 

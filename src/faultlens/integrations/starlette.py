@@ -90,13 +90,15 @@ class FaultlensASGIMiddleware:
             return
         state.set_route(_route_from_span(state))
         state.enter()
+        observed_send = send
+        if state.settle_at_leave:  # else the status is read from the span when it ends
 
-        async def observed_send(message: Message) -> None:
-            if message.get("type") == "http.response.start":
-                status = message.get("status")
-                if isinstance(status, int):
-                    state.status = status
-            await send(message)
+            async def observed_send(message: Message) -> None:
+                if message.get("type") == "http.response.start":
+                    status = message.get("status")
+                    if isinstance(status, int):
+                        state.status = status
+                await send(message)
 
         try:
             await self.app(scope, receive, observed_send)
@@ -106,9 +108,10 @@ class FaultlensASGIMiddleware:
                 state.status = 500
             raise
         finally:
-            state.set_route(_route_of(scope))
+            if state.noted:
+                state.set_route(_route_of(scope))
             state.leave()
-            if not state.guarded:
+            if state.settle_at_leave:
                 state.settle()
 
 

@@ -262,3 +262,15 @@ def test_a_later_call_adds_envelopes_and_policy_to_an_app_instrumented_already(w
     c.get("/down")  # 503: no longer a failure by the new policy
     codes = [e.attributes["faultlens.error.code"] for _, e in web.exception_events()]
     assert codes == ["SYS_UNKNOWN_ERROR"]
+
+
+def test_no_secret_in_a_query_string_reaches_the_server_span(web):
+    c = client(web)
+    secret = "hunter2hunter2hunter2"
+    assert c.get(f"/items/1?password={secret}&page=2").status_code == 200
+    assert c.get(f"/items/13?api_key={secret}").status_code == 500
+    for span in web.server_spans():
+        for value in span.attributes.values():
+            assert secret not in str(value), dict(span.attributes)
+        for event in span.events:
+            assert secret not in str(dict(event.attributes))

@@ -153,3 +153,12 @@ def test_a_later_call_adds_envelopes_to_an_app_instrumented_already(web):
     app = instrumented(web)
     fl_flask.instrument_app(app, envelopes=True)
     assert get(app, "/items/13").get_json()["error"]["code"] == "SYS_UNKNOWN_ERROR"
+
+
+def test_no_secret_in_a_query_string_reaches_the_server_span(web):
+    app = instrumented(web)
+    secret = "hunter2hunter2hunter2"
+    assert get(app, f"/items/1?token={secret}").status_code == 200
+    assert get(app, f"/items/13?password={secret}").status_code == 500
+    for span in web.server_spans():
+        assert secret not in str(dict(span.attributes))
