@@ -6,6 +6,9 @@ STACK_ENV := FAULTLENS_CACHE_DIR=$(CACHE_DIR)
 # What `make stack-demo` runs against the stack (any OTLP-exporting app will do).
 STACK_DEMO_SERVICE ?= faultlens-demo
 STACK_DEMO_CMD ?= $(BIN)/faultlens demo --endpoint http://127.0.0.1:4317 --service $(STACK_DEMO_SERVICE)
+# Request traffic through the web examples (FastAPI on uvicorn: shop-api; Flask on gunicorn
+# with prefork workers: shop-web), so the stack shows real request errors too.
+STACK_DEMO_WEB_CMD ?= $(BIN)/python examples/web_traffic.py --endpoint http://127.0.0.1:4317
 
 .PHONY: stack-deps stack-up stack-down stack-status stack-demo
 
@@ -28,8 +31,10 @@ stack-status:
 # that is running (tests/integration/test_stack_links.py opens each one).
 stack-demo: venv stack-up
 	$(STACK_DEMO_CMD)
+	$(STACK_DEMO_WEB_CMD)
 	@echo
 	@$(STACK_ENV) $(STACK) urls $(STACK_DEMO_SERVICE)
+	@$(STACK_ENV) $(STACK) urls shop-api
 	@echo
 	@echo "stop it: make stack-down"
 
