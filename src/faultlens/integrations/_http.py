@@ -69,6 +69,8 @@ class HttpPolicy:
             return True
         if status is None:
             return not handled
+        if not handled and status < 400:
+            return True  # it broke a response that had started well (a stream cut mid-way)
         return status in self.failed_status_codes
 
 

@@ -274,3 +274,24 @@ def test_no_secret_in_a_query_string_reaches_the_server_span(web):
             assert secret not in str(value), dict(span.attributes)
         for event in span.events:
             assert secret not in str(dict(event.attributes))
+
+
+def test_a_stream_that_breaks_after_a_200_started_is_a_failure(web):
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI()
+
+    @app.get("/export")
+    def export():
+        def rows():
+            yield b"id,name\n"
+            raise OSError("disk went away mid-export")
+
+        return StreamingResponse(rows(), media_type="text/csv")
+
+    fl_fastapi.instrument_app(app, **web.providers)
+    with pytest.raises(OSError):
+        TestClient(app).get("/export")
+    (event,) = [e for _, e in web.exception_events()]
+    assert event.attributes["exception.type"] == "OSError"
+    assert event.attributes["faultlens.context.http.response.status_code"] == 200

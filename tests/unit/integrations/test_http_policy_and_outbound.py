@@ -25,6 +25,10 @@ def test_default_policy_5xx_and_unhandled_are_failures():
     assert p.is_failure(bug, None, handled=False)  # escaped, status unknown: the server's 500
     assert not p.is_failure(classify(LookupError()), 404, handled=True)
     assert not p.is_failure(bug, None, handled=True)
+    # escaped after a 200 had started (a stream cut mid-way): a failure whatever the status
+    assert p.is_failure(bug, 200, handled=False)
+    # escaped, but an error handler answered 4xx (an envelope for a validation error): not one
+    assert not p.is_failure(classify(ValueError()), 422, handled=False)
 
 
 def test_policy_by_category_and_ignored_codes():
