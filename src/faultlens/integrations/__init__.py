@@ -23,11 +23,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from ._http import HttpPolicy, envelope_status
+from ._locks import ForkSafeLock
 from ._server import set_request_context
 
 __all__ = [
@@ -51,7 +51,7 @@ FRAMEWORKS: dict[str, tuple[tuple[str, ...], str]] = {
     "requests": (("requests", "opentelemetry.instrumentation.requests"), "requests"),
 }
 
-_lock = threading.RLock()
+_lock = ForkSafeLock(reentrant=True)
 _state: dict[str, bool | None] = {}  # None: armed, waiting for the framework's import
 
 

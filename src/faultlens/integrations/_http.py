@@ -20,7 +20,6 @@ status *and* by the error's classification:
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from ..capture import STATE, get_meter, internal_error
 from ..errors import ErrorInfo, clean_text
 from ..errors._library_rules import http_status_of
+from ._locks import ForkSafeLock
 
 __all__ = ["HttpPolicy", "count_handled", "envelope_status"]
 
@@ -78,7 +78,7 @@ DEFAULT_POLICY = HttpPolicy()
 
 # -- the handled-errors counter ----------------------------------------------------------------
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _counter: Any = None
 _counter_key: tuple[int, int] | None = None
 

@@ -20,19 +20,19 @@ rest counted (``faultlens.integrations._http``).
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from ..capture import internal_error
 from . import _server
 from ._http import HttpPolicy
+from ._locks import ForkSafeLock
 
 __all__ = ["MIDDLEWARE", "FaultlensMiddleware", "instrument"]
 
 MIDDLEWARE = "faultlens.integrations.django.FaultlensMiddleware"
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _policy: HttpPolicy | None = None
 _signal_connected = False
 

@@ -16,16 +16,16 @@ too, without patching FastAPI itself.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from ..capture import internal_error
 from . import starlette as _starlette
 from ._http import HttpPolicy
+from ._locks import ForkSafeLock
 
 __all__ = ["instrument", "instrument_app", "uninstrument"]
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _installed: dict[str, Any] = {}
 
 

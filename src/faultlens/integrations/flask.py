@@ -27,17 +27,17 @@ for every Flask app created afterwards (what ``install_detected()`` calls).
 from __future__ import annotations
 
 import functools
-import threading
 from typing import Any
 
 from ..capture import internal_error, record_error, to_api_envelope
 from ..errors import classify
 from . import _server
 from ._http import HttpPolicy, envelope_status
+from ._locks import ForkSafeLock
 
 __all__ = ["instrument", "instrument_app", "uninstrument"]
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 _signals_connected = False
 _installed: dict[str, Any] = {}
 

@@ -198,3 +198,21 @@ def test_install_detected_never_raises_when_an_integration_fails(monkeypatch):
 
     assert install_detected() == {"flask": False}
     integrations._reset_detected()
+
+
+def test_a_lock_held_at_fork_is_free_in_the_child():
+    import os
+
+    from faultlens.integrations._http import _lock
+
+    with _lock:  # held by this thread while the process forks (a worker being forked)
+        pid = os.fork()
+        if pid == 0:  # the child: the integration's lock must be usable at once
+            code = 1
+            try:
+                got = _lock._lock.acquire(timeout=2)
+                code = 0 if got else 3
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
