@@ -38,7 +38,7 @@ from opentelemetry import trace
 
 from ..errors import ConfigError, clean_text, safe_str
 from ._context import pop, push
-from ._record import PASS_THROUGH, record_escaping, record_on_span
+from ._record import PASS_THROUGH, escaped, record_escaping, record_on_span
 from ._steps import drive, drive_async
 from ._telemetry import get_tracer, internal_error
 from ._wrapper import AsyncCallableWrapper, FunctionWrapper
@@ -186,41 +186,45 @@ async def _errors_coroutine(
 def _errors_wrapper(
     kind: str, name: str, stage: str | None, skip: tuple[type[BaseException], ...]
 ) -> Callable[..., Any]:
+    # Bound once per decorated function: the success path is a clock read, the call and a
+    # type check, with no global lookups.
+    time_ns = time.time_ns
+    coroutine_type = _CoroutineType
     if kind == "sync":
         if stage is None:
 
             def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-                start = time.time_ns()
+                start = time_ns()
                 try:
                     result = wrapped(*args, **kwargs)
                 except BaseException as exc:
                     if not isinstance(exc, skip):
                         try:
-                            record_escaping(exc, name=name, start_time=start, skip=skip)
+                            escaped(exc, name, start, None, skip)
                         except Exception:
                             pass  # no stack left to record with: an outer span will
                     raise
-                if type(result) is _CoroutineType:
+                if type(result) is coroutine_type:
                     return _errors_coroutine(result, name, start, stage, skip)
                 return result
 
             return sync
 
         def sync_staged(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            start = time.time_ns()
+            start = time_ns()
             token = push(stage, {})
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
                 if not isinstance(exc, skip):
                     try:
-                        record_escaping(exc, name=name, start_time=start, stage=stage, skip=skip)
+                        escaped(exc, name, start, stage, skip)
                     except Exception:
                         pass  # no stack left to record with: an outer span will
                 raise
             finally:
                 pop(token)
-            if type(result) is _CoroutineType:
+            if type(result) is coroutine_type:
                 return _errors_coroutine(result, name, start, stage, skip)
             return result
 
@@ -229,14 +233,14 @@ def _errors_wrapper(
     if kind == "async":
 
         async def coro(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            start = time.time_ns()
+            start = time_ns()
             token = push(stage, {}) if stage is not None else None
             try:
                 return await wrapped(*args, **kwargs)
             except BaseException as exc:
                 if not isinstance(exc, skip):
                     try:
-                        record_escaping(exc, name=name, start_time=start, stage=stage, skip=skip)
+                        escaped(exc, name, start, stage, skip)
                     except Exception:
                         pass
                 raise

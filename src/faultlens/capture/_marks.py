@@ -69,9 +69,13 @@ class Mark:
 
     __slots__ = ("admission", "count", "event", "info")
 
-    def __init__(self, info: ErrorInfo | None, *, covered: bool = False) -> None:
+    def __init__(
+        self, info: ErrorInfo | None, *, covered: bool = False, claimed: bool = False
+    ) -> None:
+        # ``claimed``: both steps taken by the recorder that makes the mark, before anyone
+        # else can see it (saves two claims; it must finish or release both).
         self.info = info
-        state = _DONE if covered else _TODO
+        state = _DONE if covered else _BUSY if claimed else _TODO
         self.count = state
         self.event = state
         self.admission: tuple[bool, int] | None = None  # the rate limiter's answer, kept

@@ -66,6 +66,7 @@ __all__ = [
     "PASS_THROUGH",
     "ErrorEvent",
     "ErrorRecord",
+    "escaped",
     "is_control_flow",
     "mark_span",
     "passes_through",
@@ -217,7 +218,12 @@ _CONTEXT = "\nDuring handling of the above exception, another exception occurred
 # a hot failing endpoint, formats and scrubs its stack once.
 _BLOCKS: dict[tuple[Any, ...], tuple[tuple[Any, ...], str, str]] = {}
 _MAX_BLOCKS = 512
+# The "Type: message" line of recent exceptions: (scrubber, type, message) -> as formatted
+# and scrubbed (the message is read every time; formatting and scrubbing it happen once).
+_LINES: dict[tuple[Any, ...], tuple[Any, str, str]] = {}
 _MAX_BLOCK_FRAMES = 256  # deeper tracebacks are formatted without the cache
+_MAX_BLOCK_CHARS = 2_000_000  # memory bound of the cache whatever the stacks' depth
+_blocks_chars = 0
 
 
 def _frames_block(exc: BaseException, scrubber: scrub.Scrubber) -> tuple[str, str]:
@@ -255,9 +261,13 @@ def _frames_block(exc: BaseException, scrubber: scrub.Scrubber) -> tuple[str, st
     if not clean.isascii():
         clean = clean_text(clean, len(clean))
     if key is not None:
-        if len(_BLOCKS) >= _MAX_BLOCKS:
+        global _blocks_chars
+        size = len(raw) + len(clean)
+        if len(_BLOCKS) >= _MAX_BLOCKS or _blocks_chars + size > _MAX_BLOCK_CHARS:
             _BLOCKS.clear()
+            _blocks_chars = 0
         _BLOCKS[key] = (tuple(t.tb_frame.f_code for t in frames), raw, clean)
+        _blocks_chars += size
     return raw, clean
 
 
@@ -270,11 +280,23 @@ def _format_one(
     if block:
         raw.append(block)
         clean.append(block_clean)
-    message = scrubber.capped(safe_str(exc, 2048 + scrub.MARGIN), 2048)
+    text = safe_str(exc, 2048 + scrub.MARGIN)
+    key = (id(scrubber), type(exc), text) if len(text) <= _MAX_CACHED_MESSAGE else None
+    hit = _LINES.get(key) if key is not None else None
+    if hit is not None:
+        raw.append(hit[1])
+        clean.append(hit[2])
+        return
+    message = scrubber.capped(text, 2048)
     name = qualified_name(type(exc))
     line = f"{name}: {message}\n" if message else f"{name}\n"
+    line_clean = scrubber.text(line)  # "Type: message" can read as a key=value pair
     raw.append(line)
-    clean.append(scrubber.text(line))  # "Type: message" can read as a key=value pair
+    clean.append(line_clean)
+    if key is not None:
+        if len(_LINES) >= _MAX_BLOCKS:
+            _LINES.clear()
+        _LINES[key] = (scrubber, line, line_clean)  # the scrubber kept: its id stays unique
 
 
 def _drop_own_frames(te: traceback.TracebackException, seen: set[int]) -> None:
@@ -639,10 +661,21 @@ def _cover_members(group: BaseExceptionGroup[BaseException]) -> None:
             MARKS.add(member, Mark(None, covered=True))
 
 
-def _ensure_counted(exc: BaseException, mark: Mark) -> None:
+def _new_owned_mark(exc: BaseException, stage: str | None) -> tuple[Mark, bool]:
+    """Like :func:`_new_mark`, with both steps already claimed by the caller when its mark
+    is the one stored (the second value): it must then finish or release both."""
+    if isinstance(exc, BaseExceptionGroup) and _members_recorded(exc):
+        return MARKS.add(exc, Mark(None, covered=True)), False
+    mine = Mark(_classify_safely(exc, stage, None), claimed=True)
+    mark = MARKS.add(exc, mine)
+    return mark, mark is mine
+
+
+def _ensure_counted(exc: BaseException, mark: Mark, owned: bool = False) -> None:
     """Count the error in ``faultlens.errors``, once per exception, before anything that
-    could fail (a span, the event): the count is what alerts key on."""
-    if not MARKS.claim(mark, "count"):
+    could fail (a span, the event): the count is what alerts key on. ``owned``: the step
+    is claimed already."""
+    if not owned and not MARKS.claim(mark, "count"):
         return
     try:
         if mark.info is not None:
@@ -697,22 +730,31 @@ def _emit(
     return info
 
 
-def _suppressed(mark: Mark) -> bool:
+def _suppressed(mark: Mark, owned: bool = False) -> bool:
     """The rate limit, decided before an errors-mode span is made: an error suppressed by it
     (counted in ``faultlens.errors`` and ``faultlens.internal.dropped{reason=rate_limited}``,
     tallied by the sinks) gets no span of its own. That span would carry no event, only
     repeat what the window's first ``burst`` spans of the fingerprint show, and cost as much
     as the rest of the error: a storm must not multiply it. The trace stays honest: every span
     the exception escapes through (a traced function's, a server span) still gets status
-    ERROR and ``error.type``, and the next recorded event carries the suppressed count."""
+    ERROR and ``error.type``, and the next recorded event carries the suppressed count.
+    ``owned``: the event step is claimed already (a mark this recorder made)."""
     info = mark.info
-    if info is None:
+    if info is None or (mark.admission is not None and mark.admission[0]):
+        if owned:
+            MARKS.release(mark, "event")
         return False
     if mark.admission is None:
-        if not MARKS.claim(mark, "event"):
+        limiter = _rate_limiter()
+        if limiter.burst <= 0:  # no limit (rate_limit=0): every error is admitted
+            mark.admission = (True, 0)
+            if owned:
+                MARKS.release(mark, "event")
+            return False
+        if not owned and not MARKS.claim(mark, "event"):
             return False  # decided elsewhere (another thread) or already done
         try:
-            mark.admission = admission = _rate_limiter().admit(info.fingerprint)
+            mark.admission = admission = limiter.admit(info.fingerprint)
             if not admission[0]:
                 count_dropped("rate_limited")
                 notify_suppressed(info)  # the journal's exact tally of what is not written
@@ -828,17 +870,28 @@ def _escaping(
     if not STATE.enabled or passes_through(exc, skip):
         return
     mark = MARKS.get(exc)
+    owned = False
     if mark is None:
-        mark = _new_mark(exc, stage, None)
-    # Counted before the span exists: a tracer that fails costs the event, never the count.
-    _ensure_counted(exc, mark)
-    if _suppressed(mark):
-        return
+        mark, owned = _new_owned_mark(exc, stage)
+    try:
+        # Counted before the span exists: a tracer that fails costs the event, never the
+        # count.
+        _ensure_counted(exc, mark, owned)
+        if _suppressed(mark, owned):
+            return
+    except BaseException:
+        if owned:  # a step left half-done is the next span's to complete
+            MARKS.release(mark, "count")
+            MARKS.release(mark, "event")
+        raise
     span = get_tracer().start_span(
         clean_text(name, 256), start_time=start_time, attributes=attributes
     )
     try:
-        _record(exc, span, stage, None, None, skip)
+        # What _record does once the exception is marked and counted (both done above).
+        mark_span(span, exc, mark.info)
+        if not mark.done and STATE.enabled:
+            _emit(exc, span, mark, None)
     finally:
         span.end()
 
@@ -857,6 +910,18 @@ def record_escaping(
     shows in the trace, record the exception on it (or just mark it), and end it. Never
     raises."""
     _guarded("record_escaping", _escaping, exc, name, start_time, stage, attributes, skip)
+
+
+def escaped(
+    exc: BaseException,
+    name: str,
+    start_time: int,
+    stage: str | None,
+    skip: tuple[type[BaseException], ...],
+) -> None:
+    """:func:`record_escaping` with positional arguments and no span attributes: the call
+    the @instrument wrappers make on their failure path (the cheapest way in)."""
+    _guarded("record_escaping", _escaping, exc, name, start_time, stage, None, skip)
 
 
 def record_error(

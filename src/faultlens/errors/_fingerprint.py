@@ -199,21 +199,25 @@ def _prefix(exc_type: type, code: str | None, tb: TracebackType | None) -> str:
 def _cached_prefix(exc_type: type, code: str | None, tb: TracebackType | None) -> str:
     if code is not None and len(code) > 256:
         return _prefix(exc_type, code, tb)
+    key: list[Any] = [code, id(exc_type)]
+    node = tb
+    while node is not None:
+        key.append(id(node.tb_frame.f_code))
+        node = node.tb_next
+        if len(key) > _MAX_CHAIN_FRAMES:
+            return _prefix(exc_type, code, tb)
+    hit = _CHAIN_CACHE.get(tuple(key))
+    if hit is not None:
+        return hit[1]
+    prefix = _prefix(exc_type, code, tb)
     objs: list[Any] = [exc_type]
     node = tb
     while node is not None:
         objs.append(node.tb_frame.f_code)
         node = node.tb_next
-        if len(objs) > _MAX_CHAIN_FRAMES:
-            return _prefix(exc_type, code, tb)
-    key = (code, *map(id, objs))
-    hit = _CHAIN_CACHE.get(key)
-    if hit is not None:
-        return hit[1]
-    prefix = _prefix(exc_type, code, tb)
     if len(_CHAIN_CACHE) >= _MAX_CHAINS:
         _CHAIN_CACHE.clear()
-    _CHAIN_CACHE[key] = (tuple(objs), prefix)
+    _CHAIN_CACHE[tuple(key)] = (tuple(objs), prefix)
     return prefix
 
 
