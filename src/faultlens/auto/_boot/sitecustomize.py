@@ -3,8 +3,11 @@ directory first on PYTHONPATH.
 
 It first runs the ``sitecustomize`` the environment would have used without faultlens (so
 an application's own start-up code, e.g. its OTel providers, comes first and is kept), then
-starts faultlens. Nothing here may stop the application: every failure is reported in one
-line on stderr and start-up goes on. ``FAULTLENS_BOOTSTRAP=0`` turns it off.
+starts faultlens. Nothing here may stop the application: a failure is reported in one line
+on stderr and start-up goes on. Only the command ``faultlens run`` started reports (the
+first interpreter to get here, see ``_claim_target``): the Python processes it launches
+inherit PYTHONPATH, and with it this bootstrap, but their stderr is theirs (a helper
+interpreter without faultlens stays silent). ``FAULTLENS_BOOTSTRAP=0`` turns it off.
 """
 
 import os
