@@ -15,10 +15,10 @@ middleware, inside Starlette's error middleware) and observes the app's exceptio
 JSON (status from the error's category, ``Retry-After`` from an open breaker, the trace id
 in ``meta``) instead of Starlette's plain "Internal Server Error".
 
-The server span itself comes from the contrib instrumentor (``faultlens.integrations.fastapi``
-for FastAPI apps; for a plain Starlette app, ``OpenTelemetryMiddleware`` from
-``opentelemetry-instrumentation-asgi`` around it, or the Starlette instrumentor). Without one,
-failures are still recorded, on a span of their own.
+The server span itself comes from the contrib instrumentor: the FastAPI instrumentor for
+FastAPI apps (``faultlens.integrations.fastapi``), for a plain Starlette app the ASGI
+instrumentor's ``OpenTelemetryMiddleware``, which ``instrument_app`` puts around the whole
+stack. Without a recording span, failures are still recorded, on a span of their own.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from ..capture import internal_error, record_error, to_api_envelope
 from ..errors import classify
@@ -45,7 +45,7 @@ _MARK = "__faultlens_observed__"
 
 def _route_of(scope: Scope) -> str | None:
     route = scope.get("route")
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    path = getattr(route, "path", None)
     return path if isinstance(path, str) and path else None
 
 
@@ -149,11 +149,27 @@ def observe_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
     return observed
 
 
-def _observe_handlers(app: Any) -> None:
-    """Wrap the handlers that turn exceptions into responses (not the 500/Exception one:
-    what reaches it escaped the views and is noted by the middleware)."""
+def _observe_handlers(stack: Any, app: Any) -> None:
+    """Observe the handlers that turn exceptions into responses: those of the stack's
+    ``ExceptionMiddleware`` (Starlette's own ``HTTPException`` answer included, and every
+    handler the app registered), found by following the middleware chain; else those the
+    app registered. Not the 500/``Exception`` one: what reaches it escaped the views and is
+    noted by the middleware."""
     try:
-        handlers = app.exception_handlers
+        from starlette.middleware.exceptions import ExceptionMiddleware
+
+        node, depth = stack, 0
+        while node is not None and depth < 64:
+            if isinstance(node, ExceptionMiddleware):
+                for name in ("_exception_handlers", "_status_handlers"):
+                    handlers = getattr(node, name, None)
+                    if isinstance(handlers, dict):
+                        for key, handler in list(handlers.items()):
+                            if callable(handler):
+                                handlers[key] = observe_handler(handler)
+                return
+            node, depth = getattr(node, "app", None), depth + 1
+        handlers = app.exception_handlers  # a middleware that hides its inner app
         for key, handler in list(handlers.items()):
             if key in (500, Exception) or not callable(handler):
                 continue
@@ -176,10 +192,48 @@ async def envelope_handler(request: Any, exc: Exception) -> Any:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def instrument_app(app: Any, *, policy: HttpPolicy | None = None, envelopes: bool = False) -> Any:
+def _span_details(app: Any) -> Callable[[Scope], tuple[str, dict[str, Any]]]:
+    """The ASGI instrumentor's span name and ``http.route`` from the app's route table (as
+    the FastAPI instrumentor does): ``GET /items/{item_id}``, or the method alone when no
+    route matches (a scanner's random paths do not become span names)."""
+    from opentelemetry.instrumentation.asgi import get_default_span_details
+    from starlette.routing import Match
+
+    def details(scope: Scope) -> tuple[str, dict[str, Any]]:
+        name, attributes = get_default_span_details(cast(dict[str, Any], scope))
+        if scope.get("type") != "http":
+            return name, attributes
+        method = name.split(" ", 1)[0]
+        try:
+            for route in getattr(app, "routes", ()):
+                match, _ = route.matches(scope)
+                if match == Match.FULL:
+                    path = getattr(route, "path", None)
+                    if isinstance(path, str) and path:
+                        return f"{method} {path}", {**attributes, "http.route": path}
+                    break
+        except Exception as e:
+            internal_error("starlette route for the span name", e)
+        return method, attributes
+
+    return details
+
+
+def instrument_app(
+    app: Any,
+    *,
+    policy: HttpPolicy | None = None,
+    envelopes: bool = False,
+    **middleware_kwargs: Any,
+) -> Any:
     """Classified request errors for a Starlette/FastAPI app. Call it before the app serves
     its first request (like ``add_middleware``). Idempotent; a later call with a ``policy``
-    or ``envelopes=True`` (an app ``faultlens run`` instrumented already) sets them."""
+    or ``envelopes=True`` (an app ``faultlens run`` instrumented already) sets them.
+
+    An app no contrib instrumentor instrumented (a plain Starlette app: no release of the
+    Starlette instrumentor matches the SDK) gets its server span from the ASGI instrumentor's
+    ``OpenTelemetryMiddleware`` around the whole stack, named by route;
+    ``middleware_kwargs`` go to it (``tracer_provider``, ``meter_provider``, ...)."""
     options: dict[str, Any] | None = getattr(app, "_faultlens_options", None)
     if options is not None:
         if policy is not None:
@@ -195,8 +249,15 @@ def instrument_app(app: Any, *, policy: HttpPolicy | None = None, envelopes: boo
     original_build = app.build_middleware_stack
 
     def build_middleware_stack() -> Any:
-        _observe_handlers(app)  # when the stack is built, every handler is registered
-        return original_build()
+        stack = original_build()
+        _observe_handlers(stack, app)  # when the stack is built, every handler is registered
+        if getattr(app, "_is_instrumented_by_opentelemetry", False):
+            return stack  # the FastAPI instrumentor's span (its stack is built above)
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # outermost, like the FastAPI instrumentor's: Starlette's 500 answer is inside the span
+        kwargs = {"default_span_details": _span_details(app), **middleware_kwargs}
+        return OpenTelemetryMiddleware(stack, **kwargs)
 
     app.build_middleware_stack = build_middleware_stack
     app._faultlens_options = options

@@ -295,3 +295,37 @@ def test_a_stream_that_breaks_after_a_200_started_is_a_failure(web):
     (event,) = [e for _, e in web.exception_events()]
     assert event.attributes["exception.type"] == "OSError"
     assert event.attributes["faultlens.context.http.response.status_code"] == 200
+
+
+def test_a_plain_starlette_app_gets_a_server_span_named_by_route(web):
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from faultlens.integrations import starlette as fl_starlette
+
+    def item(request):
+        item_id = request.path_params["item_id"]
+        if item_id == 0:
+            raise StarletteHTTPException(404)
+        if item_id == 13:
+            raise RuntimeError("bug")
+        return JSONResponse({"id": item_id})
+
+    app = Starlette(routes=[Route("/items/{item_id:int}", item)])
+    fl_starlette.instrument_app(app, **web.providers)
+    c = TestClient(app, raise_server_exceptions=False)
+    assert [c.get(u).status_code for u in ("/items/1", "/items/0", "/items/13", "/x")] == [
+        200,
+        404,
+        500,
+        404,
+    ]
+    names = sorted(s.name for s in web.server_spans())
+    assert names == ["GET", *["GET /items/{item_id:int}"] * 3]
+    span = web.server_span("/items/{item_id:int}", 500)
+    (event,) = [e for e in span.events if e.name == "exception"]
+    assert event.attributes["faultlens.context.http.route"] == "/items/{item_id:int}"
+    assert span.attributes["error.type"] == "SYS_UNKNOWN_ERROR"
+    assert web.handled(code="HTTP_NOT_FOUND") == 2
