@@ -45,6 +45,7 @@ _log = logging.getLogger("faultlens")
 # by then django.conf is complete and DJANGO_SETTINGS_MODULE is set.
 FRAMEWORKS: dict[str, tuple[tuple[str, ...], str]] = {
     "fastapi": (("fastapi", "opentelemetry.instrumentation.fastapi"), "fastapi"),
+    "starlette": (("starlette", "opentelemetry.instrumentation.asgi"), "starlette.applications"),
     "flask": (("flask", "opentelemetry.instrumentation.wsgi"), "flask"),
     "django": (("django", "opentelemetry.instrumentation.django"), "django.core.handlers.base"),
     "httpx": (("httpx", "opentelemetry.instrumentation.httpx"), "httpx"),
@@ -71,7 +72,7 @@ def _activate(name: str, options: dict[str, Any]) -> bool:
             return done
         try:
             module = importlib.import_module(f"{__name__}.{name}")
-            if name in ("fastapi", "flask"):
+            if name in ("fastapi", "starlette", "flask"):
                 kwargs = options
             elif name == "django":  # no envelope option: Django's error views answer
                 kwargs = {k: v for k, v in options.items() if k == "policy"}

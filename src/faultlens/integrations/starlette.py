@@ -33,7 +33,14 @@ from ..errors import classify
 from . import _server
 from ._http import HttpPolicy, envelope_status
 
-__all__ = ["FaultlensASGIMiddleware", "envelope_handler", "instrument_app", "observe_handler"]
+__all__ = [
+    "FaultlensASGIMiddleware",
+    "envelope_handler",
+    "instrument",
+    "instrument_app",
+    "observe_handler",
+    "uninstrument",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -263,3 +270,44 @@ def instrument_app(
     app._faultlens_options = options
     app._faultlens_instrumented = True
     return app
+
+
+_installed: dict[str, Any] = {}
+
+
+def instrument(*, policy: HttpPolicy | None = None, envelopes: bool = False) -> bool:
+    """Every Starlette app created from now on is instrumented as by ``instrument_app``
+    (FastAPI apps are the FastAPI integration's). Idempotent; never raises; returns whether
+    Starlette is covered."""
+    try:
+        from starlette.applications import Starlette
+    except ImportError:
+        return False
+    try:
+        if "init" in _installed:
+            return True
+        original = Starlette.__init__
+
+        @functools.wraps(original)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            try:
+                instrument_app(self, policy=policy, envelopes=envelopes)
+            except Exception as e:
+                internal_error("faultlens starlette integration", e)
+
+        _installed["init"] = original
+        Starlette.__init__ = __init__  # type: ignore[method-assign]
+        return True
+    except Exception as e:
+        internal_error("faultlens starlette integration", e)
+        return False
+
+
+def uninstrument() -> None:
+    """Undo ``instrument()`` (apps created meanwhile stay instrumented)."""
+    original = _installed.pop("init", None)
+    if original is not None:
+        from starlette.applications import Starlette
+
+        Starlette.__init__ = original  # type: ignore[method-assign]

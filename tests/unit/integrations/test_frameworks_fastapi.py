@@ -329,3 +329,22 @@ def test_a_plain_starlette_app_gets_a_server_span_named_by_route(web):
     assert event.attributes["faultlens.context.http.route"] == "/items/{item_id:int}"
     assert span.attributes["error.type"] == "SYS_UNKNOWN_ERROR"
     assert web.handled(code="HTTP_NOT_FOUND") == 2
+
+
+def test_starlette_instrument_covers_apps_created_afterwards(web):
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from faultlens.integrations import starlette as fl_starlette
+
+    def boom(request):
+        raise LookupError("x")
+
+    fl_starlette.instrument()
+    try:
+        app = Starlette(routes=[Route("/boom", boom)])
+        assert TestClient(app, raise_server_exceptions=False).get("/boom").status_code == 500
+        assert web.errors(code="SYS_UNKNOWN_ERROR") == 1
+    finally:
+        fl_starlette.uninstrument()
+    assert not getattr(Starlette(), "_faultlens_instrumented", False)

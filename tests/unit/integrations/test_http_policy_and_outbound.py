@@ -176,7 +176,7 @@ def test_install_detected_arms_lazily_and_activates_on_import():
     assert out.returncode == 0, out.stderr
     armed, on_import, after, django = out.stdout.strip().splitlines()
     # nothing imported by arming: a process that never uses a framework pays nothing for it
-    assert armed == "['django', 'fastapi', 'flask', 'httpx', 'requests'] []"
+    assert armed == "['django', 'fastapi', 'flask', 'httpx', 'requests', 'starlette'] []"
     assert on_import == "True True"
     assert after == "True True None"
     # without DJANGO_SETTINGS_MODULE, Django is left alone (its instrumentor would configure
