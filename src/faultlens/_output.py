@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import stat
 import sys
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 __all__ = ["STDOUT", "current_umask", "write_text"]
@@ -43,20 +45,29 @@ def current_umask() -> int:
     return mask
 
 
-def write_text(path: str, text: str, *, stdout: TextIO | None = None) -> str:
+def write_text(path: str, text: str | Iterable[str], *, stdout: TextIO | None = None) -> str:
     """Write ``text`` (UTF-8) to ``path`` as described in the module docstring and return what
     was written: ``"-"`` for standard output, otherwise ``path`` made absolute (a symlink
     stays a symlink: the file it points to holds the text).
+
+    ``text`` may be an iterable of chunks (a report streamed from a large journal): each is
+    written as it comes, never joined in memory; a regular file is still replaced only once
+    the last chunk is written.
 
     Raises ``OSError`` (with the path in it) when the file cannot be written; a partially
     written temporary file is removed.
     """
     stream = sys.stdout if stdout is None else stdout
+    rest = iter((text,) if isinstance(text, str) else text)
+    # A streamed text does its reading before its first chunk: nothing is opened (or
+    # truncated) until there is something to write.
+    chunks = itertools.chain((next(rest, ""),), rest)
     if path == STDOUT:
-        stream.write(text)
+        for chunk in chunks:
+            stream.write(chunk)
         stream.flush()
         return STDOUT
-    data = text.encode("utf-8")
+    data = _encoded(chunks)
     absolute = os.path.abspath(path)
     try:
         st: os.stat_result | None = os.stat(absolute)  # follows symlinks, /proc magic links too
@@ -66,7 +77,8 @@ def write_text(path: str, text: str, *, stdout: TextIO | None = None) -> str:
         if _is_stream(st, stream):
             # /dev/stdout, or a link to it: through the stream, so that the text and anything
             # else printed there come out in order (a second descriptor would overwrite it).
-            stream.write(text)
+            for chunk in chunks:
+                stream.write(chunk)
             stream.flush()
             return STDOUT
         if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
@@ -84,6 +96,19 @@ def write_text(path: str, text: str, *, stdout: TextIO | None = None) -> str:
         )
     _replace_atomically(target, data, st)
     return absolute
+
+
+def _encoded(chunks: Iterable[str]) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield chunk.encode("utf-8")
+
+
+def _write_all(fd: int, data: Iterable[bytes]) -> None:
+    for chunk in data:
+        view = memoryview(chunk)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
 
 
 def _is_stream(st: os.stat_result, stream: TextIO) -> bool:
@@ -119,19 +144,18 @@ def _not_writable(path: str, st: os.stat_result) -> OSError:
     return OSError(errno.EINVAL, f"cannot write the output there: {kind}", path)
 
 
-def _write_in_place(path: str, data: bytes, *, truncate: bool) -> None:
+def _write_in_place(path: str, data: Iterable[bytes], *, truncate: bool) -> None:
     flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if truncate else 0)
     fd = os.open(path, flags)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        _write_all(fd, data)
     finally:
         os.close(fd)
 
 
-def _replace_atomically(target: str, data: bytes, existing: os.stat_result | None) -> None:
+def _replace_atomically(
+    target: str, data: Iterable[bytes], existing: os.stat_result | None
+) -> None:
     directory = os.path.dirname(target) or os.curdir
     os.makedirs(directory, exist_ok=True)
     base = os.path.basename(target)
@@ -147,10 +171,7 @@ def _replace_atomically(target: str, data: bytes, existing: os.stat_result | Non
             tmp = os.path.join(directory, f".{base}.{os.getpid()}.{n}.tmp")
     try:
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
             if existing is None:
                 os.fchmod(fd, 0o666 & ~current_umask())
             else:

@@ -30,6 +30,7 @@ __all__ = [
     "FILE_MODE",
     "JournalFile",
     "file_name",
+    "ignored_files",
     "list_files",
     "make_private_dir",
     "open_private",
@@ -84,6 +85,30 @@ def list_files(directory: str) -> list[JournalFile]:
         )
     out.sort(key=lambda f: (f.mtime, f.n))
     return out
+
+
+def ignored_files(directory: str) -> list[str]:
+    """Files in ``directory`` that look like journal data — named ``*.jsonl*`` or
+    ``journal*`` — but not like a journal file (``journal-<host>-<pid>-<n>.jsonl``), so no
+    reader reads them: a rotated copy someone renamed, ``errors.jsonl`` copied in by hand,
+    a compressed file. Sorted names; hidden files and other files are not listed."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    out: list[str] = []
+    for name in names:
+        if name.startswith(".") or _NAME.match(name) is not None:
+            continue
+        if ".jsonl" not in name and not name.startswith("journal"):
+            continue
+        try:
+            if not os.path.isfile(os.path.join(directory, name)):
+                continue
+        except OSError:
+            continue
+        out.append(name)
+    return sorted(out)
 
 
 def _pid_alive(pid: int) -> bool:

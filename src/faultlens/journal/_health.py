@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._files import list_files
-from ._format import KIND_DROPPED, KIND_ERROR, KIND_SUPPRESSED, occurrences
-from ._reader import ReadReport, read_entries
+from ._format import KIND_DROPPED, KIND_ERROR
+from ._reader import ReadReport
+from ._scan import JournalScan
 
 __all__ = ["JournalHealth", "inspect_journal"]
 
@@ -38,6 +39,9 @@ class JournalHealth:
     dropped: dict[str, int]  # what faultlens lost, by reason (from the dropped lines)
     bad_lines: int  # damaged lines the readers skip
     problems: list[str] = field(default_factory=list)
+    # names of files in the directory that look like journal data but are not named like
+    # journal files (journal-<host>-<pid>-<n>.jsonl): no reader reads them
+    ignored_files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,24 +101,32 @@ def inspect_journal(path: str, since: float | None = None) -> JournalHealth:
     report = ReadReport()
     errors = recorded = suppressed = 0
     dropped: Counter[str] = Counter()
-    for e in read_entries(path, since, report=report):
-        kind = e["kind"]
+    # The streaming reader (the one `faultlens stats` uses): the same lines as
+    # read_entries, without building them.
+    for e, _ in JournalScan(path, since, report=report, warn_ignored=False):
+        kind = e.kind
         if kind == KIND_DROPPED:
-            dropped[str(e["reason"])] += int(e["count"])
-        elif kind in (KIND_ERROR, KIND_SUPPRESSED):
-            n = occurrences(e)
-            errors += n
-            if kind == KIND_ERROR:
-                recorded += 1
-                suppressed += n - 1
-            else:
-                suppressed += n
+            dropped[str(e.reason)] += int(e.count)
+        elif kind == KIND_ERROR:
+            n = e.suppressed or 0
+            errors += 1 + n
+            recorded += 1
+            suppressed += n
+        else:
+            errors += e.count
+            suppressed += e.count
     lost = sum(dropped.values())
     if lost:
         reasons = ", ".join(f"{n} {k}" for k, n in sorted(dropped.items()))
         problems.append(f"faultlens could not record {lost} item(s): {reasons}")
     if report.bad:
         problems.append(f"{report.bad} damaged line(s) skipped in {len(report.bad_lines)} file(s)")
+    if report.ignored:
+        shown = ", ".join(report.ignored[:5]) + (", ..." if len(report.ignored) > 5 else "")
+        problems.append(
+            f"{len(report.ignored)} file(s) in the journal directory not named like journal "
+            f"files (journal-<host>-<pid>-<n>.jsonl) are ignored by every reader: {shown}"
+        )
     return JournalHealth(
         path=path,
         exists=True,
@@ -131,4 +143,5 @@ def inspect_journal(path: str, since: float | None = None) -> JournalHealth:
         dropped=dict(sorted(dropped.items())),
         bad_lines=report.bad,
         problems=problems,
+        ignored_files=list(report.ignored),
     )

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ._files import list_files
+from ._files import ignored_files, list_files
 from ._format import (
     KIND_DROPPED,
     KIND_ERROR,
@@ -59,10 +59,13 @@ _CHUNK = 4 << 20  # bytes the tail reads at a time
 
 @dataclass
 class ReadReport:
-    """Filled in by the readers when passed: files read and damaged lines per file."""
+    """Filled in by the readers when passed: files read, damaged lines per file, and the
+    files of the directory not named like journal files (``ignored``: names, which no
+    reader reads; see ``_files.ignored_files``)."""
 
     files: int = 0
     bad_lines: dict[str, int] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def bad(self) -> int:
@@ -189,7 +192,10 @@ def read_entries(
     """
     since, until = _bound(since, "since"), _bound(until, "until")
     wanted = frozenset(kinds)
-    for file in _files_for(os.fspath(path), since):
+    path = os.fspath(path)
+    if report is not None and os.path.isdir(path):
+        report.ignored = ignored_files(path)
+    for file in _files_for(path, since):
         yield from _read_file(file, since, until, wanted, report)
 
 

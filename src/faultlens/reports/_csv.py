@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["COLUMNS", "neutralise", "render_csv"]
+__all__ = ["COLUMNS", "cell", "neutralise", "render_csv"]
 
 COLUMNS = (
     "time",
@@ -46,7 +46,8 @@ def neutralise(value: str) -> str:
     return "'" + value if value.lstrip(" ").startswith(_FORMULA_START) else value
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """One CSV cell: text, maps and lists as JSON, formulas neutralised."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -66,5 +67,5 @@ def render_csv(records: Sequence[Mapping[str, Any]]) -> str:
         records, key=lambda r: float(r["ts"]) if isinstance(r.get("ts"), (int, float)) else 0.0
     )
     for r in ordered:
-        writer.writerow([_cell(r.get(c)) for c in COLUMNS])
+        writer.writerow([cell(r.get(c)) for c in COLUMNS])
     return buf.getvalue()

@@ -144,13 +144,20 @@ def _top_section(top: Sequence[TopError], jaeger_url: str | None) -> str:
     )
 
 
-def _records_section(records: Sequence[Mapping[str, Any]], jaeger_url: str | None) -> str:
-    newest = sorted(
-        records, key=lambda r: float(r["ts"]) if isinstance(r.get("ts"), (int, float)) else 0.0
-    )[::-1][:MAX_ROWS]
+def _records_section(
+    records: Sequence[Mapping[str, Any]], jaeger_url: str | None, total: int | None = None
+) -> str:
+    if total is None:
+        newest = sorted(
+            records,
+            key=lambda r: float(r["ts"]) if isinstance(r.get("ts"), (int, float)) else 0.0,
+        )[::-1][:MAX_ROWS]
+        total = len(records)
+    else:  # already the newest rows, newest first (a streamed report)
+        newest = list(records[:MAX_ROWS])
     note = (
-        f'<p class="muted">Showing the newest {len(newest)} of {len(records)} errors.</p>'
-        if len(records) > len(newest)
+        f'<p class="muted">Showing the newest {len(newest)} of {total} errors.</p>'
+        if total > len(newest)
         else ""
     )
     rows = []
@@ -179,7 +186,10 @@ def render_html(
     *,
     jaeger_url: str | None = None,
     title: str = "faultlens error report",
+    total_records: int | None = None,
 ) -> str:
+    """The page. ``records`` are the error records, or — with ``total_records``, the
+    number of them — already just the rows to show, newest first."""
     legend = "".join(
         f'<span><i class="sev-{s}" style="background:var(--{s})"></i>{s}</span>' for s in SEVERITIES
     )
@@ -250,7 +260,7 @@ def render_html(
 {_counts_table("service", stats.by_service, stats.total)}
 </div>
 <h2>Errors</h2>
-<section id="errors">{_records_section(records, jaeger_url)}</section>
+<section id="errors">{_records_section(records, jaeger_url, total_records)}</section>
 <footer>faultlens {_e(__version__)} &middot; times in UTC &middot; this file is self-contained
 and loads nothing from the network.</footer>
 </body>

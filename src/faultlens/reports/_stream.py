@@ -1,0 +1,225 @@
+"""Reports over a journal of any size, streamed: memory bounded by the distinct errors and
+the rows an HTML page shows, never by the journal.
+
+- **HTML**: one pass (``JournalScan`` + ``StatsAccumulator``) that also keeps the
+  ``MAX_ROWS`` newest error rows as file offsets; those rows (and the top errors'
+  samples) are re-read at the end.
+- **CSV**: one pass keeps each error record's time and offset (16 bytes a record), sorts
+  them, and writes the rows in time order, re-reading each line as it is written.
+- **JSON**: the statistics pass, then the records streamed from a second pass over the
+  same bytes (``JournalScan.records``: a journal that grows meanwhile does not add rows
+  the totals did not count).
+
+The text is the same as ``render_report`` gives for the same stats and records.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import json
+import math
+import time
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from ..journal import KIND_ERROR, ReadReport, Stats
+from ..journal._scan import JournalScan, LineReader
+from ..journal._stats import StatsAccumulator
+from ._csv import COLUMNS, cell
+from ._html import MAX_ROWS, jaeger_base, render_html
+
+__all__ = ["stream_report"]
+
+Progress = Callable[[Iterable[Any]], Iterable[Any]]
+
+
+def stream_report(
+    fmt: str,
+    *,
+    journal_path: str,
+    since: float | None = None,
+    until: float | None = None,
+    jaeger_url: str | None = None,
+    title: str = "faultlens error report",
+    now: float | None = None,
+    report: ReadReport | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> Iterator[str]:
+    """The report on the journal at ``journal_path`` as chunks of text (nothing is read
+    before the first chunk is asked for). ``now`` anchors the statistics' windows (the
+    clock by default); ``progress`` wraps the first pass's stream of entries; ``workers``
+    as for ``JournalScan.split`` (a large journal is read on two CPUs)."""
+    fmt = fmt.lower()
+    if fmt not in ("csv", "html", "json"):
+        raise ValueError(f"unknown report format {fmt!r}")
+    now = time.time() if now is None else float(now)
+    scan = JournalScan(journal_path, since, until, report=report)
+    wrap = None if progress is None else (lambda it: iter(progress(it)))
+    if fmt == "csv":
+        yield from _csv(scan, scan.split(_csv_pass, _csv_merge, workers=workers, wrap=wrap))
+    elif fmt == "html":
+        found = scan.split(lambda it: _html_pass(it, now), _html_merge, workers=workers, wrap=wrap)
+        yield from _html(scan, found, jaeger_url=jaeger_url, title=title)
+    else:
+        acc = scan.split(
+            lambda it: _stats_pass(it, now), StatsAccumulator.merge, workers=workers, wrap=wrap
+        )
+        yield from _json(scan, acc, jaeger_url=jaeger_url, title=title)
+
+
+def _finish(scan: JournalScan, acc: StatsAccumulator) -> Stats:
+    from dataclasses import replace
+
+    reader = LineReader(scan.files)
+    try:
+        stats = acc.finish(reader.record)
+    finally:
+        reader.close()
+    return replace(stats, ignored_files=list(scan.ignored))
+
+
+Entries = Iterator[tuple[Any, int]]
+_Found = tuple[StatsAccumulator, list[tuple[float, int]], int]
+
+
+def _stats_pass(entries: Entries, now: float) -> StatsAccumulator:
+    acc = StatsAccumulator(now=now)
+    add = acc.add
+    for view, ref in entries:
+        add(view, ref, ref)
+    return acc
+
+
+def _html_pass(entries: Entries, now: float) -> _Found:
+    """The statistics, the ``MAX_ROWS`` newest error rows (as ``(ts, ref)``: ``ref`` is
+    also the read order, which breaks ties as a stable sort would) and the error count."""
+    acc = StatsAccumulator(now=now)
+    add = acc.add
+    newest: list[tuple[float, int]] = []  # a min-heap of the newest rows
+    push, replace_min = heapq.heappush, heapq.heappushpop
+    floor = -1.0  # the oldest row kept, once MAX_ROWS are: a row must be as new to enter
+    n = 0
+    for view, ref in entries:
+        add(view, ref, ref)
+        if view.kind == KIND_ERROR:
+            n += 1
+            ts = view.ts
+            # ``ref`` grows in read order, so a row as new as the oldest kept is newer
+            if ts >= floor:
+                if n <= MAX_ROWS:
+                    push(newest, (ts, ref))
+                    if n == MAX_ROWS:
+                        floor = newest[0][0]
+                else:
+                    replace_min(newest, (ts, ref))
+                    floor = newest[0][0]
+    return acc, newest, n
+
+
+def _html_merge(older: _Found, newer: _Found) -> _Found:
+    rows = heapq.nlargest(MAX_ROWS, older[1] + newer[1])
+    return older[0].merge(newer[0]), rows, older[2] + newer[2]
+
+
+def _html(scan: JournalScan, found: _Found, *, jaeger_url: str | None, title: str) -> Iterator[str]:
+    acc, newest, n = found
+    stats = _finish(scan, acc)
+    reader = LineReader(scan.files)
+    try:
+        rows = []
+        for _, ref in sorted(newest, reverse=True):
+            rec = reader.record(ref)
+            if rec is not None:
+                rows.append(rec)
+    finally:
+        reader.close()
+    yield render_html(stats, rows, jaeger_url=jaeger_url, title=title, total_records=n)
+
+
+_Rows = tuple["array[float]", "array[int]"]
+
+
+def _csv_pass(entries: Entries) -> _Rows:
+    times = array("d")
+    refs = array("q")
+    for view, ref in entries:
+        if view.kind == KIND_ERROR:
+            times.append(view.ts)
+            refs.append(ref)
+    return times, refs
+
+
+def _csv_merge(older: _Rows, newer: _Rows) -> _Rows:
+    older[0].extend(newer[0])
+    older[1].extend(newer[1])
+    return older
+
+
+def _csv(scan: JournalScan, rows: _Rows) -> Iterator[str]:
+    times, refs = rows
+    order = sorted(range(len(times)), key=times.__getitem__)  # stable: ties in read order
+    del times, rows
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    reader = LineReader(scan.files)
+    try:
+        for k, i in enumerate(order, 1):
+            rec = reader.record(refs[i])
+            if rec is None:  # pruned by retention since the first pass
+                continue
+            writer.writerow([cell(rec.get(c)) for c in COLUMNS])
+            if k % 512 == 0:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+    finally:
+        reader.close()
+
+
+def _finite(value: Any, depth: int = 0) -> Any:
+    """``value`` with NaN and infinities as null (``json.dumps`` would write ``NaN``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 32:
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _finite(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, depth + 1) for v in value]
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_finite(value), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _json(
+    scan: JournalScan, acc: StatsAccumulator, *, jaeger_url: str | None, title: str
+) -> Iterator[str]:
+    stats = _finish(scan, acc)
+    head = {
+        "title": title,
+        "generated_at": stats.now,
+        "jaeger_url": jaeger_base(jaeger_url),
+        "stats": stats.to_dict(),
+    }
+    # json.dumps(doc, indent=2) with "records" last, written record by record.
+    text = _dumps(head)
+    yield text[:-2] + ',\n  "records": ['
+    first = True
+    batch: list[str] = []
+    for rec in scan.records():
+        body = _dumps(rec).replace("\n", "\n    ")
+        batch.append(("\n    " if first else ",\n    ") + body)
+        first = False
+        if len(batch) >= 256:
+            yield "".join(batch)
+            batch.clear()
+    batch.append("]\n}\n" if first else "\n  ]\n}\n")
+    yield "".join(batch)
