@@ -78,7 +78,8 @@ def _activate(name: str, options: dict[str, Any]) -> bool:
                 kwargs = {k: v for k, v in options.items() if k == "policy"}
             else:
                 kwargs = {}
-            ok = bool(module.instrument(**kwargs))
+            start = module.instrument_when_ready if name == "django" else module.instrument
+            ok = bool(start(**kwargs))
         except Exception as e:
             _log.warning("faultlens: the %s integration could not start: %r", name, e)
             ok = False

@@ -28,7 +28,7 @@ from . import _server
 from ._http import HttpPolicy
 from ._locks import ForkSafeLock
 
-__all__ = ["MIDDLEWARE", "FaultlensMiddleware", "instrument"]
+__all__ = ["MIDDLEWARE", "FaultlensMiddleware", "instrument", "instrument_when_ready"]
 
 MIDDLEWARE = "faultlens.integrations.django.FaultlensMiddleware"
 
@@ -90,19 +90,58 @@ def _connect_signal() -> None:
         _signal_connected = True
 
 
+def _settings_ready() -> bool:
+    if os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return True
+    try:
+        from django.conf import settings
+
+        return bool(settings.configured)
+    except Exception:
+        return False
+
+
+_deferred: dict[str, Any] = {}
+
+
+def instrument_when_ready(*, policy: HttpPolicy | None = None) -> bool:
+    """``instrument()`` now if the settings are known, else just before Django loads its
+    middleware (the first request handler it builds: a ``wsgi.py`` names its settings module
+    only after importing Django). What ``install_detected()`` calls. Never raises."""
+    if _settings_ready():
+        return instrument(policy=policy)
+    try:
+        from django.core.handlers.base import BaseHandler
+
+        with _lock:
+            if "load_middleware" in _deferred:
+                return True
+            original = BaseHandler.load_middleware
+
+            def load_middleware(self: Any, *args: Any, **kwargs: Any) -> Any:
+                with _lock:
+                    if BaseHandler.load_middleware is load_middleware:
+                        BaseHandler.load_middleware = original  # type: ignore[method-assign]
+                        _deferred.pop("load_middleware", None)
+                        instrument(policy=policy)
+                return original(self, *args, **kwargs)
+
+            _deferred["load_middleware"] = original
+            BaseHandler.load_middleware = load_middleware  # type: ignore[method-assign]
+        return True
+    except Exception as e:
+        internal_error("faultlens django integration", e)
+        return False
+
+
 def instrument(*, policy: HttpPolicy | None = None, **instrumentor_kwargs: Any) -> bool:
     """The contrib's Django instrumentor (unless on already) and faultlens's middleware,
     innermost. Needs the settings module (``DJANGO_SETTINGS_MODULE``): without it nothing is
-    done (the contrib would configure empty settings). Idempotent; never raises."""
+    done (the contrib would configure empty settings; see ``instrument_when_ready``).
+    Idempotent; never raises."""
     global _policy
-    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
-        try:
-            from django.conf import settings
-
-            if not settings.configured:
-                return False
-        except Exception:
-            return False
+    if not _settings_ready():
+        return False
     try:
         from django.conf import settings
         from opentelemetry.instrumentation.django import DjangoInstrumentor

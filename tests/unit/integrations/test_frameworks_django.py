@@ -82,3 +82,41 @@ def test_instrument_is_idempotent_and_the_middleware_is_innermost(django_web):
     assert fl_django.instrument()
     assert settings.MIDDLEWARE.count(fl_django.MIDDLEWARE) == 1
     assert settings.MIDDLEWARE[-1] == fl_django.MIDDLEWARE
+
+
+def test_instrument_when_ready_waits_for_django_to_load_its_middleware(tmp_path):
+    """A standard wsgi.py imports Django before it names its settings module: the
+    integration switches on when Django builds its request handler, not before."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "site_settings.py").write_text(
+        "SECRET_KEY = 'x'\nROOT_URLCONF = 'site_urls'\nALLOWED_HOSTS = ['*']\nMIDDLEWARE = []\n"
+        "INSTALLED_APPS = []\n"
+    )
+    (tmp_path / "site_urls.py").write_text("urlpatterns = []\n")
+    code = textwrap.dedent(
+        """
+        import os, faultlens.integrations as i
+        from faultlens.integrations import django as d
+        from django.core.wsgi import get_wsgi_application   # imported before the settings
+        print(d.instrument_when_ready())
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_settings")
+        application = get_wsgi_application()
+        from django.conf import settings
+        print(settings.MIDDLEWARE[-1] == d.MIDDLEWARE, len(settings.MIDDLEWARE))
+        """
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "2"]  # armed; then the contrib's and ours
