@@ -1,4 +1,4 @@
-# The bundled stack (collector, Jaeger, Prometheus, Alertmanager) on 127.0.0.1 without
+# The bundled stack (collector, Jaeger, Prometheus, Alertmanager, Redis) on 127.0.0.1 without
 # Docker; see scripts/stack.sh. Builds are cached in $(CACHE_DIR)/<component>-<version>/.
 
 STACK := scripts/stack.sh
@@ -9,11 +9,16 @@ STACK_DEMO_CMD ?= $(BIN)/faultlens demo --endpoint http://127.0.0.1:4317 --servi
 # Request traffic through the web examples (FastAPI on uvicorn: shop-api; Flask on gunicorn
 # with prefork workers: shop-web), so the stack shows real request errors too.
 STACK_DEMO_WEB_CMD ?= $(BIN)/python examples/web_traffic.py --endpoint http://127.0.0.1:4317
+# The scoring jobs as Celery tasks on the stack's Redis: a prefork worker under `faultlens run`
+# (scorer-worker), a producer, a warm stop (examples/celery_worker).
+STACK_DEMO_CELERY_CMD ?= $(BIN)/python examples/celery_worker --endpoint http://127.0.0.1:4317 \
+	--broker redis://127.0.0.1:6379/0 --service scorer-worker --journal .faultlens/celery-demo/journal
 
 .PHONY: stack-deps stack-up stack-down stack-status stack-demo
 
-# Build the collector (ocb) and Jaeger, install Prometheus, Alertmanager, promtool and
-# docker-compose from Debian: everything tests/stack and tests/integration need.
+# Build the collector (ocb) and Jaeger, install Prometheus, Alertmanager, promtool,
+# docker-compose and redis-server from Debian: everything tests/stack and tests/integration
+# need.
 stack-deps:
 	@$(STACK_ENV) $(STACK) deps
 
@@ -32,9 +37,11 @@ stack-status:
 stack-demo: venv stack-up
 	$(STACK_DEMO_CMD)
 	$(STACK_DEMO_WEB_CMD)
+	$(STACK_DEMO_CELERY_CMD)
 	@echo
 	@$(STACK_ENV) $(STACK) urls $(STACK_DEMO_SERVICE)
 	@$(STACK_ENV) $(STACK) urls shop-api
+	@$(STACK_ENV) $(STACK) urls scorer-worker
 	@echo
 	@echo "stop it: make stack-down"
 

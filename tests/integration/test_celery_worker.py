@@ -393,7 +393,7 @@ def by_task_and_code(errors: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
 # -- the journal ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("zero_code", [False], ids=["configure-install"])
+@pytest.mark.parametrize("zero_code", [True, False], ids=["faultlens-run", "configure-install"])
 def test_a_prefork_worker_records_each_failure_once_and_no_retry(
     tmp_path, broker, start_worker, zero_code
 ):
@@ -422,12 +422,13 @@ def test_a_prefork_worker_records_each_failure_once_and_no_retry(
     assert unpicklable["exception_type"].endswith("NeedsTwoArgs")
 
 
+@pytest.mark.parametrize("zero_code", [True, False], ids=["faultlens-run", "configure-install"])
 def test_a_pool_process_that_dies_under_a_task_is_recorded_once_as_critical(
-    tmp_path, broker, start_worker
+    tmp_path, broker, start_worker, zero_code
 ):
     service = f"itest-celery-{uuid.uuid4().hex[:8]}"
     env = base_env(tmp_path, broker, f"q-{service}", service)
-    worker = start_worker(env, zero_code=False)
+    worker = start_worker(env, zero_code=zero_code)
 
     sent = produce(tmp_path, env, [("it.crash", []), ("it.invalid", [1])])
     crash_id = sent[0]["id"]
@@ -494,13 +495,14 @@ def jaeger_failures(traces: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return out
 
 
+@pytest.mark.parametrize("zero_code", [True, False], ids=["faultlens-run", "configure-install"])
 def test_on_the_stack_prometheus_counts_exactly_and_jaeger_has_one_event_per_failed_task(
-    tmp_path, broker, start_worker, stack
+    tmp_path, broker, start_worker, stack, zero_code
 ):
     service = f"itest-celery-{uuid.uuid4().hex[:8]}"
     producer = f"{service}-producer"
     env = otlp(base_env(tmp_path, broker, f"q-{service}", service), stack)
-    worker = start_worker(env, zero_code=False)
+    worker = start_worker(env, zero_code=zero_code)
 
     sent = produce(tmp_path, env | {"FAULTLENS_SERVICE_NAME": producer}, BATCH)
     wait_done(broker, sent)
@@ -550,14 +552,17 @@ def test_on_the_stack_prometheus_counts_exactly_and_jaeger_has_one_event_per_fai
 # -- warm shutdown ------------------------------------------------------------------------------
 
 
-def test_sigterm_while_tasks_run_loses_nothing_recorded(tmp_path, broker, start_worker, stack):
+@pytest.mark.parametrize("zero_code", [True, False], ids=["faultlens-run", "configure-install"])
+def test_sigterm_while_tasks_run_loses_nothing_recorded(
+    tmp_path, broker, start_worker, stack, zero_code
+):
     service = f"itest-celery-{uuid.uuid4().hex[:8]}"
     producer = f"{service}-producer"
     env = otlp(base_env(tmp_path, broker, f"q-{service}", service), stack)
     # The SDK's default batch delay (5 s): a span still queued when its pool process exits
     # is only exported if faultlens flushes on the way out.
     env.pop("OTEL_BSP_SCHEDULE_DELAY")
-    worker = start_worker(env, zero_code=False)
+    worker = start_worker(env, zero_code=zero_code)
 
     batch = [("it.slow_fail", [0.3, 0]), ("it.slow_fail", [0.3, 1])]
     batch += [("it.slow_fail", [4, 2]), ("it.slow_fail", [4, 3])]
@@ -586,7 +591,7 @@ def test_sigterm_while_tasks_run_loses_nothing_recorded(tmp_path, broker, start_
 # -- one set of exporter threads per pool process ----------------------------------------------
 
 
-@pytest.mark.parametrize("zero_code", [False], ids=["configure-install"])
+@pytest.mark.parametrize("zero_code", [True, False], ids=["faultlens-run", "configure-install"])
 def test_each_pool_process_has_one_set_of_exporter_threads(
     tmp_path, broker, start_worker, stack, zero_code
 ):
@@ -604,3 +609,31 @@ def test_each_pool_process_has_one_set_of_exporter_threads(
         assert names.count("OtelBatchSpanRecordProcessor") == 1, names
         assert names.count("OtelPeriodicExportingMetricReader") == 1, names
     assert worker.warm_shutdown() == 0
+
+
+# -- a known bug outside the integration ------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fork: a process forked after faultlens counted something re-exports the parent's "
+    "metric totals under its own service.instance.id (SDK storage and the resilience "
+    "counters are copied by fork); _setup's after-fork handling must start the child's "
+    "faultlens-owned meter provider from zero",
+)
+def test_a_pool_process_forked_after_a_lost_worker_does_not_count_it_again(
+    tmp_path, broker, start_worker, stack
+):
+    service = f"itest-celery-{uuid.uuid4().hex[:8]}"
+    env = otlp(base_env(tmp_path, broker, f"q-{service}", service), stack)
+    worker = start_worker(env, zero_code=False)
+
+    # the crash makes the pool fork a replacement, which then runs the ok tasks
+    sent = produce(tmp_path, env, [("it.crash", []), *[("it.ok", [i]) for i in range(4)]])
+    wait_done(broker, sent)
+    assert worker.warm_shutdown() == 0
+
+    expr = f'sum(faultlens_errors_total{{job="{service}", code="SYS_UNKNOWN_ERROR"}})'
+    stack.prom_wait(expr, until=bool, timeout=60)
+    time.sleep(3 * stack.interval)  # every process's last export has been scraped
+    assert float(stack.prom_query(expr)[0]["value"][1]) == 1

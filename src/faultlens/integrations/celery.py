@@ -53,9 +53,8 @@ from typing import Any
 
 from .. import _setup
 from ..capture import STATE, internal_error
-from . import _celery_tasks as tasks
 
-__all__ = ["activate", "install", "is_installed", "uninstall"]
+__all__ = ["activate", "install", "instrument", "is_installed", "uninstall"]
 
 _log = logging.getLogger("faultlens")
 _UID = "faultlens.integrations.celery."
@@ -65,7 +64,7 @@ _FAILURE_LOGGERS = ("celery.app.trace", "celery.worker.request")
 _lock = threading.Lock()
 _installed = False
 _fork_hook = False
-_filter = tasks.LoggedFailureFilter()
+_filter: logging.Filter | None = None  # the LoggedFailureFilter on Celery's loggers
 _took_over: Any = None  # the CeleryInstrumentor whose failure/postrun receivers we manage
 
 
@@ -83,7 +82,7 @@ def install() -> bool:
     them too); an instrumentor the application set up itself is kept, with its own
     providers.
     """
-    global _installed, _fork_hook
+    global _installed, _fork_hook, _filter
     try:
         with _lock:
             if _installed:
@@ -92,6 +91,12 @@ def install() -> bool:
                 from celery import signals  # type: ignore[import-untyped]
             except ImportError:
                 return False
+            # Imported here, not with this module: `faultlens run` imports this module in
+            # every process it starts, most of which never import celery.
+            from . import _celery_tasks as tasks
+
+            if _filter is None:
+                _filter = tasks.LoggedFailureFilter()
             # Ours first: the run's span must still be open when postrun is handled.
             signals.task_prerun.connect(tasks.on_prerun, weak=False, dispatch_uid=_UID + "pre")
             signals.task_postrun.connect(
@@ -117,6 +122,11 @@ def install() -> bool:
         return False
 
 
+def instrument() -> bool:
+    """``install()`` under the name every integration has (``install_detected()`` calls it)."""
+    return install()
+
+
 def uninstall() -> None:
     """Disconnect what ``install()`` connected (the OTel instrumentor stays instrumented)."""
     global _installed
@@ -134,8 +144,9 @@ def uninstall() -> None:
                 (signals.worker_process_shutdown, "child-exit"),
             ):
                 signal.disconnect(dispatch_uid=_UID + uid)
-            for name in _FAILURE_LOGGERS:
-                logging.getLogger(name).removeFilter(_filter)
+            if _filter is not None:
+                for name in _FAILURE_LOGGERS:
+                    logging.getLogger(name).removeFilter(_filter)
             _installed = False
     except Exception as exc:
         internal_error("celery integration uninstall", exc)
