@@ -8,7 +8,9 @@
   in the same directory, is flushed to disk, then renamed over the target, so a reader never
   sees half a file. An existing file keeps its permission bits; a new one gets
   ``0666 & ~umask``, as ``>`` in a shell would give it. A file with several hard links is
-  rewritten in place instead, so that every name keeps seeing the same file.
+  rewritten in place instead, so that every name keeps seeing the same file, and so is a
+  file that cannot be renamed over (a file bind-mounted into a container). A file this
+  process may not write is refused, never replaced (a rename would bypass its mode).
 - Character devices (``/dev/stdout``, a terminal, ``/dev/null``) and FIFOs are opened and
   written directly: they are never replaced, and nothing is ever created under ``/dev`` or
   ``/proc``.
@@ -86,6 +88,10 @@ def write_text(path: str, text: str | Iterable[str], *, stdout: TextIO | None = 
             return absolute
         if not stat.S_ISREG(st.st_mode):
             raise _not_writable(absolute, st)
+        if not _writable(absolute):
+            # A file its owner made read-only stays as it is: a rename would replace it
+            # although writing to it is refused (as `>` in a shell refuses).
+            raise PermissionError(errno.EACCES, "the file is not writable", path)
         if st.st_nlink > 1 or _through_kernel_paths(absolute):
             _write_in_place(absolute, data, truncate=True)
             return absolute
@@ -96,6 +102,12 @@ def write_text(path: str, text: str | Iterable[str], *, stdout: TextIO | None = 
         )
     _replace_atomically(target, data, st)
     return absolute
+
+
+def _writable(path: str) -> bool:
+    if os.access in os.supports_effective_ids:
+        return os.access(path, os.W_OK, effective_ids=True)
+    return os.access(path, os.W_OK)
 
 
 def _encoded(chunks: Iterable[str]) -> Iterator[bytes]:
@@ -182,8 +194,21 @@ def _replace_atomically(
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            if existing is None or exc.errno != errno.EBUSY:
+                raise
+            # The file is a mount point (a file bind-mounted into a container): it cannot be
+            # renamed over, so its content is replaced in place, from the finished copy.
+            _copy_in_place(tmp, target)
+            os.unlink(tmp)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _copy_in_place(source: str, target: str) -> None:
+    with open(source, "rb") as src:
+        _write_in_place(target, iter(lambda: src.read(1 << 16), b""), truncate=True)

@@ -246,3 +246,74 @@ def test_the_library_write_report_writes_the_same_careful_way(journal, tmp_path)
         os.umask(old)
     assert link.is_symlink() and json.loads(target.read_text())["stats"]["total"] == 9
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def _as_unprivileged(action: object) -> int:
+    """Run ``action()`` in a forked child that is an ordinary user (nobody when this is
+    root, as in CI containers); the child's exit code: 0 when it raised PermissionError, 1
+    when the action succeeded, 2 for anything else."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 2
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            action()  # type: ignore[operator]
+            code = 1
+        except PermissionError:
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_read_only_file_is_refused_not_replaced():
+    """`> file` in a shell refuses a file you may not write; a rename would replace it anyway
+    (the directory is writable). Here: a directory anyone may write to, holding a file its
+    owner made read-only for others."""
+    import shutil
+    import tempfile
+
+    shared = tempfile.mkdtemp(prefix="faultlens-ro-")
+    try:
+        os.chmod(shared, 0o777)
+        protected = Path(shared, "report.json")
+        protected.write_text("the owner's")
+        protected.chmod(0o444)
+        assert _as_unprivileged(lambda: write_text(str(protected), "replaced")) == 0
+        assert protected.read_text() == "the owner's"
+        assert sorted(os.listdir(shared)) == ["report.json"]  # no temporary file left
+    finally:
+        shutil.rmtree(shared)
+
+
+def test_a_bind_mounted_file_is_rewritten_in_place(tmp_path):
+    """A file bind-mounted into a container cannot be renamed over (EBUSY): its content is
+    replaced in place. Needs a private mount namespace (unshare -m, CAP_SYS_ADMIN)."""
+    import shutil
+
+    if (
+        shutil.which("unshare") is None
+        or subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode
+    ):
+        pytest.skip("needs `unshare -m` (CAP_SYS_ADMIN) to bind-mount a file")
+    source = tmp_path / "host.json"
+    source.write_text("old")
+    mounted = tmp_path / "container.json"
+    mounted.write_text("")
+    import shlex
+
+    code = "import sys; from faultlens._output import write_text; write_text(sys.argv[1], 'new')"
+    script = " ".join(
+        ["mount", "--bind", shlex.quote(str(source)), shlex.quote(str(mounted)), "&&"]
+        + [shlex.quote(a) for a in (sys.executable, "-c", code, str(mounted))]
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert source.read_text() == "new"  # written through the mount, in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["container.json", "host.json"]
