@@ -28,6 +28,7 @@ GROUPS = {
     "resilience": "bench_resilience",
     "storm": "bench_storm",
     "e2e": "bench_e2e",
+    "journal": "bench_journal",  # stats/report over a week-long journal vs DuckDB
     "frameworks": "bench_frameworks",
 }
 
