@@ -170,7 +170,7 @@ def _replace_atomically(
 ) -> None:
     directory = os.path.dirname(target) or os.curdir
     os.makedirs(directory, exist_ok=True)
-    base = os.path.basename(target)
+    base = os.path.basename(target)[:200]  # the temporary name must fit NAME_MAX (255) too
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     n = 0

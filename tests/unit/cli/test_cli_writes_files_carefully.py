@@ -317,3 +317,11 @@ def test_a_bind_mounted_file_is_rewritten_in_place(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert source.read_text() == "new"  # written through the mount, in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["container.json", "host.json"]
+
+
+def test_a_file_name_of_the_longest_length_still_gets_its_temporary_file(tmp_path):
+    longest = tmp_path / ("r" * 250 + ".json")
+    longest.write_text("old")
+    write_text(str(longest), "new")
+    assert longest.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == [longest.name]
