@@ -969,8 +969,9 @@ def cmd_demo(args: argparse.Namespace, out: _Output) -> int:
     out.note(f"running the scoring pipeline under faultlens (journal: {journal}) …")
     started = time.monotonic()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if not out.json and proc.stdout:
-        out.text("pipeline: " + proc.stdout.strip().splitlines()[0])
+    summary = proc.stdout.strip().splitlines()
+    if not out.json and summary:
+        out.text("pipeline: " + summary[0])
         out.text()
     if proc.returncode != 0:
         out.note(_redact(proc.stderr[-4000:]))
