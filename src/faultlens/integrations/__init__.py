@@ -72,12 +72,7 @@ def _activate(name: str, options: dict[str, Any]) -> bool:
             return done
         try:
             module = importlib.import_module(f"{__name__}.{name}")
-            if name in ("fastapi", "starlette", "flask"):
-                kwargs = options
-            elif name == "django":  # no envelope option: Django's error views answer
-                kwargs = {k: v for k, v in options.items() if k == "policy"}
-            else:
-                kwargs = {}
+            kwargs = options if name in ("fastapi", "starlette", "flask", "django") else {}
             start = module.instrument_when_ready if name == "django" else module.instrument
             ok = bool(start(**kwargs))
         except Exception as e:

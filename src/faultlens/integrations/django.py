@@ -5,7 +5,9 @@
     # settings.py is read by then, e.g. in wsgi.py / manage.py before the application loads
     faultlens.integrations.django.instrument()
 
-or list the middleware yourself, innermost (last), with the contrib's instrumentor on::
+(``envelopes=True``: unhandled exceptions answered with ``faultlens.to_api_envelope`` JSON
+instead of Django's 500 page; its 404/403/400 answers stay Django's) or list the middleware
+yourself, innermost (last), with the contrib's instrumentor on::
 
     MIDDLEWARE = [..., "faultlens.integrations.django.FaultlensMiddleware"]
 
@@ -23,9 +25,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..capture import internal_error
+from ..capture import internal_error, to_api_envelope
+from ..errors import classify
+from ..errors._library_rules import is_http_answer
 from . import _server
-from ._http import HttpPolicy
+from ._http import HttpPolicy, envelope_status
 from ._locks import ForkSafeLock
 
 __all__ = ["MIDDLEWARE", "FaultlensMiddleware", "instrument", "instrument_when_ready"]
@@ -34,6 +38,23 @@ MIDDLEWARE = "faultlens.integrations.django.FaultlensMiddleware"
 
 _lock = ForkSafeLock()
 _policy: HttpPolicy | None = None
+_options: dict[str, Any] = {}
+
+
+def _envelope(exc: Exception) -> Any:
+    from django.http import JsonResponse
+
+    try:
+        status, headers = envelope_status(exc, classify(exc))
+        response = JsonResponse(to_api_envelope(exc), status=status)
+        for key, value in headers.items():
+            response[key] = value
+        return response
+    except Exception as e:
+        internal_error("api envelope", e)
+        return None  # Django's own error view answers
+
+
 _signal_connected = False
 
 
@@ -74,9 +95,11 @@ class FaultlensMiddleware:
             if state.settle_at_leave:
                 state.settle()
 
-    def process_exception(self, request: Any, exception: Exception) -> None:
+    def process_exception(self, request: Any, exception: Exception) -> Any:
         _server.note(exception, handled=False)
-        return None  # Django goes on as without faultlens
+        if _options.get("envelopes") and not is_http_answer(exception):
+            return _envelope(exception)
+        return None  # Django answers as without faultlens (its 404/403/400/500 views)
 
 
 def _connect_signal() -> None:
@@ -104,12 +127,12 @@ def _settings_ready() -> bool:
 _deferred: dict[str, Any] = {}
 
 
-def instrument_when_ready(*, policy: HttpPolicy | None = None) -> bool:
+def instrument_when_ready(*, policy: HttpPolicy | None = None, envelopes: bool = False) -> bool:
     """``instrument()`` now if the settings are known, else just before Django loads its
     middleware (the first request handler it builds: a ``wsgi.py`` names its settings module
     only after importing Django). What ``install_detected()`` calls. Never raises."""
     if _settings_ready():
-        return instrument(policy=policy)
+        return instrument(policy=policy, envelopes=envelopes)
     try:
         from django.core.handlers.base import BaseHandler
 
@@ -123,7 +146,7 @@ def instrument_when_ready(*, policy: HttpPolicy | None = None) -> bool:
                     if BaseHandler.load_middleware is load_middleware:
                         BaseHandler.load_middleware = original  # type: ignore[method-assign]
                         _deferred.pop("load_middleware", None)
-                        instrument(policy=policy)
+                        instrument(policy=policy, envelopes=envelopes)
                 return original(self, *args, **kwargs)
 
             _deferred["load_middleware"] = original
@@ -134,11 +157,14 @@ def instrument_when_ready(*, policy: HttpPolicy | None = None) -> bool:
         return False
 
 
-def instrument(*, policy: HttpPolicy | None = None, **instrumentor_kwargs: Any) -> bool:
+def instrument(
+    *, policy: HttpPolicy | None = None, envelopes: bool = False, **instrumentor_kwargs: Any
+) -> bool:
     """The contrib's Django instrumentor (unless on already) and faultlens's middleware,
     innermost. Needs the settings module (``DJANGO_SETTINGS_MODULE``): without it nothing is
     done (the contrib would configure empty settings; see ``instrument_when_ready``).
-    Idempotent; never raises."""
+    Idempotent for the instrumentor and the middleware; each call sets ``policy`` and
+    ``envelopes`` for the process. Never raises."""
     global _policy
     if not _settings_ready():
         return False
@@ -147,6 +173,7 @@ def instrument(*, policy: HttpPolicy | None = None, **instrumentor_kwargs: Any) 
         from opentelemetry.instrumentation.django import DjangoInstrumentor
 
         _policy = policy
+        _options["envelopes"] = envelopes
         instrumentor = DjangoInstrumentor()
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(**instrumentor_kwargs)

@@ -120,3 +120,21 @@ def test_instrument_when_ready_waits_for_django_to_load_its_middleware(tmp_path)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True", "2"]  # armed; then the contrib's and ours
+
+
+def test_envelopes_answer_unhandled_errors_and_leave_django_s_404(django_web):
+    web = django_web
+    assert fl_django.instrument(envelopes=True)  # a later call sets the option
+    try:
+        c = Client(raise_request_exception=False)
+        r = c.get("/items/13")
+        assert r.status_code == 500
+        body = r.json()
+        assert body["error"]["code"] == "SYS_UNKNOWN_ERROR"
+        span = web.server_span("items/<int:item_id>", 500)
+        assert body["meta"]["trace_id"] == format(span.context.trace_id, "032x")
+        assert len(web.exception_events()) == 1
+        assert c.get("/items/0").status_code == 404  # Django's own answer
+        assert web.handled(code="HTTP_NOT_FOUND") == 1
+    finally:
+        fl_django.instrument(envelopes=False)
