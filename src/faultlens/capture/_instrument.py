@@ -323,6 +323,15 @@ def _start_span(name: str, attrs: dict[str, Any] | None) -> Any:
         return None
 
 
+def _failed(where: str, exc: BaseException) -> None:
+    """A tracer or context failure around a traced call: counted, logged once; the call goes
+    on (without the span, or with it unattached)."""
+    try:
+        internal_error(where, exc)
+    except Exception:
+        pass
+
+
 def _attach(span: Any) -> Any:
     if span is None:
         return None
@@ -431,11 +440,26 @@ def _traced_wrapper(
             pass  # no stack left to record with: an outer span will
 
     if kind == "sync":
+        # _start_span, _attach and _finish inlined, with their guards: the span per call is
+        # what traced mode costs, the wrapper around it should cost close to nothing.
+        time_ns = time.time_ns
+        attach = otel_context.attach
+        detach = otel_context.detach
+        in_context = trace.set_span_in_context
 
         def sync(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            start = time.time_ns()
-            span = _start_span(name, span_attrs)
-            token = _attach(span)
+            start = time_ns()
+            span: Any = None
+            token: Any = None
+            try:
+                span = get_tracer().start_span(name, attributes=span_attrs)
+            except Exception as e:
+                _failed("starting a span", e)
+            else:
+                try:
+                    token = attach(in_context(span))
+                except Exception as e:
+                    _failed("attaching a span", e)
             scope = push(stage, {}) if stage is not None else None
             try:
                 result = wrapped(*args, **kwargs)
@@ -446,7 +470,13 @@ def _traced_wrapper(
             finally:
                 if scope is not None:
                     pop(scope)
-                _finish(span, token)
+                try:
+                    if token is not None:
+                        detach(token)
+                    if span is not None:
+                        span.end()
+                except Exception as e:
+                    _failed("ending a span", e)
             if type(result) is _CoroutineType:
                 # The call only made a coroutine; its failure, when awaited, is recorded on
                 # a span of its own, as in errors mode.

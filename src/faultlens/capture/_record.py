@@ -51,6 +51,7 @@ from ..errors import (
     qualified_name,
     safe_str,
 )
+from ..errors._fingerprint import _OWN_CACHE as _OWN_FILES
 from ..errors._fingerprint import fingerprint_prefix
 from ._context import current_scope
 from ._fork import ensure_fork_hook, on_fork_child
@@ -230,17 +231,25 @@ def _frames_block(exc: BaseException, scrubber: scrub.Scrubber) -> tuple[str, st
     """The "Traceback ..." part of ``exc``'s formatted stack (faultlens's own frames left
     out, the innermost ``_MAX_FRAMES`` kept), as formatted and as scrubbed."""
     frames = []
+    ids: list[Any] = [id(scrubber)]
+    own = _OWN_FILES
     tb = exc.__traceback__
     while tb is not None:
+        code = tb.tb_frame.f_code
         # faultlens's own frames (the wrappers) are not part of the application's traceback.
-        if not is_own_frame(tb.tb_frame.f_code.co_filename):
+        mine = own.get(code.co_filename)
+        if mine is None:
+            mine = is_own_frame(code.co_filename)
+        if not mine:
             frames.append(tb)
+            ids.append(id(code))
+            ids.append(tb.tb_lineno)
         tb = tb.tb_next
     if not frames:
         return "", ""
     key: tuple[Any, ...] | None = None
     if len(frames) <= _MAX_BLOCK_FRAMES:
-        key = (id(scrubber), *[(id(t.tb_frame.f_code), t.tb_lineno) for t in frames])
+        key = tuple(ids)
         hit = _BLOCKS.get(key)
         if hit is not None:
             return hit[1], hit[2]
@@ -414,12 +423,16 @@ def _span_name_for(exc: BaseException) -> str:
 def mark_span(span: Span, exc: BaseException, info: ErrorInfo | None = None) -> None:
     """Status ERROR and ``error.type`` on a span the exception escaped through."""
     etype = error_type(exc)
+    _set_error_status(span, etype, info)
+    span.set_attribute("error.type", clean_text(etype, 256))
+
+
+def _set_error_status(span: Span, etype: str, info: ErrorInfo | None) -> None:
     if info is not None:
         desc = f"{info.code}: {info.message}" if info.code != etype else info.message
     else:
         desc = etype
     span.set_status(Status(StatusCode.ERROR, clean_text(desc, 256)))
-    span.set_attribute("error.type", clean_text(etype, 256))
 
 
 # -- the steps of recording one error, in order ------------------------------------------------
@@ -884,12 +897,17 @@ def _escaping(
             MARKS.release(mark, "count")
             MARKS.release(mark, "event")
         raise
+    # The span is ours: ``error.type`` goes in with its start attributes (cheaper than a
+    # set_attribute afterwards), then the status; what mark_span does.
+    etype = error_type(exc)
+    span_attrs: dict[str, AttrValue] = dict(attributes) if attributes else {}
+    span_attrs["error.type"] = clean_text(etype, 256)
     span = get_tracer().start_span(
-        clean_text(name, 256), start_time=start_time, attributes=attributes
+        clean_text(name, 256), start_time=start_time, attributes=span_attrs
     )
     try:
         # What _record does once the exception is marked and counted (both done above).
-        mark_span(span, exc, mark.info)
+        _set_error_status(span, etype, mark.info)
         if not mark.done and STATE.enabled:
             _emit(exc, span, mark, None)
     finally:
