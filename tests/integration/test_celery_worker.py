@@ -288,7 +288,9 @@ def start_worker(tmp_path: Path) -> Iterator[Any]:
     (tmp_path / "itasks.py").write_text(TASKS)
     workers: list[Worker] = []
 
-    def start(env: dict[str, str], *, zero_code: bool = True) -> Worker:
+    def start(
+        env: dict[str, str], *, zero_code: bool = True, launcher: list[str] | None = None
+    ) -> Worker:
         argv = [
             str(BIN / "celery"),
             "-A",
@@ -303,7 +305,9 @@ def start_worker(tmp_path: Path) -> Iterator[Any]:
             "-n",
             f"itest-{uuid.uuid4().hex[:6]}@%h",
         ]
-        if zero_code:
+        if launcher is not None:
+            argv = [*launcher, *argv]
+        elif zero_code:
             argv = [str(BIN / "faultlens"), "run", "--", *argv]
         else:
             env = env | {"ITEST_EXPLICIT": "1"}
@@ -609,6 +613,63 @@ def test_each_pool_process_has_one_set_of_exporter_threads(
         assert names.count("OtelBatchSpanRecordProcessor") == 1, names
         assert names.count("OtelPeriodicExportingMetricReader") == 1, names
     assert worker.warm_shutdown() == 0
+
+
+# -- opentelemetry-instrument ------------------------------------------------------------------
+
+
+def test_under_opentelemetry_instrument_each_failure_is_one_classified_event(
+    tmp_path, broker, start_worker, stack
+):
+    # The OTel distro sets the providers and instruments Celery itself (the contrib's entry
+    # point); faultlens's instrumentor installs the integration, which replaces the contrib's
+    # own unclassified event. faultlens is not configured: the pool processes flush the
+    # distro's providers when they exit.
+    service = f"itest-celery-{uuid.uuid4().hex[:8]}"
+    producer = f"{service}-producer"
+    env = base_env(tmp_path, broker, f"q-{service}", service)
+    env |= {
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_grpc,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        "FAULTLENS_AUTO_MODULES": "itasks",
+    }
+    launcher = [
+        str(BIN / "opentelemetry-instrument"),
+        "--traces_exporter", "otlp",
+        "--metrics_exporter", "otlp",
+        "--logs_exporter", "none",
+    ]  # fmt: skip
+    worker = start_worker(env, launcher=launcher)
+
+    sent = produce(tmp_path, otlp(env, stack) | {"FAULTLENS_SERVICE_NAME": producer}, BATCH)
+    wait_done(broker, sent)
+    assert worker.warm_shutdown() == 0
+
+    failing = {name for name, _ in ERRORS}
+    failed = {t["id"] for t in sent if t["name"] in failing}
+    deadline = time.monotonic() + 60
+    while True:
+        found = jaeger_failures(stack.find_traces(producer))
+        if all(found.get(i) for i in failed):
+            break
+        assert time.monotonic() < deadline, f"Jaeger has {found} for {failed}"
+        time.sleep(1)
+    for task in sent:
+        events = found.get(task["id"], [])
+        assert len(events) == (1 if task["id"] in failed else 0), (task, events)
+        for event in events:
+            assert event["service"] == service
+            assert event["code"] is not None  # classified: faultlens's event, not the contrib's
+    want = Counter()
+    for (_, code), n in ERRORS.items():
+        want[(code,)] += n
+    stack.prom_wait(
+        f'sum by (code) (faultlens_errors_total{{job="{service}"}})',
+        until=lambda r: by_labels(r, "code") == dict(want),
+        timeout=60,
+    )
 
 
 # -- a known bug outside the integration ------------------------------------------------------

@@ -48,7 +48,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
+import time
 from typing import Any
 
 from .. import _setup
@@ -58,10 +60,11 @@ __all__ = ["activate", "install", "instrument", "is_installed", "uninstall"]
 
 _log = logging.getLogger("faultlens")
 _UID = "faultlens.integrations.celery."
+_CONTRIB = "opentelemetry.instrumentation.celery"
 # Celery's loggers that write lines about task failures with the exception attached.
 _FAILURE_LOGGERS = ("celery.app.trace", "celery.worker.request")
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _installed = False
 _fork_hook = False
 _filter: logging.Filter | None = None  # the LoggedFailureFilter on Celery's loggers
@@ -185,26 +188,66 @@ def _take_over_instrumentor(signals: Any) -> None:
     failure receiver for any later ``instrument()`` (``opentelemetry-instrument`` may come
     after us), and a receiver it already connected is disconnected. Its postrun receiver
     (which ends the span) is moved after ours.
+
+    When the contrib module is being imported at this very moment (its import of celery is
+    what installed us: the OTel distro or the application loading it, to instrument it
+    next), the take-over waits for Celery's first signal in the process (the worker
+    starting, a task published or run), by which time that import is complete.
     """
-    global _took_over
+    global _took_over, _pending_takeover
+    module = sys.modules.get(_CONTRIB)
+    if module is not None and not hasattr(module, "CeleryInstrumentor"):
+        _pending_takeover = True
+        for signal in (
+            signals.worker_init,
+            signals.worker_process_init,
+            signals.before_task_publish,
+            signals.task_prerun,
+        ):
+            signal.connect(_deferred_takeover, weak=False, dispatch_uid=_UID + "takeover")
+        return
     try:
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
     except Exception:  # not installed (or broken): faultlens records on spans of its own
         _log.debug("faultlens: opentelemetry-instrumentation-celery not available")
         return
-    inst = CeleryInstrumentor()  # type: ignore[no-untyped-call]
-    stock_failure = CeleryInstrumentor.__dict__.get("_trace_failure")
+    inst = _replace_failure_receiver(CeleryInstrumentor, signals)
+    if not inst.is_instrumented_by_opentelemetry:
+        inst.instrument(tracer_provider=_FaultlensTracerProvider())
+    _took_over = inst
+
+
+_pending_takeover = False
+
+
+def _deferred_takeover(*args: Any, **kwargs: Any) -> None:
+    global _pending_takeover
+    if not _pending_takeover:
+        return
+    try:
+        with _lock:
+            if not _pending_takeover:
+                return
+            _pending_takeover = False
+            from celery import signals
+
+            _take_over_instrumentor(signals)
+    except Exception as exc:
+        internal_error("celery integration: taking over the contrib instrumentor", exc)
+
+
+def _replace_failure_receiver(cls: Any, signals: Any) -> Any:
+    inst = cls()
+    stock_failure = cls.__dict__.get("_trace_failure")
     stock_failure = getattr(stock_failure, "__func__", stock_failure)
-    inst._trace_failure = _failure_left_to_faultlens  # type: ignore[method-assign]
+    inst._trace_failure = _failure_left_to_faultlens
     if inst.is_instrumented_by_opentelemetry:
         if stock_failure is not None:
             signals.task_failure.disconnect(stock_failure)
         postrun = inst._trace_postrun
         if signals.task_postrun.disconnect(postrun):
             signals.task_postrun.connect(postrun, weak=False)
-    else:
-        inst.instrument(tracer_provider=_FaultlensTracerProvider())
-    _took_over = inst
+    return inst
 
 
 class _FaultlensTracerProvider:
@@ -251,10 +294,34 @@ class _LateTracer:
 
 
 def _on_process_shutdown(*args: Any, **kwargs: Any) -> None:
-    """A prefork child is about to ``os._exit``: flush and shut faultlens down here, the
-    only exit hook it runs (bounded by the usual exit timeout)."""
+    """A prefork child is about to ``os._exit``: the only exit hook it runs. faultlens shuts
+    down (flushing everything) when configured; otherwise (``opentelemetry-instrument``,
+    providers the application set) the global tracer and meter providers are flushed, since
+    nothing else will. Bounded by the usual exit timeout either way."""
     try:
         if _setup.is_configured():
             _setup.shutdown(_setup.EXIT_TIMEOUT)
+            return
+        deadline = time.monotonic() + _setup.EXIT_TIMEOUT
+        _setup.flush(_setup.EXIT_TIMEOUT)  # the tracer providers (global and faultlens's)
+        from opentelemetry import metrics
+
+        force = getattr(metrics.get_meter_provider(), "force_flush", None)
+        remaining = deadline - time.monotonic()
+        if force is not None and remaining > 0:
+            # On a thread of its own: an exporter that ignores its timeout cannot hold the
+            # process past the deadline.
+            done = threading.Thread(
+                target=_quietly, args=(force, int(remaining * 1000)), daemon=True
+            )
+            done.start()
+            done.join(remaining)
     except Exception as exc:
         internal_error("celery worker_process_shutdown", exc)
+
+
+def _quietly(fn: Any, timeout_millis: int) -> None:
+    try:
+        fn(timeout_millis=timeout_millis)
+    except Exception as exc:
+        internal_error("celery worker_process_shutdown flush", exc)

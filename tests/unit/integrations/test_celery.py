@@ -435,3 +435,38 @@ def test_an_instrumentor_the_application_set_up_first_does_not_add_a_second_even
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["run/x.bad", "1", "VAL_INVALID_VALUE"]
+
+
+def test_an_instrumentor_loaded_after_activation_does_not_add_a_second_event():
+    # opentelemetry-instrument's order: faultlens's instrumentor arms the integration, then
+    # the distro imports the contrib instrumentor (whose own import of celery is what
+    # installs faultlens, half-way through that import) and instruments it.
+    proc = run_python(
+        """
+        from faultlens.integrations import celery as fc
+        fc.activate()
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+        assert fc.is_installed()
+        CeleryInstrumentor().instrument()
+        from celery import Celery
+        app = Celery("x", broker="memory://", backend="cache+memory://")
+        app.conf.task_always_eager = True
+        @app.task(name="x.bad")
+        def bad():
+            raise ValueError("bad value 1")
+        bad.delay()
+        [span] = exporter.get_finished_spans()
+        events = [e for e in span.events if e.name == "exception"]
+        print(span.name, len(events), events[0].attributes.get("faultlens.error.code"))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["run/x.bad", "1", "VAL_INVALID_VALUE"]
