@@ -348,3 +348,47 @@ def test_starlette_instrument_covers_apps_created_afterwards(web):
     finally:
         fl_starlette.uninstrument()
     assert not getattr(Starlette(), "_faultlens_instrumented", False)
+
+
+def test_concurrent_requests_keep_their_own_errors_and_routes(web):
+    """Many requests in flight at once (one event loop, sync views in the threadpool): each
+    failure lands on its own request's span with its own route, none leaks into another."""
+    import asyncio
+
+    import httpx
+
+    app = FastAPI()
+
+    @app.get("/a/{n}")
+    async def a(n: int):
+        await asyncio.sleep(0.001 * (n % 5))
+        if n % 2:
+            raise KeyError(f"a{n}")
+        return {"n": n}
+
+    @app.get("/b/{n}")
+    def b(n: int):
+        if n % 3 == 0:
+            raise ValueError(f"b{n}")
+        return {"n": n}
+
+    fl_fastapi.instrument_app(app, **web.providers)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            urls = [f"/a/{n}" for n in range(40)] + [f"/b/{n}" for n in range(30)]
+            return await asyncio.gather(*(client.get(u) for u in urls))
+
+    answers = asyncio.run(main())
+    assert sum(r.status_code == 500 for r in answers) == 20 + 10
+    for span in web.server_spans():
+        events = [e for e in span.events if e.name == "exception"]
+        route = span.attributes["http.route"]
+        if span.status.is_ok:
+            assert events == []
+            continue
+        (event,) = events
+        assert event.attributes["faultlens.context.http.route"] == route
+        expected = "KeyError" if route == "/a/{n}" else "ValueError"
+        assert event.attributes["exception.type"] == expected

@@ -162,3 +162,44 @@ def test_no_secret_in_a_query_string_reaches_the_server_span(web):
     assert get(app, f"/items/13?password={secret}").status_code == 500
     for span in web.server_spans():
         assert secret not in str(dict(span.attributes))
+
+
+def test_concurrent_requests_in_threads_keep_their_own_errors(web):
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = Flask("h8threads")
+
+    @app.get("/n/<int:n>")
+    def n(n: int):
+        if n % 2:
+            raise KeyError(n)
+        return {"n": n}
+
+    fl_flask.instrument_app(app, **web.providers)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: get(app, f"/n/{i}").status_code, range(60)))
+    assert statuses.count(500) == 30
+    assert len(web.exception_events()) == 30
+    for span in web.server_spans():
+        events = [e for e in span.events if e.name == "exception"]
+        assert len(events) == (1 if span.attributes["http.status_code"] == 500 else 0)
+
+
+def test_a_hostile_exception_is_recorded_and_the_answer_unchanged(web):
+    class Hostile(Exception):
+        def __str__(self):
+            raise RuntimeError("no str for you")
+
+        def __repr__(self):
+            raise RuntimeError("no repr either")
+
+    app = Flask("h8hostile")
+
+    @app.get("/x")
+    def x():
+        raise Hostile()
+
+    fl_flask.instrument_app(app, **web.providers)
+    assert get(app, "/x").status_code == 500
+    (event,) = [e for _, e in web.exception_events()]
+    assert event.attributes["exception.type"].endswith("Hostile")
