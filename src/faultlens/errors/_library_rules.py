@@ -62,6 +62,15 @@ LIBRARY_CODES: tuple[CodeSpec, ...] = (
         "a dependency rejected the call for rate or quota",
     ),
     CodeSpec(
+        "EXE_WORKER_LOST",
+        "execution",
+        Severity.CRITICAL,
+        False,
+        "a worker process died under the task (out of memory, a crash in native code, "
+        "os._exit, killed); see the worker's log and the kernel log (dmesg) for its exit",
+        "a task queue's worker process died while running the task",
+    ),
+    CodeSpec(
         "NET_REQUEST_REJECTED",
         "network",
         Severity.MEDIUM,
@@ -371,6 +380,40 @@ def _botocore_client_error(exc: BaseException) -> str | None:
     return None
 
 
+_GRPC = {
+    "UNAVAILABLE": "NET_CONNECTION_FAILED",
+    "DEADLINE_EXCEEDED": "EXE_TIMEOUT",
+    "RESOURCE_EXHAUSTED": "NET_RATE_LIMITED",
+    "PERMISSION_DENIED": "EXE_PERMISSION_DENIED",
+    "UNAUTHENTICATED": "EXE_PERMISSION_DENIED",
+    "INVALID_ARGUMENT": "NET_REQUEST_REJECTED",
+    "NOT_FOUND": "NET_REQUEST_REJECTED",
+    "INTERNAL": "NET_DEPENDENCY_ERROR",
+    "UNKNOWN": "NET_DEPENDENCY_ERROR",
+}
+
+
+def _grpc_status(exc: BaseException) -> str | None:
+    """A gRPC call's error, by its status code (``exc.code()``, a ``grpc.StatusCode``)."""
+    code = getattr(exc, "code", None)
+    if not callable(code):
+        return None
+    status = code()
+    name = getattr(status, "name", None)
+    return _GRPC.get(name) if isinstance(name, str) else None
+
+
+def _sqlite_operational(exc: BaseException) -> str | None:
+    """sqlite3 raises OperationalError for a locked or busy database (transient) and for a
+    missing table or a syntax error (a bug, that no retry fixes): only the first is one."""
+    try:
+        text = str(exc).lower()
+    except Exception:
+        return None
+    transient = ("locked", "busy", "disk i/o", "unable to open")
+    return "DB_OPERATIONAL_ERROR" if any(t in text for t in transient) else None
+
+
 def _names(prefixes: tuple[str, ...], name: str) -> tuple[str, ...]:
     return tuple(f"{p}.{name}" for p in prefixes)
 
@@ -441,9 +484,38 @@ def _build() -> dict[str, Rule]:
     add(_names(pg, "QueryCanceled"), "EXE_TIMEOUT")  # statement_timeout, cancel
     add(_names(pg, "OperationalError"), "DB_OPERATIONAL_ERROR")
     add(_names(pg, "IntegrityError"), "DB_INTEGRITY_ERROR")
+    # -- asyncpg, PyMySQL / mysqlclient, sqlite3 (standard library), pymongo ---------------
+    apg = "asyncpg.exceptions"
+    add(f"{apg}.QueryCanceledError", "EXE_TIMEOUT")
+    add(
+        (f"{apg}.ConnectionDoesNotExistError", f"{apg}.ConnectionFailureError"),
+        "NET_CONNECTION_FAILED",
+    )
+    add(f"{apg}.IntegrityConstraintViolationError", "DB_INTEGRITY_ERROR")
+    add(f"{apg}.DeadlockDetectedError", "DB_OPERATIONAL_ERROR")
+    my = ("pymysql.err", "MySQLdb._exceptions")
+    add(_names(my, "OperationalError"), "DB_OPERATIONAL_ERROR")
+    add(_names(my, "IntegrityError"), "DB_INTEGRITY_ERROR")
+    add("sqlite3.OperationalError", _sqlite_operational)
+    add("sqlite3.IntegrityError", "DB_INTEGRITY_ERROR")
+    mongo = "pymongo.errors"
+    add(
+        (f"{mongo}.ExecutionTimeout", f"{mongo}.NetworkTimeout", f"{mongo}.WTimeoutError"),
+        "EXE_TIMEOUT",
+    )
+    add(f"{mongo}.ServerSelectionTimeoutError", "NET_CONNECTION_FAILED")
+    add((f"{mongo}.AutoReconnect", f"{mongo}.ConnectionFailure"), "NET_CONNECTION_FAILED")
+    add(f"{mongo}.DuplicateKeyError", "DB_INTEGRITY_ERROR")
+    # -- gRPC: by the call's status code --------------------------------------------------
+    add("grpc.RpcError", _grpc_status)
     # -- redis -------------------------------------------------------------------------------
     add("redis.exceptions.TimeoutError", "EXE_TIMEOUT")
     add("redis.exceptions.ConnectionError", "NET_CONNECTION_FAILED")
+    # -- Celery (its time limits and lost workers are billiard's; its broker errors kombu's) ---
+    bl = "billiard.exceptions"
+    add((f"{bl}.SoftTimeLimitExceeded", f"{bl}.TimeLimitExceeded"), "EXE_TIMEOUT")
+    add(f"{bl}.WorkerLostError", "EXE_WORKER_LOST")
+    add("kombu.exceptions.OperationalError", "NET_CONNECTION_FAILED")
     # -- botocore ----------------------------------------------------------------------------
     bc = "botocore.exceptions"
     add((f"{bc}.ConnectTimeoutError", f"{bc}.ReadTimeoutError"), "EXE_TIMEOUT")

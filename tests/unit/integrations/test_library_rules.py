@@ -229,3 +229,33 @@ def test_framework_exceptions_that_answer_the_client_are_told_apart_from_failure
     assert not is_http_answer(fastapi.HTTPException(503))  # a 5xx reports a failure
     assert not is_http_answer(werkzeug.exceptions.InternalServerError())
     assert not is_http_answer(ValueError("x"))
+
+
+def test_grpc_errors_by_their_status_code():
+    import grpc
+    from grpc.aio import AioRpcError, Metadata
+
+    def rpc(code):
+        return AioRpcError(code, Metadata(), Metadata(), details="x")
+
+    assert classify(rpc(grpc.StatusCode.UNAVAILABLE)).code == "NET_CONNECTION_FAILED"
+    assert classify(rpc(grpc.StatusCode.DEADLINE_EXCEEDED)).code == "EXE_TIMEOUT"
+    assert classify(rpc(grpc.StatusCode.RESOURCE_EXHAUSTED)).retryable is True
+    assert classify(rpc(grpc.StatusCode.INVALID_ARGUMENT)).code == "NET_REQUEST_REJECTED"
+    assert classify(rpc(grpc.StatusCode.CANCELLED)).code == "SYS_UNKNOWN_ERROR"  # no opinion
+
+
+def test_sqlite_and_other_database_drivers():
+    import sqlite3
+
+    assert classify(sqlite3.OperationalError("database is locked")).code == "DB_OPERATIONAL_ERROR"
+    # a missing table is a bug: not retried as if transient
+    assert classify(sqlite3.OperationalError("no such table: jobs")).retryable is False
+    assert classify(sqlite3.IntegrityError("UNIQUE constraint failed")).code == "DB_INTEGRITY_ERROR"
+    for name, code in (
+        ("asyncpg.exceptions.DeadlockDetectedError", "DB_OPERATIONAL_ERROR"),
+        ("pymysql.err.OperationalError", "DB_OPERATIONAL_ERROR"),
+        ("pymongo.errors.DuplicateKeyError", "DB_INTEGRITY_ERROR"),
+        ("pymongo.errors.ServerSelectionTimeoutError", "NET_CONNECTION_FAILED"),
+    ):
+        assert classify(lookalike(name)("x")).code == code, name
