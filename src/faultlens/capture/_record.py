@@ -214,9 +214,9 @@ _CONTEXT = "\nDuring handling of the above exception, another exception occurred
 
 
 # The formatted frames of one traceback, per chain of code locations: (scrubber, code and
-# line of each frame) -> (the code objects, kept alive so no id in the key is reused while
-# the entry lives; the text as formatted; the same text scrubbed). A storm of one error, or
-# a hot failing endpoint, formats and scrubs its stack once.
+# line of each frame) -> (the scrubber and code objects, kept alive so no id in the key is
+# reused while the entry lives; the text as formatted; the same text scrubbed). A storm of
+# one error, or a hot failing endpoint, formats and scrubs its stack once.
 _BLOCKS: dict[tuple[Any, ...], tuple[tuple[Any, ...], str, str]] = {}
 _MAX_BLOCKS = 512
 # The "Type: message" line of recent exceptions: (scrubber, type, message) -> as formatted
@@ -275,7 +275,8 @@ def _frames_block(exc: BaseException, scrubber: scrub.Scrubber) -> tuple[str, st
         if len(_BLOCKS) >= _MAX_BLOCKS or _blocks_chars + size > _MAX_BLOCK_CHARS:
             _BLOCKS.clear()
             _blocks_chars = 0
-        _BLOCKS[key] = (tuple(t.tb_frame.f_code for t in frames), raw, clean)
+        # The scrubber and code objects kept alive: no id in the key can be reused meanwhile.
+        _BLOCKS[key] = ((scrubber, *[t.tb_frame.f_code for t in frames]), raw, clean)
         _blocks_chars += size
     return raw, clean
 
@@ -706,11 +707,15 @@ def _emit(
     span: Span,
     mark: Mark,
     extra_context: Mapping[str, Any] | None,
+    owned: bool = False,
 ) -> ErrorInfo | None:
     """The ``exception`` event of a counted error, onto ``span``: emitted, rate-limited or
-    filtered, decided once. A failure part-way leaves it to the next span."""
+    filtered, decided once. A failure part-way leaves it to the next span. ``owned``: the
+    event step is claimed already (a mark this recorder made)."""
     info = mark.info
-    if info is None or not MARKS.claim(mark, "event"):
+    if info is None:
+        return info
+    if not owned and not MARKS.claim(mark, "event"):
         return info
     try:
         if mark.admission is None:
@@ -721,10 +726,16 @@ def _emit(
             notify_suppressed(info)  # the journal's exact tally of what is not written in full
             MARKS.finish(mark, "event")
             return info
+        attributes = _attributes(exc, info, suppressed, extra_context)
+        if not STATE.processors and not STATE.sinks:
+            # Nobody else sees the event: straight onto the span (what _publish does).
+            span.add_event("exception", attributes, timestamp=time.time_ns())
+            MARKS.finish(mark, "event")
+            return info
         event = ErrorEvent(
             exception=exc,
             info=info,
-            attributes=_attributes(exc, info, suppressed, extra_context),
+            attributes=attributes,
             span=span,
             timestamp_ns=time.time_ns(),
             suppressed=suppressed,
@@ -751,18 +762,15 @@ def _suppressed(mark: Mark, owned: bool = False) -> bool:
     as the rest of the error: a storm must not multiply it. The trace stays honest: every span
     the exception escapes through (a traced function's, a server span) still gets status
     ERROR and ``error.type``, and the next recorded event carries the suppressed count.
-    ``owned``: the event step is claimed already (a mark this recorder made)."""
+    ``owned``: the event step is claimed already (a mark this recorder made); when the
+    error is admitted, it stays claimed for the caller's :func:`_emit`."""
     info = mark.info
     if info is None or (mark.admission is not None and mark.admission[0]):
-        if owned:
-            MARKS.release(mark, "event")
         return False
     if mark.admission is None:
         limiter = _rate_limiter()
         if limiter.burst <= 0:  # no limit (rate_limit=0): every error is admitted
             mark.admission = (True, 0)
-            if owned:
-                MARKS.release(mark, "event")
             return False
         if not owned and not MARKS.claim(mark, "event"):
             return False  # decided elsewhere (another thread) or already done
@@ -776,7 +784,8 @@ def _suppressed(mark: Mark, owned: bool = False) -> bool:
         except BaseException:
             MARKS.release(mark, "event")
             raise
-        MARKS.release(mark, "event")  # admitted: the event is emitted on the span, below
+        if not owned:
+            MARKS.release(mark, "event")  # admitted: the event is emitted on the span, below
         return False
     return not mark.admission[0]
 
@@ -897,21 +906,33 @@ def _escaping(
             MARKS.release(mark, "count")
             MARKS.release(mark, "event")
         raise
-    # The span is ours: ``error.type`` goes in with its start attributes (cheaper than a
-    # set_attribute afterwards), then the status; what mark_span does.
-    etype = error_type(exc)
-    span_attrs: dict[str, AttrValue] = dict(attributes) if attributes else {}
-    span_attrs["error.type"] = clean_text(etype, 256)
-    span = get_tracer().start_span(
-        clean_text(name, 256), start_time=start_time, attributes=span_attrs
-    )
+    # Owned and admitted, the event step is still claimed: emitted below, or released on
+    # any failure (a tracer that raises too) for the next span the exception escapes through.
     try:
-        # What _record does once the exception is marked and counted (both done above).
-        _set_error_status(span, etype, mark.info)
-        if not mark.done and STATE.enabled:
-            _emit(exc, span, mark, None)
-    finally:
-        span.end()
+        # The span is ours: ``error.type`` goes in with its start attributes (cheaper than a
+        # set_attribute afterwards), then the status; what mark_span does.
+        etype = error_type(exc)
+        span_attrs: dict[str, AttrValue] = dict(attributes) if attributes else {}
+        span_attrs["error.type"] = clean_text(etype, 256)
+        span = get_tracer().start_span(
+            clean_text(name, 256), start_time=start_time, attributes=span_attrs
+        )
+        try:
+            # What _record does once the exception is marked and counted (done above).
+            _set_error_status(span, etype, mark.info)
+            if not STATE.enabled:
+                if owned:
+                    MARKS.release(mark, "event")
+            elif owned:
+                _emit(exc, span, mark, None, owned=True)
+            elif not mark.done:
+                _emit(exc, span, mark, None)
+        finally:
+            span.end()
+    except BaseException:
+        if owned:
+            MARKS.release(mark, "event")  # a no-op once the event was decided
+        raise
 
 
 def record_escaping(

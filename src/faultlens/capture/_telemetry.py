@@ -40,6 +40,7 @@ __all__ = [
     "get_meter",
     "get_tracer",
     "internal_error",
+    "scrub_own_logs",
 ]
 
 _log = logging.getLogger("faultlens")
@@ -65,8 +66,20 @@ class _ScrubLogs(logging.Filter):
         return True
 
 
-if not any(isinstance(f, _ScrubLogs) for f in _log.filters):
-    _log.addFilter(_ScrubLogs())
+_log_filter_added = False
+
+
+def scrub_own_logs() -> None:
+    """Put the scrubber on the ``faultlens`` logger, once: on first use of the layer
+    (configure(), the first tracer or meter, the first internal error), never at import."""
+    global _log_filter_added
+    if _log_filter_added:
+        return
+    _log_filter_added = True
+    if not any(isinstance(f, _ScrubLogs) for f in _log.filters):
+        _log.addFilter(_ScrubLogs())
+
+
 DROP_REASONS = ("rate_limited", "queue_full", "export_failed", "internal_error")
 
 _cache: dict[str, Any] = {}
@@ -80,11 +93,13 @@ ERRORS_LABEL_SETS = 2000  # as the SDK's default cardinality limit for one instr
 _errors: dict[tuple[str, str, str, str | None], int] = {}
 _errors_lock = threading.Lock()
 _OVERFLOW_KEY = ("", "", "", None)
+_errors_epoch = 0
 
 
 def _refresh() -> None:
     global _cache, _cache_gen
     ensure_fork_hook()
+    scrub_own_logs()
     with _cache_lock:
         if _cache_gen == STATE.generation:
             return
@@ -102,10 +117,10 @@ def _refresh() -> None:
         )
         new: dict[str, Any] = {"tracer": tracer, "meter": meter}
         with _errors_lock:
-            baseline = dict(_errors)
+            baseline, epoch = dict(_errors), _errors_epoch
         meter.create_observable_counter(
             "faultlens.errors",
-            callbacks=[_errors_observer(baseline)],
+            callbacks=[_errors_observer(baseline, epoch)],
             unit="{error}",
             description="Errors recorded, by code/category/severity/stage",
         )
@@ -155,15 +170,14 @@ def errors_counts() -> dict[tuple[str, str, str, str | None], int]:
         return dict(_errors)
 
 
-def _errors_observer(
-    baseline: dict[tuple[str, str, str, str | None], int],
-) -> Any:
+def _errors_observer(baseline: dict[tuple[str, str, str, str | None], int], epoch: int) -> Any:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         with _errors_lock:
             items = list(_errors.items())
+            base = baseline if epoch == _errors_epoch else {}
         out = []
         for key, total in items:
-            value = total - baseline.get(key, 0)
+            value = total - base.get(key, 0)
             if value <= 0:
                 continue
             if key is _OVERFLOW_KEY or key == _OVERFLOW_KEY:
@@ -198,8 +212,13 @@ def dropped_counts() -> dict[str, int]:
 
 
 def reset_dropped() -> None:
+    """Forget the drop tallies and the ``faultlens.errors`` counts (faultlens.testing)."""
+    global _errors_epoch
     with _dropped_lock:
         _dropped.clear()
+    with _errors_lock:
+        _errors.clear()
+        _errors_epoch += 1  # registrations made before count from the reset, not their baseline
     _logged_internal.clear()
 
 
@@ -227,6 +246,7 @@ def internal_error(where: str, exc: BaseException | None = None) -> None:
         where = clean_text(where, 512)  # may quote user objects: valid UTF-8 for the logs
         if where not in _logged_internal:
             _logged_internal.add(where)
+            scrub_own_logs()
             _log.warning(
                 "faultlens: internal error in %s (counted in faultlens.internal.dropped; "
                 "the application is unaffected)",
