@@ -198,9 +198,13 @@ def parse_view(raw: bytes) -> Any:
     return _slow(raw)
 
 
-def full_record(raw: bytes) -> dict[str, Any] | None:
+def full_record(raw: bytes, ts: float | None = None) -> dict[str, Any] | None:
     """The whole line as ``parse_line`` gives it (``kind`` filled in), decoded by msgspec
-    when it can give the same dict (an ASCII line it accepts), else by ``parse_line``."""
+    when it can give the same dict (an ASCII line it accepts), else by ``parse_line``.
+
+    ``ts``: the line's time as a first pass that validated these bytes read it; a line
+    that still has it is not validated again (an error line is never rewritten in place:
+    different bytes at that offset mean another file, and a different time)."""
     if _decode_any is not None and raw.isascii():
         try:
             obj = _decode_any(raw)
@@ -209,6 +213,9 @@ def full_record(raw: bytes) -> dict[str, Any] | None:
         except RecursionError:
             return None
         if isinstance(obj, dict):
+            if ts is not None and obj.get("ts") == ts and obj.get("kind", KIND_ERROR) == KIND_ERROR:
+                obj["kind"] = KIND_ERROR
+                return obj
             kind = entry_kind(obj)
             if kind is None:
                 return None
@@ -250,9 +257,10 @@ class LineReader:
             return None
         return data if nl < 0 else data[:nl]
 
-    def record(self, ref: int) -> dict[str, Any] | None:
+    def record(self, ref: int, ts: float | None = None) -> dict[str, Any] | None:
+        """The error record at ``ref`` (``ts``: see ``full_record``)."""
         raw = self.line(ref)
-        return None if raw is None or len(raw) > MAX_LINE else full_record(raw)
+        return None if raw is None or len(raw) > MAX_LINE else full_record(raw, ts)
 
     def close(self) -> None:
         for fd in self._fds.values():

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["COLUMNS", "cell", "neutralise", "render_csv"]
+__all__ = ["COLUMNS", "cell", "neutralise", "render_csv", "row_cells"]
 
 COLUMNS = (
     "time",
@@ -41,8 +41,14 @@ COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# first characters after which a cell may need a look (``neutralise``); any other is safe
+_MAYBE_FORMULA = frozenset((*_FORMULA_START, " ")).__contains__
+
+
 def neutralise(value: str) -> str:
     """Prefix ``'`` to a cell a spreadsheet would evaluate as a formula."""
+    if not value or not _MAYBE_FORMULA(value[0]):  # the common case, decided by one character
+        return value
     return "'" + value if value.lstrip(" ").startswith(_FORMULA_START) else value
 
 
@@ -50,13 +56,25 @@ def cell(value: Any) -> str:
     """One CSV cell: text, maps and lists as JSON, formulas neutralised."""
     if value is None:
         return ""
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        return neutralise(value)
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, (Mapping, list)):
+    if kind is dict or kind is list or isinstance(value, (Mapping, list)):
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     else:
         text = str(value)
     return neutralise(text)
+
+
+def row_cells(record: Mapping[str, Any]) -> list[str]:
+    """``[cell(record.get(c)) for c in COLUMNS]``, with the plain-text cells (most of them)
+    decided inline: a CSV report writes one row per error of the journal."""
+    return [
+        v if v.__class__ is str and not (v and _MAYBE_FORMULA(v[0])) else cell(v)
+        for v in map(record.get, COLUMNS)
+    ]
 
 
 def render_csv(records: Sequence[Mapping[str, Any]]) -> str:
@@ -67,5 +85,5 @@ def render_csv(records: Sequence[Mapping[str, Any]]) -> str:
         records, key=lambda r: float(r["ts"]) if isinstance(r.get("ts"), (int, float)) else 0.0
     )
     for r in ordered:
-        writer.writerow([cell(r.get(c)) for c in COLUMNS])
+        writer.writerow(row_cells(r))
     return buf.getvalue()

@@ -28,7 +28,7 @@ from typing import Any
 from ..journal import KIND_ERROR, ReadReport, Stats
 from ..journal._scan import JournalScan, LineReader
 from ..journal._stats import StatsAccumulator
-from ._csv import COLUMNS, cell
+from ._csv import COLUMNS, row_cells
 from ._html import MAX_ROWS, jaeger_base, render_html
 
 __all__ = ["stream_report"]
@@ -131,8 +131,8 @@ def _html(scan: JournalScan, found: _Found, *, jaeger_url: str | None, title: st
     reader = LineReader(scan.files)
     try:
         rows = []
-        for _, ref in sorted(newest, reverse=True):
-            rec = reader.record(ref)
+        for ts, ref in sorted(newest, reverse=True):
+            rec = reader.record(ref, ts)
             if rec is not None:
                 rows.append(rec)
     finally:
@@ -162,17 +162,17 @@ def _csv_merge(older: _Rows, newer: _Rows) -> _Rows:
 def _csv(scan: JournalScan, rows: _Rows) -> Iterator[str]:
     times, refs = rows
     order = sorted(range(len(times)), key=times.__getitem__)  # stable: ties in read order
-    del times, rows
+    del rows
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     reader = LineReader(scan.files)
     try:
         for k, i in enumerate(order, 1):
-            rec = reader.record(refs[i])
+            rec = reader.record(refs[i], times[i])
             if rec is None:  # pruned by retention since the first pass
                 continue
-            writer.writerow([cell(rec.get(c)) for c in COLUMNS])
+            writer.writerow(row_cells(rec))
             if k % 512 == 0:
                 yield buf.getvalue()
                 buf.seek(0)
