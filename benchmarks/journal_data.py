@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from faultlens.capture import ErrorRecord
+from faultlens.capture import RecordedError
 from faultlens.errors import ErrorInfo, classify
 from faultlens.journal._files import file_name
 from faultlens.journal._format import dropped_line, encode, tally_line, tally_region, to_dict
@@ -147,7 +147,7 @@ def _record(t: _Template, ts: float, rng: random.Random, n: int, pid: int) -> di
         "faultlens.resource.system.memory.available": 8_000_000_000 + rng.randrange(10**9),
         "faultlens.resource.system.disk.free": 120_000_000_000,
     }
-    rec = ErrorRecord(
+    rec = RecordedError(
         info=t.info,
         attributes=attrs,
         timestamp_ns=int(ts * 1e9),

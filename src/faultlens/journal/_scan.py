@@ -2,16 +2,15 @@
 report`` read a week of a busy service's errors with.
 
 ``read_entries`` builds a dict per line with the standard library's JSON decoder and checks
-it in Python; over 200,000 lines (300 MB) that is most of the time ``faultlens stats``
-took. ``scan`` reads the same files the same way, but
+it in Python; over 200,000 lines (300 MB) that was most of the time ``faultlens stats``
+took (and the list of them most of its memory). ``JournalScan`` reads the same files, but
 
-- in large chunks, split at newlines (a line longer than ``MAX_LINE`` is never held);
-- decoding each line with msgspec into a typed, slotted view holding only the fields the
-  aggregates use, the type checks of ``_format.entry_kind`` done by the decoder in C (the
-  large fields — ``stack``, ``context``, ``resources`` — are checked for their type and
-  skipped, never built);
-- and checking the ranges (``ts`` a time, counts in range, the kind's required fields)
-  on the view.
+- in 1 MiB chunks split at newlines (a line longer than ``MAX_LINE`` is never held);
+- decoding each line with msgspec into a typed struct (``_Line``): the type checks of
+  ``_format.entry_kind`` are done by the decoder, in C, and the maps (``context``,
+  ``resources``, ``details``) are checked to be objects and skipped, never built;
+- checking the ranges (``ts`` a time, counts in range, the kind's required fields) on it;
+- and, for a journal of ``PARALLEL_BYTES`` or more, on two CPUs (``JournalScan.split``).
 
 The verdict on every line is exactly ``_reader.parse_line``'s: a line the fast decoder
 accepts is one the standard decoder reads to the same values (lines faultlens writes are
@@ -21,9 +20,10 @@ decides). So the totals, the damaged-line counts and the warnings are those of
 ``read_entries``; only the time differs. Without msgspec installed every line takes the
 ``parse_line`` path.
 
-Each view comes with a ``ref`` (file and offset) from which ``resolve`` re-reads the full
-line later: a report needs the whole record (its stack, its context) only for the few it
-shows, so nothing else is held.
+Each view comes with a ``ref`` (file number and offset, which also orders the entries as
+read) from which ``resolve``/``LineReader`` re-read the full line later: a report needs
+the whole record (its stack, its context) only for the rows it shows, so nothing else is
+held.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import logging
 import os
 import pickle
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
@@ -465,9 +466,10 @@ class JournalScan:
         handed to a forked child, the newer ones read here, and ``merge(older, newer)``
         combines the two results (which must pickle). ``workers``: 1 to stay in this
         process, 2 to split whatever the size; by default a journal of ``PARALLEL_BYTES``
-        or more is split when this is a single-threaded process on a machine with two CPUs
-        or more and ``os.fork`` exists. Whatever goes wrong in the child (it dies, cannot
-        fork), its files are read here instead: the result is always the whole journal's.
+        or more is split when this is a single-threaded process on a Linux machine with two
+        CPUs or more (fork is not plain elsewhere). Whatever goes wrong in the child (it
+        dies, cannot fork), its files are read here instead: the result is always the whole
+        journal's.
         Warnings about damaged lines are logged by this process, once per file."""
         k = self._split_point(workers)
         if k is None:
@@ -506,6 +508,8 @@ class JournalScan:
         if workers is None:
             if total < PARALLEL_BYTES or (os.cpu_count() or 1) < 2:
                 return None
+            if not sys.platform.startswith("linux"):  # fork is only plain on Linux (macOS:
+                return None  # frameworks that must not be forked; Windows: none)
             if threading.active_count() > 1:  # forking a threaded process is not safe
                 return None
         half, acc = total / 2, 0
