@@ -393,3 +393,37 @@ def test_files_not_named_like_journal_files_are_reported(
         check=True,
     )
     assert "ignored 2 files in" in out.stderr and "journal-h-1-0.jsonl.bak" in out.stderr
+
+
+def test_a_report_that_fails_while_reading_leaves_the_previous_report_as_it_was(
+    week: Path, tmp_path: Path
+) -> None:
+    """Streaming does not weaken the atomic write: the journal is read before the output is
+    opened, so a failure meanwhile leaves the old file and no temporary file behind."""
+    out = tmp_path / "r.csv"
+    out.write_text("the previous report\n")
+
+    def interrupted(entries: Any) -> Any:
+        for i, e in enumerate(entries):
+            if i == 1000:
+                raise KeyboardInterrupt
+            yield e
+
+    for fmt in ("csv", "html", "json"):
+        with pytest.raises(KeyboardInterrupt):
+            write_report(str(out), fmt, journal_path=str(week), since=None, progress=interrupted)
+        assert out.read_text() == "the previous report\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+
+
+def test_an_interrupted_parallel_read_leaves_no_child_behind(week: Path) -> None:
+    def interrupted(entries: Any) -> Any:
+        for i, e in enumerate(entries):
+            if i == 1000:
+                raise KeyboardInterrupt
+            yield e
+
+    with pytest.raises(KeyboardInterrupt):
+        "".join(stream_report("html", journal_path=str(week), workers=2, progress=interrupted))
+    with pytest.raises(ChildProcessError):  # the forked reader was killed and reaped
+        os.waitpid(-1, os.WNOHANG)
