@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import sys
 import time
@@ -34,6 +35,7 @@ ENDPOINT = os.environ.get("FAULTLENS_BENCH_ENDPOINT", "http://127.0.0.1:4317")
 COLLECTOR_METRICS = os.environ.get(
     "FAULTLENS_BENCH_COLLECTOR_METRICS", "http://127.0.0.1:8888/metrics"
 )
+COLLECTOR_HEALTH = os.environ.get("FAULTLENS_BENCH_COLLECTOR_HEALTH", "http://127.0.0.1:13133/")
 STACK_LOCK = os.environ.get("FAULTLENS_STACK_LOCK", "/tmp/faultlens-stack.lock")
 CHUNK = 1000
 
@@ -57,6 +59,17 @@ def _accepted_spans() -> float | None:
         if line.startswith("otelcol_receiver_accepted_spans"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def _up_since() -> str | None:
+    """When the collector started (its health endpoint): a restart during the run (the
+    stack is shared) makes the run's figures meaningless."""
+    try:
+        text = urllib.request.urlopen(COLLECTOR_HEALTH, timeout=5).read().decode()
+    except OSError:
+        return None
+    match = re.search(r'"upSince"\s*:\s*"([^"]+)"', text)
+    return match.group(1) if match else None
 
 
 @contextlib.contextmanager
@@ -169,12 +182,16 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     with _stack_lock() as locked:
         if not locked:
             return [_skipped(name, f"{STACK_LOCK} held by someone else for too long")]
+        started = _up_since()
         t_raw, accepted_raw = _raw(n)
         t_fl, accepted_fl, dropped = _faultlens(n)
+        restarted = started is None or _up_since() != started
     complete = all(a is None or a >= n for a in (accepted_raw, accepted_fl))
     value = f"{n / t_fl:,.0f} errors/s vs raw {n / t_raw:,.0f}/s, {dropped} dropped"
     if accepted_fl is not None and accepted_raw is not None:
         value += f", collector accepted {accepted_fl:,.0f} / raw {accepted_raw:,.0f}"
+    if restarted:
+        value += "; INVALID: the collector restarted during the run (shared stack)"
     return [
         {
             "group": "e2e",
@@ -185,7 +202,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             "anchor_us": round(t_raw / n * 1e6, 3),
             "ratio": round(t_fl / t_raw, 3),
             "goal": "<= 1.0x (errors/s >= raw), 0 dropped",
-            "met": t_fl <= t_raw and dropped == 0 and complete,
+            "met": None if restarted else t_fl <= t_raw and dropped == 0 and complete,
         }
     ]
 
