@@ -109,7 +109,7 @@ def expected_outcomes(jobs: int) -> dict[str, dict[str, int]]:
                 "success_after_retry" if refusals else "success_first_attempt",
             )
         if job == CRASHING_JOB:
-            bump(errors, "SYS_UNKNOWN_ERROR")  # WorkerLostError
+            bump(errors, "EXE_WORKER_LOST")  # WorkerLostError, critical
             bump(outcomes["scoring.score"], "non_retryable")
         else:
             bump(outcomes["scoring.score"], "success_first_attempt")

@@ -470,3 +470,15 @@ def test_an_instrumentor_loaded_after_activation_does_not_add_a_second_event():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["run/x.bad", "1", "VAL_INVALID_VALUE"]
+
+
+def test_celerys_own_exceptions_are_classified():
+    from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
+    from kombu.exceptions import OperationalError
+
+    assert faultlens.classify(SoftTimeLimitExceeded()).code == "EXE_TIMEOUT"
+    assert faultlens.classify(TimeLimitExceeded(30)).code == "EXE_TIMEOUT"
+    lost = faultlens.classify(WorkerLostError("Worker exited prematurely: signal 9 (SIGKILL)."))
+    assert (lost.code, lost.severity.value) == ("EXE_WORKER_LOST", "critical")
+    broker_down = faultlens.classify(OperationalError("Error 111 connecting"))
+    assert broker_down.code == "NET_CONNECTION_FAILED"
