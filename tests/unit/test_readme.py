@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import faultlens
-from faultlens.cli import _parser
+from faultlens.cli._parser import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -39,7 +39,7 @@ def test_the_resilience_tour_runs():
 
 
 def test_every_cli_command_in_the_readme_exists():
-    subcommands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    subcommands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     shell = "\n".join(re.findall(r"```sh\n(.*?)```", README, flags=re.S))
     mentioned = set(re.findall(r"^faultlens (\w+)", shell, flags=re.M))
     mentioned |= set(re.findall(r"`faultlens (\w+)", README))

@@ -356,9 +356,9 @@ def test_a_huge_since_never_prints_infinity(tmp_path):
 
 
 def test_json_output_never_contains_non_finite_numbers(capsys):
-    from faultlens.cli import _dump_json
+    from faultlens.cli._common import dump_json
 
-    _dump_json({"rate": float("inf"), "nested": [float("nan"), 1.5]}, sys.stdout)
+    dump_json({"rate": float("inf"), "nested": [float("nan"), 1.5]}, sys.stdout)
     assert _strict_json(capsys.readouterr().out) == {"rate": None, "nested": [None, 1.5]}
 
 
@@ -423,7 +423,7 @@ def test_a_health_url_with_credentials_is_sent_as_basic_auth(tmp_path):
 
 _LAZY_PACKAGE = f"""
 import sys, types
-# faultlens/__init__ as issue 12 makes it (imports nothing), so that this measures cli.py alone
+# faultlens/__init__ as issue 12 makes it (imports nothing), so this measures faultlens.cli alone
 package = types.ModuleType("faultlens")
 package.__path__ = [{str(SRC / "faultlens")!r}]
 sys.modules["faultlens"] = package
@@ -468,10 +468,11 @@ def test_the_parent_of_faultlens_run_does_not_load_the_sdk(tmp_path):
 
 
 def test_text_tables_show_non_finite_numbers_as_a_dash():
-    from faultlens.cli import _cell, _sparkline
+    from faultlens.cli._common import cell
+    from faultlens.cli._stats import sparkline
 
-    assert [_cell(v) for v in (float("inf"), float("nan"), 2.0, 2.5)] == ["-", "-", "2", "2.5"]
-    assert _sparkline([float("nan"), 1.0, float("inf"), 2.0]) == "▁▄▁█"
+    assert [cell(v) for v in (float("inf"), float("nan"), 2.0, 2.5)] == ["-", "-", "2", "2.5"]
+    assert sparkline([float("nan"), 1.0, float("inf"), 2.0]) == "▁▄▁█"
 
 
 def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
