@@ -718,9 +718,11 @@ def journal_stats(
     from ._scan import JournalScan
 
     scan = JournalScan(path, since, until, report=report)
+    # One clock for every worker (and the arguments checked before any is started).
+    settings = {**kwargs, "now": StatsAccumulator(**kwargs).now}
 
     def count(entries: Iterator[tuple[Any, int]]) -> StatsAccumulator:
-        acc = StatsAccumulator(**kwargs)
+        acc = StatsAccumulator(**settings)
         add = acc.add
         for view, ref in entries:
             add(view, ref, ref)
