@@ -46,11 +46,11 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from ..capture import STATE, capture, get_tracer, internal_error, record_on_span
-from ..capture._marks import MARKS, Mark
+from ..capture import MARKS, Mark, capture, get_tracer, internal_error, record_on_span
+from ..capture._state import STATE
 from ..errors import ErrorInfo, Severity, clean_text, error_type
 from ..resilience import _telemetry as tel
-from ..resilience._common import label
+from ..resilience import label
 
 __all__ = [
     "CONTEXT_RETRIES",

@@ -140,36 +140,71 @@ def _html(scan: JournalScan, found: _Found, *, jaeger_url: str | None, title: st
     yield render_html(stats, rows, jaeger_url=jaeger_url, title=title, total_records=n)
 
 
-_Rows = tuple["array[float]", "array[int]"]
+class _Rows:
+    """Every error record's time and ref, 16 bytes a record, as runs sorted by ``(ts,
+    ref)`` (one per file: a file's lines are nearly in time order, sorting one file at a
+    time keeps the sort's own memory to a file's worth)."""
+
+    __slots__ = ("refs", "runs", "times")
+
+    def __init__(self) -> None:
+        self.times = array("d")
+        self.refs = array("q")
+        self.runs: list[tuple[int, int]] = []
+
+    def close_run(self, lo: int) -> None:
+        hi = len(self.times)
+        if hi == lo:
+            return
+        times, refs = self.times, self.refs
+        if any(times[i] > times[i + 1] for i in range(lo, hi - 1)):
+            ordered = sorted(zip(times[lo:hi], refs[lo:hi], strict=True))
+            times[lo:hi] = array("d", (t for t, _ in ordered))
+            refs[lo:hi] = array("q", (r for _, r in ordered))
+        self.runs.append((lo, hi))
+
+    def merged(self) -> Iterator[tuple[float, int]]:
+        """``(ts, ref)`` in time order; ties in read order (``ref`` grows as read), as a
+        stable sort by time would give them."""
+        return heapq.merge(*(self._run(lo, hi) for lo, hi in self.runs))
+
+    def _run(self, lo: int, hi: int) -> Iterator[tuple[float, int]]:
+        times, refs = self.times, self.refs
+        for i in range(lo, hi):
+            yield times[i], refs[i]
 
 
 def _csv_pass(entries: Entries) -> _Rows:
-    times = array("d")
-    refs = array("q")
+    rows = _Rows()
+    times, refs = rows.times, rows.refs
+    file_no, lo = -1, 0
     for view, ref in entries:
         if view.kind == KIND_ERROR:
+            if ref >> 40 != file_no:
+                rows.close_run(lo)
+                file_no, lo = ref >> 40, len(times)
             times.append(view.ts)
             refs.append(ref)
-    return times, refs
+    rows.close_run(lo)
+    return rows
 
 
 def _csv_merge(older: _Rows, newer: _Rows) -> _Rows:
-    older[0].extend(newer[0])
-    older[1].extend(newer[1])
+    shift = len(older.times)
+    older.times.extend(newer.times)
+    older.refs.extend(newer.refs)
+    older.runs.extend((lo + shift, hi + shift) for lo, hi in newer.runs)
     return older
 
 
 def _csv(scan: JournalScan, rows: _Rows) -> Iterator[str]:
-    times, refs = rows
-    order = sorted(range(len(times)), key=times.__getitem__)  # stable: ties in read order
-    del rows
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     reader = LineReader(scan.files)
     try:
-        for k, i in enumerate(order, 1):
-            rec = reader.record(refs[i], times[i])
+        for k, (ts, ref) in enumerate(rows.merged(), 1):
+            rec = reader.record(ref, ts)
             if rec is None:  # pruned by retention since the first pass
                 continue
             writer.writerow(row_cells(rec))
