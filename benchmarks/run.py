@@ -30,6 +30,7 @@ GROUPS = {
     "e2e": "bench_e2e",
     "journal": "bench_journal",  # stats/report over a week-long journal vs DuckDB
     "frameworks": "bench_frameworks",
+    "import": "bench_import",  # fresh interpreters: import faultlens vs import sentry_sdk
 }
 
 

@@ -34,8 +34,14 @@ from opentelemetry import metrics, trace
 from . import scrub
 from ._config import Settings, load_settings
 from ._version import __version__
-from .capture import STATE, Processor, count_dropped, internal_error
-from .capture._record import reset_rate_limiter
+from .capture import (
+    Processor,
+    count_dropped,
+    internal_error,
+    reset_rate_limiter,
+    scrub_own_logs,
+)
+from .capture._state import STATE  # the capture layer's runtime state, which configure() sets
 from .errors import ConfigError, catalog
 from .resilience import set_defaults as set_resilience_defaults
 
@@ -779,8 +785,10 @@ def _shutdown_at_exit() -> None:
 
 
 def _register_process_hooks() -> None:
-    """On first configure(), not at import: the exit hook, and the fork hooks."""
+    """On first configure(), not at import: the exit hook, the fork hooks, and the scrubber
+    on faultlens's own log lines."""
     global _fork_hook_registered
+    scrub_own_logs()
     _register_atexit()
     if not _fork_hook_registered and hasattr(os, "register_at_fork"):
         _fork_hook_registered = True

@@ -9,7 +9,11 @@
         assert cap.errors[0].info.code == "WORKSPACE_NOT_FOUND"
         assert cap.counter("faultlens.errors", code="WORKSPACE_NOT_FOUND") == 1
 
-Also a pytest fixture, ``faultlens_capture``, available once faultlens is installed.
+Also a pytest fixture, ``faultlens_capture``, available once faultlens is installed (the
+``pytest11`` plugin ``faultlens._pytest_plugin``: this module never imports pytest).
+
+This module imports the OpenTelemetry SDK (its in-memory exporters); ``import faultlens``
+does not import it until ``faultlens.testing`` is first used.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from . import resources, scrub
 from ._setup import shutdown
-from .capture import STATE, ErrorRecord
-from .capture._record import reset_rate_limiter
-from .capture._telemetry import reset_dropped
-from .errors import catalog
+from .capture import RecordedError, reset_rate_limiter
+from .capture import reset as _reset_capture
+from .capture._state import STATE  # the capture layer's runtime state, which capture() swaps
+from .errors import reset as _reset_errors
 from .resilience import SleepLog, no_sleep
 from .resilience import reset as _reset_resilience
 
@@ -42,11 +46,6 @@ __all__ = [
     "reset",
     "reset_otel_globals",
 ]
-
-try:  # pytest is optional: the fixture exists only where pytest does
-    import pytest
-except ImportError:  # pragma: no cover
-    pytest = None  # type: ignore[assignment]
 
 
 class MetricPoint:
@@ -67,7 +66,7 @@ class Captured:
     def __init__(self, exporter: InMemorySpanExporter, reader: InMemoryMetricReader) -> None:
         self._exporter = exporter
         self._reader = reader
-        self.errors: list[ErrorRecord] = []
+        self.errors: list[RecordedError] = []
 
     @property
     def spans(self) -> list[ReadableSpan]:
@@ -175,36 +174,16 @@ def reset_otel_globals() -> None:
 
 
 def reset(*, otel_globals: bool = False) -> None:
-    """Back to a fresh process: shut down, forget config, catalogs, counters and caches."""
+    """Back to a fresh process: shut down, forget config, catalogs, counters and caches.
+
+    Each layer forgets its own state in its own ``reset()``, the one place that knows it
+    (from the top down: resilience, capture, resources and scrub, errors).
+    """
     shutdown(timeout=2.0)
-    catalog.reset()
-    STATE.reset()
-    reset_dropped()
-    reset_rate_limiter()
+    _reset_resilience()
+    _reset_capture()
     resources.reset()
     scrub.set_current(None)
-    for hook in _reset_hooks:
-        hook()
+    _reset_errors()
     if otel_globals:
         reset_otel_globals()
-
-
-_reset_hooks: list[Any] = []
-
-
-def register_reset_hook(hook: Any) -> None:
-    """Higher layers (resilience registries, the journal) register their own resets here."""
-    if hook not in _reset_hooks:
-        _reset_hooks.append(hook)
-
-
-register_reset_hook(_reset_resilience)
-
-
-if pytest is not None:
-
-    @pytest.fixture
-    def faultlens_capture() -> Iterator[Captured]:
-        """Everything faultlens records during the test, in memory."""
-        with capture() as cap:
-            yield cap

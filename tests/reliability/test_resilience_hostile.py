@@ -7,7 +7,8 @@ import pytest
 from opentelemetry.metrics import NoOpMeter, NoOpMeterProvider
 
 import faultlens
-from faultlens.capture import STATE, dropped_counts
+from faultlens.capture import dropped_counts
+from faultlens.capture._state import STATE
 from faultlens.resilience import CircuitBreaker, recover, resilient, retry
 
 

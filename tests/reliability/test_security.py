@@ -100,7 +100,7 @@ def test_no_bundled_service_binds_anything_but_loopback():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from faultlens.capture import STATE  # noqa: E402
+from faultlens.capture._state import STATE  # noqa: E402
 
 TOKEN = "Tk9pQ2xvdWRTZWNyZXQ"
 SECRET_NAMES = ["password", "api_key", "Authorization", "session", "signature", "dsn", "cookie"]

@@ -22,7 +22,8 @@ from opentelemetry.trace import StatusCode
 
 import faultlens
 import faultlens.auto
-from faultlens.capture import STATE, callable_kind, callable_name, current_scope
+from faultlens.capture import callable_kind, callable_name, current_scope
+from faultlens.capture._state import STATE
 from support import hardening_autowrap as app
 
 # -- the end of an iteration -------------------------------------------------------------

@@ -19,8 +19,9 @@ import traceback
 import pytest
 
 import faultlens
-from faultlens.capture import STATE, Limits, _record, _stack, _telemetry, dropped_counts
+from faultlens.capture import Limits, _record, _stack, _telemetry, dropped_counts
 from faultlens.capture._marks import MARKS
+from faultlens.capture._state import STATE
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 

@@ -25,8 +25,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NonRecordingSpan, StatusCode
 
 import faultlens
-from faultlens.capture import STATE, dropped_counts, record_on_span
+from faultlens.capture import dropped_counts, record_on_span
 from faultlens.capture._marks import MARKS, MAX_STRONG, SWEEP_EVERY
+from faultlens.capture._state import STATE
 
 
 class OrderError(Exception):

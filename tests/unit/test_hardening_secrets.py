@@ -19,7 +19,8 @@ import pytest
 
 import faultlens
 from faultlens import testing
-from faultlens.capture import STATE, format_stacktrace
+from faultlens.capture import format_stacktrace
+from faultlens.capture._state import STATE
 from faultlens.journal import compute_stats
 from faultlens.reports import render_report, trace_link
 from faultlens.scrub import MARGIN, REDACTED, Scrubber, redact_url

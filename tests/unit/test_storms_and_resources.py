@@ -9,8 +9,9 @@ import pytest
 
 import faultlens
 from faultlens import resources, testing
-from faultlens.capture import STATE, Limits, dropped_counts
+from faultlens.capture import Limits, dropped_counts
 from faultlens.capture._ratelimit import RateLimiter
+from faultlens.capture._state import STATE
 
 
 @faultlens.instrument

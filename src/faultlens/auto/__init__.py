@@ -25,7 +25,6 @@ _LAZY = {
     "install": "._hook",
     "installed": "._hook",
     "uninstall": "._hook",
-    "flush": "._uncaught",
     "install_excepthooks": "._uncaught",
     "install_sigterm_flush": "._uncaught",
     "uninstall_excepthooks": "._uncaught",
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from ._hook import Targets, install, installed, uninstall
     from ._instrumentor import FaultlensInstrumentor
     from ._uncaught import (
-        flush,
         install_excepthooks,
         install_sigterm_flush,
         uninstall_excepthooks,
@@ -55,7 +53,6 @@ __all__ = [
     "Targets",
     "child_environment",
     "default_roots",
-    "flush",
     "install",
     "install_excepthooks",
     "install_sigterm_flush",

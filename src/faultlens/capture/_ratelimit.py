@@ -92,9 +92,5 @@ class RateLimiter:
             self.total_suppressed += 1
             return False, 0
 
-    def suppressed_by_fingerprint(self) -> dict[str, int]:
-        with self._lock:
-            return {k: e.total_suppressed for k, e in self._entries.items() if e.total_suppressed}
-
     def __len__(self) -> int:
         return len(self._entries)

@@ -37,6 +37,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
 from .. import resources, scrub
+from ..errors import OWN_FILES as _OWN_FILES
 from ..errors import (
     Category,
     ErrorInfo,
@@ -47,12 +48,11 @@ from ..errors import (
     clean_text,
     code_for,
     error_type,
+    fingerprint_prefix,
     is_own_frame,
     qualified_name,
     safe_str,
 )
-from ..errors._fingerprint import _OWN_CACHE as _OWN_FILES
-from ..errors._fingerprint import fingerprint_prefix
 from ._context import current_scope
 from ._fork import ensure_fork_hook, on_fork_child
 from ._marks import MARKS, Mark
@@ -66,7 +66,7 @@ __all__ = [
     "ITERATION_END",
     "PASS_THROUGH",
     "ErrorEvent",
-    "ErrorRecord",
+    "RecordedError",
     "escaped",
     "is_control_flow",
     "mark_span",
@@ -140,7 +140,7 @@ def passes_through(
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorRecord:
+class RecordedError:
     """What sinks (the journal, faultlens.testing) receive for each recorded error."""
 
     info: ErrorInfo
@@ -620,10 +620,10 @@ def _publish(event: ErrorEvent) -> None:
     get it (and a retry could not add the event twice)."""
     span = event.span
     sinks = STATE.sinks
-    record: ErrorRecord | None = None
+    record: RecordedError | None = None
     if sinks:
         ctx = span.get_span_context()
-        record = ErrorRecord(
+        record = RecordedError(
             info=event.info,
             attributes=MappingProxyType(event.attributes),
             timestamp_ns=event.timestamp_ns,

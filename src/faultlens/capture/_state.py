@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from ._record import ErrorEvent, ErrorRecord
+    from ._record import ErrorEvent, RecordedError
 
 __all__ = ["STATE", "Limits", "Sink"]
 
@@ -23,7 +23,7 @@ class Sink(Protocol):
     """Receives every recorded error (the journal, faultlens.testing). Called on the
     recording thread: it must be cheap and never block."""
 
-    def __call__(self, record: ErrorRecord, /) -> None: ...
+    def __call__(self, record: RecordedError, /) -> None: ...
 
 
 class Processor(Protocol):

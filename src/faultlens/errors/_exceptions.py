@@ -8,11 +8,16 @@ is what lets a mistake be fixed before it ships.
 from __future__ import annotations
 
 
-class FaultlensError(Exception):
-    """Base of every error faultlens raises on bad input."""
+class UsageError(Exception):
+    """Base of every error faultlens raises on bad input: faultlens was used wrongly (a
+    configuration value, a catalog entry, a decorator argument).
+
+    Not to be confused with :class:`faultlens.FaultError`, the base of the application's
+    own coded errors. (Was ``FaultlensError``; that name still works, with a warning.)
+    """
 
 
-class ConfigError(FaultlensError, ValueError):
+class ConfigError(UsageError, ValueError):
     """A configuration value, key or file is wrong; the message names it and the fix."""
 
     def __init__(self, message: str, *, source: str | None = None, key: str | None = None):

@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..capture import STATE, get_meter, internal_error
-from ..errors import ErrorInfo, clean_text
-from ..errors._library_rules import http_status_of
+from ..capture import get_meter, internal_error
+from ..capture._state import STATE
+from ..errors import ErrorInfo, clean_text, http_status_of
 from ._locks import ForkSafeLock
 
 __all__ = ["HttpPolicy", "count_handled", "envelope_status"]
@@ -167,7 +167,7 @@ def envelope_status(exc: BaseException, info: ErrorInfo) -> tuple[int, dict[str,
                 status = 500
     after = getattr(exc, "retry_after", None)
     if after is None and status in (429, 503):
-        from ..errors._library_rules import retry_after_of
+        from ..errors import retry_after_of
 
         after = retry_after_of(exc)
     if (

@@ -54,7 +54,8 @@ import time
 from typing import Any
 
 from .. import _setup
-from ..capture import STATE, internal_error
+from ..capture import internal_error
+from ..capture._state import STATE
 
 __all__ = ["activate", "install", "instrument", "is_installed", "uninstall"]
 

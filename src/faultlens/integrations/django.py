@@ -26,8 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..capture import internal_error, to_api_envelope
-from ..errors import classify
-from ..errors._library_rules import is_http_answer
+from ..errors import classify, is_http_answer
 from . import _server
 from ._http import HttpPolicy, envelope_status
 from ._locks import ForkSafeLock

@@ -18,49 +18,30 @@ File layout: ``<path>/journal-<host>-<pid>-<n>.jsonl``, one writer per file (see
 """
 
 from ._alerts import Alert
-from ._files import JournalFile, list_files, prune
-from ._format import (
-    FIELDS,
-    KIND_DROPPED,
-    KIND_ERROR,
-    KIND_SUPPRESSED,
-    SCHEMA_VERSION,
-    occurrences,
-    summarised,
-    to_dict,
-    validate,
-)
-from ._health import JournalHealth, inspect_journal
+from ._files import list_files, prune
+from ._format import FIELDS, KIND_ERROR, occurrences
+from ._health import inspect_journal
 from ._journal import Journal, start_journal
 from ._monitor import LocalMonitor
-from ._notify import LogChannel, Notifier, WebhookChannel, build_channels
+from ._notify import Notifier, WebhookChannel
 from ._reader import JournalTail, ReadReport, parse_line, read_entries, read_records
-from ._stats import Bucket, Signal, Stats, TopError, Trend, compute_stats, journal_stats
+from ._stats import Bucket, Stats, TopError, compute_stats, journal_stats
 from ._writer import JournalWriter
 
 __all__ = [
     "FIELDS",
-    "KIND_DROPPED",
     "KIND_ERROR",
-    "KIND_SUPPRESSED",
-    "SCHEMA_VERSION",
     "Alert",
     "Bucket",
     "Journal",
-    "JournalFile",
-    "JournalHealth",
     "JournalTail",
     "JournalWriter",
     "LocalMonitor",
-    "LogChannel",
     "Notifier",
     "ReadReport",
-    "Signal",
     "Stats",
     "TopError",
-    "Trend",
     "WebhookChannel",
-    "build_channels",
     "compute_stats",
     "inspect_journal",
     "journal_stats",
@@ -71,7 +52,4 @@ __all__ = [
     "read_entries",
     "read_records",
     "start_journal",
-    "summarised",
-    "to_dict",
-    "validate",
 ]

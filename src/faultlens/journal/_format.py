@@ -63,7 +63,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..capture import ErrorRecord
+from ..capture import RecordedError
 
 __all__ = [
     "FIELDS",
@@ -171,8 +171,8 @@ def _prefixed(attrs: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     return {k[n:]: _finite(v) for k, v in attrs.items() if k.startswith(prefix)}
 
 
-def to_dict(record: ErrorRecord, pid: int | None = None) -> dict[str, Any]:
-    """The journal line for one ``ErrorRecord`` (see the module docstring for the schema)."""
+def to_dict(record: RecordedError, pid: int | None = None) -> dict[str, Any]:
+    """The journal line for one ``RecordedError`` (see the module docstring for the schema)."""
     info = record.info
     attrs = record.attributes
     ts = record.timestamp_ns / 1e9

@@ -15,7 +15,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..capture import STATE, ErrorRecord, internal_error
+from ..capture import RecordedError, internal_error
+from ..capture._state import STATE
 from ._monitor import LocalMonitor
 from ._writer import JournalWriter
 
@@ -35,7 +36,7 @@ class _JournalSink:
     def __init__(self, writer: JournalWriter) -> None:
         self.writer = writer
 
-    def __call__(self, record: ErrorRecord, /) -> None:
+    def __call__(self, record: RecordedError, /) -> None:
         self.writer.submit(record)
 
     def note_suppressed(self, info: ErrorInfo, timestamp_ns: int, service: str | None) -> None:

@@ -115,11 +115,6 @@ class LocalMonitor:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def feed(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Count records in the monitor's window (``check()`` also reads the journal)."""
-        with self._check_lock:
-            self.window.extend(records, time.time())
-
     def check(self, now: float | None = None, *, timeout: float | None = None) -> list[Alert]:
         """Read new journal lines, evaluate, notify what newly fires; returns what this
         process notified. Waits at most ``timeout`` for a check already running (then

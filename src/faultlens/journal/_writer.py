@@ -58,7 +58,8 @@ import weakref
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
-from ..capture import STATE, ErrorRecord, count_dropped, dropped_counts, internal_error
+from ..capture import RecordedError, count_dropped, dropped_counts, internal_error
+from ..capture._state import STATE
 from ._files import file_name, make_private_dir, open_private, prune, wide_permissions
 from ._format import (
     MAX_COUNT,
@@ -170,7 +171,7 @@ class _Slot:
 
 
 class JournalWriter:
-    """Appends ``ErrorRecord``\\ s to this process's journal files. Thread-safe, fork-safe."""
+    """Appends ``RecordedError``\\ s to this process's journal files. Thread-safe, fork-safe."""
 
     def __init__(self, settings: JournalSettings, *, max_queue: int = MAX_QUEUE) -> None:
         self.settings = settings
@@ -196,7 +197,7 @@ class JournalWriter:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._owner: int | None = None  # thread id inside a write (re-entrance guard)
-        self._pending: deque[ErrorRecord | _Occurrence] = deque()
+        self._pending: deque[RecordedError | _Occurrence] = deque()
         self._fd: int | None = None  # O_APPEND: lines
         self._tfd: int | None = None  # no O_APPEND: in-place tally updates
         self._file: str | None = None
@@ -213,10 +214,9 @@ class JournalWriter:
         self._stop = threading.Event()
         self._last_drops = time.monotonic()
         # Drops counted before this writer (or, in a child, by the parent) are not ours.
-        # Read without the lock: in a fresh child no other thread can hold it.
-        from ..capture import _telemetry
-
-        base = dict(_telemetry._dropped)
+        # (In a forked child the capture layer has re-created its lock before any code runs:
+        # whoever counted a drop registered that after-fork hook first.)
+        base = dropped_counts()
         self._drops_base = {r: base.get(r, 0) for r in DROP_REASONS_JOURNALED}
 
     def after_fork(self) -> None:
@@ -234,7 +234,7 @@ class JournalWriter:
 
     # -- the sink side (recording thread) ------------------------------------------------------
 
-    def submit(self, record: ErrorRecord) -> None:
+    def submit(self, record: RecordedError) -> None:
         """Write one record now (write-through). Never raises into the caller."""
         self._enqueue(record)
 
@@ -242,7 +242,7 @@ class JournalWriter:
         """Count one occurrence the rate limiter kept from being recorded in full."""
         self._enqueue(_Occurrence(info, timestamp_ns / 1e9, service))
 
-    def _enqueue(self, item: ErrorRecord | _Occurrence) -> None:
+    def _enqueue(self, item: RecordedError | _Occurrence) -> None:
         if self._pid != os.getpid():
             self.after_fork()
         if self._closed:
@@ -256,7 +256,7 @@ class JournalWriter:
         self._pending.append(item)
         self._write_pending(LOCK_WAIT)
 
-    def _write_now(self, item: ErrorRecord | _Occurrence) -> bool:
+    def _write_now(self, item: RecordedError | _Occurrence) -> bool:
         """The uncontended case without the queue: True when ``item`` was handled."""
         if self._pending or not self._lock.acquire(blocking=False):
             return False
@@ -298,7 +298,7 @@ class JournalWriter:
         return True
 
     def _drain_locked(self) -> None:
-        batch: list[ErrorRecord] = []
+        batch: list[RecordedError] = []
         while self._pending:
             item = self._pending.popleft()
             if isinstance(item, _Occurrence):
@@ -319,7 +319,7 @@ class JournalWriter:
 
     # -- records ---------------------------------------------------------------------------------
 
-    def _write_records(self, batch: list[ErrorRecord]) -> None:
+    def _write_records(self, batch: list[RecordedError]) -> None:
         lines: list[bytes] = []
         for record in batch:
             try:
@@ -748,7 +748,3 @@ class JournalWriter:
                 count_dropped("export_failed", lost)
         except Exception as exc:
             internal_error("journal close", exc)
-
-    @property
-    def current_file(self) -> str | None:
-        return self._file

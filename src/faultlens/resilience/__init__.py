@@ -4,6 +4,10 @@ Each call through them ends in exactly one counted outcome (``faultlens.retry.ca
 ``faultlens.circuit_breaker.calls``, ``faultlens.recovery.actions``), with span events for
 the failures in between. When several are combined, use ``resilient()``: recovery outermost,
 then retry, then the breaker innermost (see ``_compose``).
+
+Exported: the public API's classes and decorators, the types their hooks and results use,
+and what the layers above use (configure() installs ``set_defaults``; ``label`` makes a
+metric label of any text).
 """
 
 from ._breaker import (
@@ -15,7 +19,8 @@ from ._breaker import (
     breakers,
     get_breaker,
 )
-from ._compose import resilient, retryable_unless_open
+from ._common import label
+from ._compose import resilient
 from ._defaults import ResilienceDefaults, defaults, set_defaults
 from ._recovery import (
     Degrade,
@@ -55,15 +60,20 @@ __all__ = [
     "breakers",
     "defaults",
     "get_breaker",
+    "label",
     "no_sleep",
     "recover",
     "reset",
     "resilient",
     "retry",
-    "retryable_unless_open",
     "retrying",
     "set_defaults",
 ]
+
+# Public classes report the module users import them from (`exception.type`, reprs, pickle).
+for _cls in (CircuitOpenError, Degraded):
+    _cls.__module__ = "faultlens"
+del _cls
 
 
 def reset() -> None:

@@ -56,7 +56,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol, TypeVar, cast
 
-from ..capture import STATE, internal_error
+from ..capture import internal_error
+from ..capture._state import STATE
 from ..errors import ConfigError, FaultError
 from . import _telemetry as tel
 from . import _timing

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..capture import STATE
+from ..capture._state import STATE
 from ..errors import ConfigError
 from ._common import check_number
 

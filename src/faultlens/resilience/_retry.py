@@ -69,7 +69,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
-from ..capture import STATE, internal_error, record_error
+from ..capture import internal_error, record_error
+from ..capture._state import STATE
 from ..errors import ConfigError, error_type
 from . import _telemetry as tel
 from . import _timing

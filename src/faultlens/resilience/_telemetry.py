@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Observation
 
-from ..capture import STATE, get_meter, get_tracer, internal_error
+from ..capture import get_meter, get_tracer, internal_error
+from ..capture._state import STATE
 from ._common import after_fork, label
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 import faultlens
-from faultlens.capture import STATE
+from faultlens.capture._state import STATE
 
 
 @dataclass

@@ -244,7 +244,7 @@ def test_without_a_shared_state_file_a_process_still_notifies_once_per_crossing(
     tmp_path: Path,
 ) -> None:
     m = watcher(tmp_path / "missing")  # no journal directory: in-process state only
-    m.feed([err(time.time() - i) for i in range(3)])
+    m.window.extend([err(time.time() - i) for i in range(3)], time.time())  # in memory only
     assert keys(m.check()) == [KEY]
     assert m.check() == []
 
