@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ._types import CodeSpec, Severity
@@ -303,6 +302,9 @@ def retry_after_of(exc: BaseException, *, now: float | None = None) -> float | N
         if text.isdigit():
             seconds = float(text)
         else:
+            # email.utils costs more to import than the rest of this layer: only when needed
+            from email.utils import parsedate_to_datetime
+
             when = parsedate_to_datetime(text)
             if when is None:
                 return None
