@@ -416,7 +416,18 @@ def test_a_report_that_fails_while_reading_leaves_the_previous_report_as_it_was(
         assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
 
 
-def test_an_interrupted_parallel_read_leaves_no_child_behind(week: Path) -> None:
+def test_an_interrupted_parallel_read_leaves_no_child_behind(
+    week: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    children: list[int] = []
+    start = _scan._Child.__init__
+
+    def remember(self: Any, *args: Any) -> None:
+        start(self, *args)
+        children.append(self.pid)
+
+    monkeypatch.setattr(_scan._Child, "__init__", remember)
+
     def interrupted(entries: Any) -> Any:
         for i, e in enumerate(entries):
             if i == 1000:
@@ -425,5 +436,6 @@ def test_an_interrupted_parallel_read_leaves_no_child_behind(week: Path) -> None
 
     with pytest.raises(KeyboardInterrupt):
         "".join(stream_report("html", journal_path=str(week), workers=2, progress=interrupted))
-    with pytest.raises(ChildProcessError):  # the forked reader was killed and reaped
-        os.waitpid(-1, os.WNOHANG)
+    assert len(children) == 1 and children[0] > 0
+    with pytest.raises(ChildProcessError):  # killed and reaped: not even a zombie left
+        os.waitpid(children[0], os.WNOHANG)
