@@ -75,6 +75,26 @@ def test_import_faultlens_registers_nothing_with_the_process(tmp_path: Path) -> 
     assert probe("import faultlens", tmp_path)["calls"] == []
 
 
+def test_importing_any_module_of_faultlens_registers_nothing(tmp_path: Path) -> None:
+    # The class, not one instance: every module (those whose optional dependency is missing
+    # skipped), so a hook registered at some module's import is caught wherever it hides.
+    seen = probe(
+        """
+        import importlib, pkgutil
+        import faultlens
+        for info in pkgutil.walk_packages(faultlens.__path__, "faultlens."):
+            if info.name.endswith(("sitecustomize", "__main__")):
+                continue  # run as scripts: the bootstrap of `faultlens run` and `python -m`
+            try:
+                importlib.import_module(info.name)
+            except ImportError:
+                pass
+        """,
+        tmp_path,
+    )
+    assert seen["calls"] == []
+
+
 def test_resolving_the_api_and_decorating_registers_nothing(tmp_path: Path) -> None:
     # Every public name resolved (but testing, the SDK's in-memory half) and functions
     # decorated, as a module of the application does at its import. (A retry policy or a

@@ -27,6 +27,8 @@ class ForkSafeLock:
         self._lock = threading.RLock() if self._reentrant else threading.Lock()
 
     def __enter__(self) -> bool:
+        if not _hooked:
+            _hook()
         return self._lock.acquire()
 
     def __exit__(
@@ -43,5 +45,14 @@ def _after_fork_in_child() -> None:
         lock._renew()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_hooked = False
+
+
+def _hook() -> None:
+    # On the first acquisition of any of these locks, not at import: a lock that was never
+    # taken cannot be held at fork time (importing faultlens registers nothing). Flag first,
+    # no lock: two threads racing here at most register twice, which renews twice.
+    global _hooked
+    _hooked = True
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
