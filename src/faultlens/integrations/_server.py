@@ -45,6 +45,11 @@ __all__ = ["RequestState", "begin", "current", "note", "set_request_context"]
 _CURRENT: ContextVar[RequestState | None] = ContextVar("faultlens_request", default=None)
 _STATE_ATTR = "_faultlens_request"  # on the span object, beside the wrapped methods
 
+# The request scopes, one per (route template, method): reused, since a capture object may
+# be entered from many threads and tasks at once (each entry independent).
+_SCOPES: dict[tuple[str | None, str | None], capture] = {}
+_MAX_SCOPES = 2048
+
 # Span attributes that may hold a query string or credentials: scrubbed before the span ends.
 _URL_KEYS = ("http.target", "http.url", "url.query", "url.full")
 
@@ -100,8 +105,13 @@ class RequestState:
         and method. Pair with ``leave()`` in the same context."""
         try:
             self._token = _CURRENT.set(self)
-            scope = capture(**self.request_context())
-            scope.__enter__()
+            key = (self.route, self.method)
+            scope = _SCOPES.get(key)
+            if scope is None:
+                scope = capture(**self.request_context())
+                if len(_SCOPES) < _MAX_SCOPES:  # route templates x methods: a few hundred
+                    _SCOPES[key] = scope
+            scope.__enter__()  # one capture object may be entered by many requests at once
             self._scope = scope
         except Exception as e:
             internal_error("request scope", e)
@@ -238,10 +248,14 @@ def begin(
     method: str | None = None,
     route: str | None = None,
     policy: HttpPolicy | None = None,
+    query: bool = True,
 ) -> RequestState | None:
     """Take charge of the request whose server span is ``span`` (default: the current span).
-    Returns the state, or None when there is no recording span (then nothing is recorded on
-    a server span: errors go through ``record_error`` on a span of their own). Never raises."""
+    ``route``: the route template if the integration knows it (else the span's
+    ``http.route``, if the instrumentor set it already); ``query``: whether the request had
+    a query string (the span's URL attributes are scrubbed only then). Returns the state, or
+    None when there is no recording span (then nothing is recorded on a server span: errors
+    go through ``record_error`` on a span of their own). Never raises."""
     try:
         span = span if span is not None else trace.get_current_span()
         if not span.is_recording():
@@ -250,10 +264,15 @@ def begin(
         if isinstance(existing, RequestState):
             existing.set_route(route)
             return existing
+        attrs: Mapping[str, Any] | None = None
+        if route is None:
+            attrs = _attributes(span)
+            route = _str(attrs.get("http.route"))
         state = RequestState(span, method, route, policy or DEFAULT_POLICY)
         # Wrapped only once an exception is noted: a request that succeeds costs no wrapper.
         state.guardable = hasattr(span, "__dict__")
-        _scrub_url_attributes(span, _attributes(span))
+        if query:
+            _scrub_url_attributes(span, attrs if attrs is not None else _attributes(span))
         return state
     except Exception as e:
         internal_error("request begin", e)

@@ -76,7 +76,12 @@ class FaultlensMiddleware:
         _connect_signal()
 
     def __call__(self, request: Any) -> Any:
-        state = _server.begin(method=getattr(request, "method", None), policy=_policy)
+        meta = getattr(request, "META", None) or {}
+        state = _server.begin(
+            method=getattr(request, "method", None),
+            policy=_policy,
+            query=bool(meta.get("QUERY_STRING")),
+        )
         if state is None:
             return self.get_response(request)
         state.enter()

@@ -51,7 +51,10 @@ def _on_request_started(sender: Any, **_: Any) -> None:
         url_rule = request.url_rule
         rule = url_rule.rule if url_rule is not None else None
         state = _server.begin(
-            method=request.method, route=rule, policy=getattr(sender, "_faultlens_policy", None)
+            method=request.method,
+            route=rule,
+            policy=getattr(sender, "_faultlens_policy", None),
+            query=bool(request.query_string),
         )
         if state is None:
             return

@@ -56,11 +56,6 @@ def _route_of(scope: Scope) -> str | None:
     return path if isinstance(path, str) and path else None
 
 
-def _route_from_span(state: _server.RequestState) -> str | None:
-    value = _server._attributes(state.span).get("http.route")
-    return value if isinstance(value, str) and value else None
-
-
 class FaultlensASGIMiddleware:
     """Notes the exceptions that escape the app for the request's server span."""
 
@@ -83,7 +78,9 @@ class FaultlensASGIMiddleware:
             await self.app(scope, receive, send)
             return
         method = scope.get("method") if isinstance(scope.get("method"), str) else None
-        state = _server.begin(method=method, policy=self.policy)
+        state = _server.begin(
+            method=method, policy=self.policy, query=bool(scope.get("query_string"))
+        )
         if state is None:  # no server span: failures get a span of their own
             try:
                 await self.app(scope, receive, send)
@@ -95,7 +92,6 @@ class FaultlensASGIMiddleware:
                 record_error(exc, **ctx)
                 raise
             return
-        state.set_route(_route_from_span(state))
         state.enter()
         observed_send = send
         if state.settle_at_leave:  # else the status is read from the span when it ends
