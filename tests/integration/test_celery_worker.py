@@ -130,6 +130,16 @@ def crash():
     os._exit(3)  # the pool process dies under the task: the parent sees WorkerLostError
 
 
+@app.task(name="it.hang", time_limit=1.5)
+def hang():
+    time.sleep(30)  # killed by the hard time limit
+
+
+@app.task(name="it.slow_soft", soft_time_limit=0.5)
+def slow_soft():
+    time.sleep(5)  # SoftTimeLimitExceeded is raised in here
+
+
 @app.task(name="it.threads")
 def threads():
     import threading
@@ -457,6 +467,29 @@ def test_a_pool_process_that_dies_under_a_task_is_recorded_once_as_critical(
     assert lost[0]["severity"] == "critical"
     assert lost[0]["pid"] == worker.proc.pid
     assert by_task_and_code(errors)[("it.invalid", "VAL_INVALID_VALUE")] == 1
+
+
+@pytest.mark.parametrize("zero_code", [True, False], ids=["faultlens-run", "configure-install"])
+def test_time_limits_are_timeouts_recorded_once_per_task(tmp_path, broker, start_worker, zero_code):
+    service = f"itest-celery-{uuid.uuid4().hex[:8]}"
+    env = base_env(tmp_path, broker, f"q-{service}", service)
+    worker = start_worker(env, zero_code=zero_code)
+
+    sent = produce(tmp_path, env, [("it.hang", []), ("it.slow_soft", [])])
+    states = wait_done(broker, sent)
+    time.sleep(2)  # the killed pool process is replaced; anything late would show by now
+    assert worker.warm_shutdown() == 0
+
+    assert [states[t["id"]] for t in sent] == ["FAILURE", "FAILURE"]
+    errors = [e for e in journal_errors(worker.journal) if e.get("service") == service]
+    by_task = Counter(e["context"]["celery.task_id"] for e in errors)
+    assert by_task == {sent[0]["id"]: 1, sent[1]["id"]: 1}, [
+        (e["exception_type"], e["pid"], e["span_name"], e["message"]) for e in errors
+    ]  # one record per task
+    assert {e["code"] for e in errors} == {"EXE_TIMEOUT"}
+    (hard,) = [e for e in errors if e["context"]["celery.task_id"] == sent[0]["id"]]
+    assert hard["exception_type"].endswith("TimeLimitExceeded")
+    assert hard["pid"] == worker.proc.pid  # the main process enforces the hard limit
 
 
 # -- the stack: Prometheus through the collector, Jaeger --------------------------------------

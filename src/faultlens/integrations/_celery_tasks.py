@@ -39,6 +39,7 @@ import datetime
 import logging
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -75,6 +76,7 @@ _NON_RETRYABLE = tel.RETRY_OUTCOMES.index("non_retryable")
 
 _MAX_TRACEBACK = 512  # frames looked at when deciding whether a failure came from retry()
 _MAX_REMEMBERED = 1024  # recent failures the log filter can match by task id
+_SAME_RUN_WINDOW = 60.0  # s: a second report of a run's failure comes within this
 
 
 def _celery() -> Any:
@@ -255,6 +257,12 @@ def _failure(task: Any, task_id: Any, exception: BaseException, einfo: Any) -> N
     exc, stand_in = _original(exception)
     if isinstance(exc, predicate):
         return  # Retry / Ignore / Reject: Celery's control flow (Reject(requeue=False) too)
+    again, prior = _reported_already(task_id, _retries(task))
+    if again:  # the same run's failure, reported again: handled and counted already
+        for other in (exc, stand_in, exception):
+            if prior is not None and other is not None and MARKS.get(other) is None:
+                cover(other, prior)
+        return
     gave_up = _gave_up_retrying(task, exc)
     outcome = _EXHAUSTED if gave_up else _NON_RETRYABLE
     _count_outcome(task, outcome)
@@ -267,11 +275,12 @@ def _failure(task: Any, task_id: Any, exception: BaseException, einfo: Any) -> N
     try:
         _report_attempt(task, exc, None, tel.RETRY_OUTCOMES[outcome], span)
         if _expected(task, exc):
+            _remember(task_id, None, _retries(task))
             return  # in the task's `throws`: an expected outcome, not a failure
         severity = Severity.CRITICAL if isinstance(exc, worker_lost) else None
         info = record_on_span(exc, span, context=_context(task, task_id), severity=severity)
+        _remember(task_id, info, _retries(task))
         if info is not None:
-            _remember(task_id, info)
             for other in (stand_in, exception):
                 if other is not None and other is not exc:
                     cover(other, info)
@@ -412,15 +421,17 @@ def _count_outcome(task: Any, outcome: int) -> None:
 
 # -- recorded failures and Celery's log lines about them ---------------------------------------
 
-_recent: OrderedDict[str, ErrorInfo] = OrderedDict()
+# task id -> (the failure recorded for it, its retry number, when)
+_recent: OrderedDict[str, tuple[ErrorInfo | None, int, float]] = OrderedDict()
 _recent_lock = threading.Lock()
 
 
-def _remember(task_id: Any, info: ErrorInfo) -> None:
+def _remember(task_id: Any, info: ErrorInfo | None, retries: int) -> None:
+    """A run's failure was handled (``info`` None: expected, or not recordable)."""
     if task_id is None:
         return
     with _recent_lock:
-        _recent[str(task_id)] = info
+        _recent[str(task_id)] = (info, retries, time.monotonic())
         _recent.move_to_end(str(task_id))
         while len(_recent) > _MAX_REMEMBERED:
             _recent.popitem(last=False)
@@ -430,7 +441,25 @@ def _recorded_for(task_id: Any) -> ErrorInfo | None:
     if task_id is None:
         return None
     with _recent_lock:
-        return _recent.get(str(task_id))
+        hit = _recent.get(str(task_id))
+    return hit[0] if hit is not None else None
+
+
+def _reported_already(task_id: Any, retries: int) -> tuple[bool, ErrorInfo | None]:
+    """The failure recorded for this very run, if Celery reports it a second time: the
+    pool's main process sends ``task_failure`` for a hard time limit when it kills the
+    pool process, and again when the pool reports the job lost (another exception object).
+    One run, one failure: the same task id and retry number within a short while."""
+    if task_id is None:
+        return False, None
+    with _recent_lock:
+        hit = _recent.get(str(task_id))
+    if hit is None:
+        return False, None
+    info, seen_retries, when = hit
+    if seen_retries != retries or time.monotonic() - when > _SAME_RUN_WINDOW:
+        return False, None
+    return True, info
 
 
 def reset_after_fork() -> None:

@@ -482,3 +482,23 @@ def test_celerys_own_exceptions_are_classified():
     assert (lost.code, lost.severity.value) == ("EXE_WORKER_LOST", "critical")
     broker_down = faultlens.classify(OperationalError("Error 111 connecting"))
     assert broker_down.code == "NET_CONNECTION_FAILED"
+
+
+def test_a_failure_the_pool_reports_twice_is_recorded_once(app):
+    # The pool's main process reports a hard time limit when it kills the pool process, and
+    # again when the pool reports the job lost, each time with a new exception object.
+    from celery import signals
+    from celery.exceptions import TimeLimitExceeded
+
+    task = app.tasks["unit.ok"]
+    with faultlens.testing.capture() as cap:
+        for _ in range(2):
+            signals.task_failure.send(
+                sender=task, task_id="run-1", exception=TimeLimitExceeded(1.5), einfo=None
+            )
+
+    [(span, event)] = exception_events(cap)
+    assert span.name == "run/unit.ok"  # a span of its own: the run's died with its process
+    assert event.attributes["faultlens.error.code"] == "EXE_TIMEOUT"
+    assert cap.counter("faultlens.errors") == 1
+    assert calls(cap, "unit.ok", "non_retryable") == 1
