@@ -41,6 +41,8 @@ COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# json.dumps(value, ensure_ascii=False, sort_keys=True, default=str), the encoder made once
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
 # first characters after which a cell may need a look (``neutralise``); any other is safe
 _MAYBE_FORMULA = frozenset((*_FORMULA_START, " ")).__contains__
 
@@ -62,7 +64,7 @@ def cell(value: Any) -> str:
     if kind is bool:
         return "true" if value else "false"
     if kind is dict or kind is list or isinstance(value, (Mapping, list)):
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        text = _JSON.encode(value)
     else:
         text = str(value)
     return neutralise(text)
