@@ -533,22 +533,22 @@ def _count(info: ErrorInfo) -> None:
         category = info.category
         if not (type(category) is str and category.isascii() and len(category) <= 128):
             category = clean_text(str(category), 128)
-        count_error(info.code, category, info.severity.value, info.stage or None)
+        count_error(info.code, category, str(info.severity), info.stage or None)
     except RecursionError:
         raise  # out of stack: counted again with headroom
     except Exception as e:
         internal_error("errors counter", e)
 
 
-def _attributes(
-    exc: BaseException, info: ErrorInfo, suppressed: int, extra_context: Mapping[str, Any] | None
-) -> dict[str, AttrValue]:
-    """The `exception` event's attributes, per the contract, every string scrubbed."""
-    lim = STATE.limits
+# The attributes an ErrorInfo alone decides, per ErrorInfo (classifications are cached, so
+# a storm's errors share one): id -> (the info, kept alive so its id stays unique; the dict).
+_STATIC: dict[int, tuple[ErrorInfo, dict[str, AttrValue]]] = {}
+
+
+def _info_attributes(info: ErrorInfo) -> dict[str, AttrValue]:
     attrs: dict[str, AttrValue] = {
         "exception.type": info.exception_type,
         "exception.message": info.message,
-        "exception.stacktrace": format_stacktrace(exc, lim.max_stacktrace),  # scrubbed
         "faultlens.error.code": info.code,
         "faultlens.error.category": str(info.category),
         "faultlens.error.severity": info.severity.value,
@@ -560,10 +560,28 @@ def _attributes(
         attrs["faultlens.error.hint"] = info.hint
     if not info.known_code:
         attrs["faultlens.error.known_code"] = False
-    if suppressed:
-        attrs["faultlens.error.suppressed"] = suppressed
     if info.stage:
         attrs["faultlens.stage"] = info.stage
+    return attrs
+
+
+def _attributes(
+    exc: BaseException, info: ErrorInfo, suppressed: int, extra_context: Mapping[str, Any] | None
+) -> dict[str, AttrValue]:
+    """The `exception` event's attributes, per the contract, every string scrubbed."""
+    lim = STATE.limits
+    static = _STATIC.get(id(info))
+    if static is None or static[0] is not info:
+        static = (info, _info_attributes(info))
+        if len(_STATIC) >= _MAX_INFOS:
+            _STATIC.clear()
+        _STATIC[id(info)] = static
+    attrs: dict[str, AttrValue] = {
+        "exception.stacktrace": format_stacktrace(exc, lim.max_stacktrace),  # scrubbed
+        **static[1],
+    }
+    if suppressed:
+        attrs["faultlens.error.suppressed"] = suppressed
     context: Mapping[str, Any] = current_scope().context
     if extra_context:
         merged = dict(context)
