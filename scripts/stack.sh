@@ -311,7 +311,12 @@ launch() {
   bin="$(bin_path "$name")"
   [[ -x "$bin" ]] || die "$name is not installed ($bin); run: make stack-deps"
   for p in $(ports "$name"); do
-    port_busy "$p" && die "port $HOST:$p (for $name) is already in use by another process"
+    if port_busy "$p"; then
+      # Debian's package starts its own redis-server service where systemd runs.
+      [[ "$name" != redis ]] ||
+        die "port $HOST:$p (for redis) is already in use by another process (Debian's redis-server service? sudo systemctl disable --now redis-server)"
+      die "port $HOST:$p (for $name) is already in use by another process"
+    fi
   done
   # setsid: its own process group, so a Ctrl-C in the calling shell does not stop it.
   setsid "$bin" "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &

@@ -109,3 +109,29 @@ def test_a_redis_pid_is_ours_only_while_it_runs_redis_server(state, fake_bin, pr
     assert "redis stopped" in proc.stdout.splitlines()
     assert stack_sh("stop", "redis", state=state, path_prepend=fake_bin).returncode == 0
     assert processes[-1].poll() is None
+
+
+def test_a_busy_redis_port_is_named_with_the_likely_culprit(state, fake_bin):
+    # Debian's package starts its own redis-server service where systemd runs: the script
+    # says so instead of starting a second server. The port is made busy here for a moment
+    # if nothing holds it (a stand-in redis-server is on PATH: nothing real is launched).
+    import socket
+
+    server = fake_bin / "redis-server"
+    server.write_text("#!/bin/sh\nsleep 30\n")
+    server.chmod(0o755)
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("127.0.0.1", 6379))
+        holder.listen(1)
+    except OSError:
+        pass  # busy already (a running stack's Redis): just as good
+    try:
+        proc = stack_sh("start", "redis", state=state, path_prepend=fake_bin)
+    finally:
+        holder.close()
+    assert proc.returncode == 1
+    assert "port 127.0.0.1:6379 (for redis) is already in use" in proc.stderr
+    assert "redis-server service" in proc.stderr
+    assert not (state / "run" / "redis.pid").exists()
