@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -62,7 +63,11 @@ def shop(stack, tmp_path_factory):
             requests.post(f"{server.url}/orders", json={"item_id": 1, "quantity": 0}, timeout=10)
             for _ in range(4)
         ]
-        answers["bug"] = [get(f"{server.url}/items/2/restock-eta", timeout=10) for _ in range(8)]
+        # concurrent, so that both workers (one request at a time each) serve some of them
+        with ThreadPoolExecutor(8) as pool:
+            answers["bug"] = list(
+                pool.map(lambda _: get(f"{server.url}/items/2/restock-eta", timeout=10), range(24))
+            )
         # each worker's breaker opens after 3 failures: 8 calls give 6 x 502 then 503s
         answers["price"] = [get(f"{server.url}/items/1/price", timeout=10) for _ in range(8)]
     finally:
