@@ -592,6 +592,45 @@ def test_on_the_stack_prometheus_counts_exactly_and_jaeger_has_one_event_per_fai
         assert (task["name"], event["code"]) in ERRORS
 
 
+def test_a_running_task_terminated_by_revoke_is_aborted_not_an_error(
+    tmp_path, broker, start_worker, stack
+):
+    service = f"itest-celery-{uuid.uuid4().hex[:8]}"
+    env = otlp(base_env(tmp_path, broker, f"q-{service}", service), stack)
+    worker = start_worker(env, zero_code=False)
+
+    (task,) = produce(tmp_path, env, [("it.slow_fail", [30, 0])])
+    from celery import Celery
+
+    control = Celery("control", broker=broker, backend=broker)
+    deadline = time.monotonic() + 30
+    while (
+        "Task it.slow_fail[" not in worker.log.read_text()
+        or "received" not in worker.log.read_text()
+    ):
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.2)
+    time.sleep(1)  # running in its pool process now
+    control.control.revoke(task["id"], terminate=True)
+    deadline = time.monotonic() + 30
+    while "Terminating" not in worker.log.read_text():
+        assert time.monotonic() < deadline, worker.log.read_text()
+        time.sleep(0.2)
+    assert worker.warm_shutdown() == 0
+
+    # Counted once, by the main process; the pool process forked to replace the terminated
+    # one re-exports that count (the fork bug reproduced by
+    # test_a_pool_process_forked_after_a_lost_worker_does_not_count_it_again), so the sum
+    # is not checked for exactness here: the run is aborted, and nothing else.
+    results = stack.prom_wait(
+        f'sum by (operation, outcome) (faultlens_retry_calls_total{{job="{service}"}})',
+        until=bool,
+        timeout=60,
+    )
+    assert set(by_labels(results, "operation", "outcome")) == {("it.slow_fail", "aborted")}
+    assert [e for e in journal_errors(worker.journal) if e.get("service") == service] == []
+
+
 # -- warm shutdown ------------------------------------------------------------------------------
 
 

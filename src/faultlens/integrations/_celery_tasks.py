@@ -20,8 +20,8 @@ time limit), which it sends there.
   both: ``success_first_attempt`` / ``success_after_retry`` (a success with
   ``request.retries`` 0 / above 0), ``exhausted`` (the task gave up retrying: its
   ``self.retry()`` or ``autoretry_for`` hit ``max_retries``), ``non_retryable`` (any other
-  failure). A run that retries, is ignored or rejected has no outcome: the run that
-  follows it has.
+  failure), ``aborted`` (killed by ``revoke(terminate=True)``). A run that retries, is
+  ignored or rejected has no outcome: the run that follows it has.
 - Celery logs the failure it reports (``Task ... raised unexpected``), and the pool's
   parent logs the exceptions it reports: a ``faultlens.LoggingHandler`` would record those
   log lines a second time, with an exception object that is not always the one recorded
@@ -62,6 +62,7 @@ __all__ = [
     "on_postrun_before_span_end",
     "on_prerun",
     "on_retry",
+    "on_revoked",
     "task_span",
 ]
 
@@ -73,6 +74,7 @@ _FIRST = tel.RETRY_OUTCOMES.index("success_first_attempt")
 _AFTER = tel.RETRY_OUTCOMES.index("success_after_retry")
 _EXHAUSTED = tel.RETRY_OUTCOMES.index("exhausted")
 _NON_RETRYABLE = tel.RETRY_OUTCOMES.index("non_retryable")
+_ABORTED = tel.RETRY_OUTCOMES.index("aborted")
 
 _MAX_TRACEBACK = 512  # frames looked at when deciding whether a failure came from retry()
 _MAX_REMEMBERED = 1024  # recent failures the log filter can match by task id
@@ -352,6 +354,17 @@ def on_retry(
         _report_attempt(task, cause, delay if delay is not None else 0.0, None, None, task_id)
     except Exception as exc:
         internal_error("celery task_retry", exc)
+
+
+def on_revoked(sender: Any = None, request: Any = None, terminated: bool = False, **_: Any) -> None:
+    """``task_revoked`` with ``terminated``: a running task was killed on request
+    (``revoke(terminate=True)``): the run ends ``aborted``, like a cancelled ``@retry``
+    call. Never an error. (Revoked before it ran: no run, no outcome.)"""
+    try:
+        if sender is not None and terminated:
+            _count_outcome(sender, _ABORTED)
+    except Exception as exc:
+        internal_error("celery task_revoked", exc)
 
 
 def _delay(when: Any) -> float | None:

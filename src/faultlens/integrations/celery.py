@@ -29,8 +29,8 @@ producer span (``apply_async/<task>``) carries the trace to the worker, whose ru
   ``faultlens.retry.backoff.duration`` point, and a ``faultlens.retry`` event on the span;
   each run that ends is one ``faultlens.retry.calls{operation, outcome}``, counted like
   ``@faultlens.retry``'s (``success_first_attempt``, ``success_after_retry``, ``exhausted``
-  when ``max_retries`` stops the retries, ``non_retryable`` otherwise), so one dashboard
-  shows retries from both;
+  when ``max_retries`` stops the retries, ``non_retryable`` otherwise, ``aborted`` when
+  ``revoke(terminate=True)`` kills it), so one dashboard shows retries from both;
 - exceptions listed in the task's ``throws`` are **expected**: not recorded, not counted
   as errors (the run still ends ``non_retryable``);
 - Celery's own log line about a failure (``Task ... raised unexpected``) is not recorded a
@@ -108,6 +108,9 @@ def install() -> bool:
             )
             signals.task_failure.connect(tasks.on_failure, weak=False, dispatch_uid=_UID + "fail")
             signals.task_retry.connect(tasks.on_retry, weak=False, dispatch_uid=_UID + "retry")
+            signals.task_revoked.connect(
+                tasks.on_revoked, weak=False, dispatch_uid=_UID + "revoked"
+            )
             signals.worker_process_shutdown.connect(
                 _on_process_shutdown, weak=False, dispatch_uid=_UID + "child-exit"
             )
@@ -145,6 +148,7 @@ def uninstall() -> None:
                 (signals.task_postrun, "post"),
                 (signals.task_failure, "fail"),
                 (signals.task_retry, "retry"),
+                (signals.task_revoked, "revoked"),
                 (signals.worker_process_shutdown, "child-exit"),
             ):
                 signal.disconnect(dispatch_uid=_UID + uid)

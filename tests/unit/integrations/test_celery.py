@@ -502,3 +502,16 @@ def test_a_failure_the_pool_reports_twice_is_recorded_once(app):
     assert event.attributes["faultlens.error.code"] == "EXE_TIMEOUT"
     assert cap.counter("faultlens.errors") == 1
     assert calls(cap, "unit.ok", "non_retryable") == 1
+
+
+def test_a_running_task_terminated_by_revoke_ends_aborted_and_is_no_error(app):
+    from celery import signals
+
+    task = app.tasks["unit.ok"]
+    with faultlens.testing.capture() as cap:
+        signals.task_revoked.send(sender=task, request=None, terminated=True, signum=15)
+        signals.task_revoked.send(sender=task, request=None, terminated=False, expired=True)
+
+    assert calls(cap, "unit.ok", "aborted") == 1  # revoked before it ran: no run, no outcome
+    assert calls(cap, "unit.ok") == 1
+    assert cap.counter("faultlens.errors") == 0
