@@ -135,7 +135,8 @@ def instrument() -> bool:
 
 
 def uninstall() -> None:
-    """Disconnect what ``install()`` connected (the OTel instrumentor stays instrumented)."""
+    """Disconnect what ``install()`` connected. The OTel instrumentor stays instrumented,
+    with its own failure receiver back."""
     global _installed
     try:
         with _lock:
@@ -155,6 +156,7 @@ def uninstall() -> None:
             if _filter is not None:
                 for name in _FAILURE_LOGGERS:
                     logging.getLogger(name).removeFilter(_filter)
+            _give_back_instrumentor(signals)
             _installed = False
     except Exception as exc:
         internal_error("celery integration uninstall", exc)
@@ -239,6 +241,18 @@ def _deferred_takeover(*args: Any, **kwargs: Any) -> None:
             _take_over_instrumentor(signals)
     except Exception as exc:
         internal_error("celery integration: taking over the contrib instrumentor", exc)
+
+
+def _give_back_instrumentor(signals: Any) -> None:
+    global _took_over, _pending_takeover
+    _pending_takeover = False
+    inst, _took_over = _took_over, None
+    if inst is None or "_trace_failure" not in vars(inst):
+        return
+    del inst._trace_failure
+    if inst.is_instrumented_by_opentelemetry:
+        signals.task_failure.disconnect(_failure_left_to_faultlens)
+        signals.task_failure.connect(inst._trace_failure, weak=False)
 
 
 def _replace_failure_receiver(cls: Any, signals: Any) -> Any:

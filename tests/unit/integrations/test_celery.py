@@ -515,3 +515,30 @@ def test_a_running_task_terminated_by_revoke_ends_aborted_and_is_no_error(app):
     assert calls(cap, "unit.ok", "aborted") == 1  # revoked before it ran: no run, no outcome
     assert calls(cap, "unit.ok") == 1
     assert cap.counter("faultlens.errors") == 0
+
+
+def test_uninstall_disconnects_and_install_connects_again():
+    proc = run_python(
+        """
+        import faultlens, faultlens.testing
+        from celery import Celery
+        from faultlens.integrations import celery as fc
+        app = Celery("x", broker="memory://", backend="cache+memory://")
+        app.conf.task_always_eager = True
+        @app.task(name="x.bad")
+        def bad():
+            raise ValueError("bad value 1")
+        counts = []
+        for step in (fc.install, fc.uninstall, fc.install):
+            step()
+            with faultlens.testing.capture() as cap:
+                bad.delay()
+            [span] = [s for s in cap.spans if s.name == "x.bad" or s.name == "run/x.bad"]
+            events = [e for e in span.events if e.name == "exception"]
+            counts.append((int(cap.counter("faultlens.errors")), len(events)))
+        print(counts)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    # uninstalled: no faultlens record, and the contrib instrumentor records its own event
+    assert proc.stdout.strip() == "[(1, 1), (0, 1), (1, 1)]"
