@@ -81,8 +81,18 @@ _MAX_REMEMBERED = 1024  # recent failures the log filter can match by task id
 _SAME_RUN_WINDOW = 60.0  # s: a second report of a run's failure comes within this
 
 
+_pieces: Any = None
+
+
 def _celery() -> Any:
     """Celery's pieces, imported when a receiver first runs (celery is imported by then)."""
+    if _pieces is None:
+        _load_pieces()
+    return _pieces
+
+
+def _load_pieces() -> None:
+    global _pieces
     # Celery and billiard ship no type information.
     from billiard.einfo import ExceptionWithTraceback  # type: ignore[import-untyped]
     from celery import states  # type: ignore[import-untyped]
@@ -96,7 +106,7 @@ def _celery() -> Any:
         UnpickleableExceptionWrapper,
     )
 
-    return (
+    _pieces = (
         ExceptionWithTraceback,
         states,
         Task,
@@ -114,12 +124,22 @@ def _celery() -> Any:
 _scopes: dict[tuple[int, str], capture] = {}
 
 
+_labels: dict[str, str] = {}  # task name -> its label (task names are few: bounded anyway)
+
+
 def _task_name(task: Any) -> str:
+    """The task's name as a label (``shadow`` when the message renamed it)."""
     try:
-        request = task.request
-        shadow = getattr(request, "shadow", None)
-        name = shadow or getattr(task, "name", None) or type(task).__name__
-        return label(name)
+        name = getattr(task.request, "shadow", None) or getattr(task, "name", None)
+        if not name:
+            name = type(task).__name__
+        cached = _labels.get(name) if type(name) is str else None
+        if cached is not None:
+            return cached
+        out = label(name)
+        if type(name) is str and len(_labels) < 4096:
+            _labels[name] = out
+        return out
     except Exception:
         return "<unknown task>"
 
