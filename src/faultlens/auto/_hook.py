@@ -1,10 +1,14 @@
 """The import hook: a meta path finder that wraps the real loader of the modules to instrument.
 
 The finder asks the finders behind it for the module's spec, and when the module is one the
-user named, swaps the spec's loader for a thin proxy whose ``exec_module`` runs the real one
-and then wraps what the module defined. Everything else the import system or a library may
-ask the loader (``get_code``, ``get_resource_reader``, ``is_package`` ...) is forwarded, so
-packages keep their resources and tracebacks keep their source lines.
+user named, swaps the spec's loader for a thin proxy whose ``exec_module`` runs the module's
+source rewritten so that every function is instrumented before any decorator captures it
+(``_rewrite``: ``@app.route``, ``@task``, registries), then wraps what the module defined
+that is not instrumented yet (for modules that are not plain source files: everything).
+Everything else the import system or a library may ask the loader (``get_code``,
+``get_resource_reader``, ``is_package`` ...) is forwarded, so packages keep their resources
+and tracebacks keep their source lines; ``get_code`` answers the original code (``runpy``
+and tools that read a module's code get exactly what they would without faultlens).
 
 Targets are named two ways: glob patterns on module names (``myapp.*`` matches ``myapp`` and
 everything below it; other patterns are ``fnmatch`` globs, so ``plain_app*`` matches
@@ -31,7 +35,8 @@ from typing import Any
 from ..capture import internal_error
 from ..errors import ConfigError
 from . import _wrap
-from ._wrap import restore, wrap_module
+from ._rewrite import install_markers, rewritten_code
+from ._wrap import adopt_rewritten, restore, wrap_module
 
 __all__ = ["Targets", "install", "installed", "uninstall"]
 
@@ -114,7 +119,9 @@ def _check_pattern(p: Any) -> str:
 
 
 class _WrappingLoader(importlib.abc.Loader):
-    """Runs the real loader, then instruments the module it produced."""
+    """Runs the module's code rewritten so every function is instrumented before any
+    decorator sees it (``_rewrite``), or, for modules that are not plain source files, the
+    real loader; then instruments what the module defined that is not instrumented yet."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -124,8 +131,15 @@ class _WrappingLoader(importlib.abc.Loader):
         return create(spec) if create is not None else None
 
     def exec_module(self, module: types.ModuleType) -> None:
-        self._inner.exec_module(module)  # the module's own errors propagate unchanged
+        code = rewritten_code(self._inner, module.__name__)
+        if code is None:
+            self._inner.exec_module(module)  # the module's own errors propagate unchanged
+        else:
+            install_markers(module.__dict__)
+            exec(code, module.__dict__)  # the module's own code, run as its loader would
         try:
+            if code is not None:
+                adopt_rewritten(module)
             wrap_module(module)
             _done.add(module)
         except Exception as exc:  # pragma: no cover - wrap_module guards itself

@@ -19,8 +19,9 @@ from typing import Any
 import wrapt
 
 from ..capture import instrument, internal_error
+from . import _rewrite
 
-__all__ = ["Replacement", "is_faultlens_wrapper", "restore", "wrap_module"]
+__all__ = ["Replacement", "adopt_rewritten", "is_faultlens_wrapper", "restore", "wrap_module"]
 
 # Nested classes deeper than this are left alone; real code rarely nests more than twice.
 _MAX_CLASS_DEPTH = 4
@@ -45,6 +46,9 @@ def is_faultlens_wrapper(obj: Any) -> bool:
     seen = 0
     while obj is not None and seen < 32:
         seen += 1
+        if isinstance(obj, (staticmethod, classmethod)):
+            obj = obj.__func__  # the rewrite's wrapper sits under them
+            continue
         if isinstance(obj, (wrapt.FunctionWrapper, wrapt.BoundFunctionWrapper)):
             wrapper = getattr(obj, "_self_wrapper", None)
             if str(getattr(wrapper, "__module__", "")).startswith("faultlens."):
@@ -133,6 +137,45 @@ def wrap_module(module: types.ModuleType) -> int:
                     _replace(module, name, value, instrument(value), done)
             except Exception as exc:
                 internal_error(f"auto-instrumenting {module_name}.{name}", exc)
+    except Exception as exc:
+        internal_error(f"auto-instrumenting {module_name}", exc)
+    with _lock:
+        _replacements.extend(done)
+    return len(done)
+
+
+def _adopt_class(cls: type, module_name: str, depth: int, out: list[Replacement]) -> None:
+    for name, value in list(vars(cls).items()):
+        if isinstance(value, type):
+            if (
+                depth < _MAX_CLASS_DEPTH
+                and value.__module__ == module_name
+                and value.__qualname__ == f"{cls.__qualname__}.{name}"
+            ):
+                _adopt_class(value, module_name, depth + 1, out)
+            continue
+        bare = _rewrite._unwrapped(value)
+        if bare is not None:
+            out.append(Replacement(cls, name, bare, value))
+
+
+def adopt_rewritten(module: types.ModuleType) -> int:
+    """Remember the functions and methods the rewrite instrumented in ``module`` (reachable
+    as its attributes and its classes' attributes) so ``uninstall()`` puts the originals
+    back there too; returns how many. What decorators captured stays instrumented."""
+    module_name = getattr(module, "__name__", None)
+    if not isinstance(module_name, str):
+        return 0
+    done: list[Replacement] = []
+    try:
+        for name, value in list(vars(module).items()):
+            if isinstance(value, type):
+                if value.__module__ == module_name and value.__qualname__ == name:
+                    _adopt_class(value, module_name, 1, done)
+                continue
+            bare = _rewrite._unwrapped(value)
+            if bare is not None:
+                done.append(Replacement(module, name, bare, value))
     except Exception as exc:
         internal_error(f"auto-instrumenting {module_name}", exc)
     with _lock:

@@ -1,0 +1,346 @@
+"""Instrumenting functions before decorators capture them: a module's code rewritten at import.
+
+Wrapping a module's attributes after its body ran is too late for the applications people
+write: ``@app.get``, ``@app.route``, ``@celery.task``, ``@click.command``, a URLconf or any
+registry took the function while the body was running, and keeps calling the original. So
+the import hook compiles the target module's source itself, with one change: every ``def``
+and ``async def`` (methods, nested functions and app-factory closures included) gets
+``@__faultlens_instrument__`` as its **innermost** decorator, and every ``class`` gets
+``@__faultlens_class__`` as its innermost class decorator. Every outer decorator (framework,
+``functools.wraps``, ``staticmethod``, ``classmethod``, ``abstractmethod``) then receives the
+instrumented function, as if the user had written ``@faultlens.instrument`` right above the
+``def``. This is Logfire's ``install_auto_tracing`` mechanism; the alternatives do not work
+here: a module dict intercepting assignments sees the result of the decorators, not their
+argument, and ``sys.setprofile``/``sys.monitoring`` cost every call of every function in the
+process (and PEP 669 needs 3.12).
+
+What stays exactly as it was:
+
+- Tracebacks, ``inspect.getsource`` and ``co_firstlineno``: the code is compiled from the
+  original source file with its path as filename, and the inserted decorators carry the
+  ``def``/``class`` line, so no line moves (the first decorator still opens the function).
+- Signatures, names, ``__wrapped__``, annotations and ``__globals__``: the wrapper is
+  capture's wrapt ``FunctionWrapper``, transparent to ``inspect.signature``,
+  ``typing.get_type_hints``, ``functools.wraps`` and attribute writes (``click`` stores its
+  params on the function, FastAPI reads the signature, Flask and Celery the name).
+- Pickling by reference: the module attribute is whatever the outermost decorator returned,
+  as without faultlens; capture's wrapper pickles as its qualified name when it is that
+  attribute, a ``functools.wraps`` wrapper pickles as the function did.
+- ``super()`` without arguments: the decorator is applied in the class body, so the
+  function keeps its ``__class__`` cell, which the class fills in when it is created.
+- The user's ``__pycache__``: the rewritten code is never cached as the module's bytecode.
+  It is cached next to it under its own optimisation tag
+  (``mod.cpython-311.opt-faultlens1o0.pyc``), a name the import system never loads, with the
+  source's mtime and size to invalidate it like a ``.pyc``; ``PYTHONDONTWRITEBYTECODE`` is
+  honoured and a read-only tree only costs the re-parse.
+
+What is not instrumented (as with attribute wrapping): lambdas (expressions, nothing
+registers them by name), dunder methods (``__eq__``, ``__iter__``, ``__exit__`` raise as
+part of their protocol), properties (a getter's ``AttributeError`` is how ``hasattr`` and
+``__getattr__`` fall-backs work), ``typing.overload`` stubs, functions already decorated
+with ``faultlens.instrument`` (their own options win), methods of exception classes (they
+run while an error is being built: undone by the class decorator once the class exists), and
+every module that opts out with ``__faultlens_auto__ = False``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.machinery
+import importlib.util
+import marshal
+import os
+import struct
+import sys
+import types
+from typing import Any
+
+from ..capture import instrument, internal_error
+from ..capture._wrapper import FunctionWrapper
+from ..integrations._server import _CURRENT as _request
+
+__all__ = [
+    "CLASS_DECORATOR",
+    "DECORATOR",
+    "AutoWrapper",
+    "cache_path",
+    "instrument_class",
+    "instrument_def",
+    "rewrite_tree",
+    "rewritten_code",
+]
+
+DECORATOR = "__faultlens_instrument__"
+CLASS_DECORATOR = "__faultlens_class__"
+
+# Bump when the rewrite changes: cached code of an older rewrite is then never read.
+_FORMAT = 1
+_HEADER = struct.Struct("<4s4sqq")  # magic, our tag, source mtime_ns, source size
+_TAG = b"FLRW"
+
+# Decorators (by their last name) whose function must stay as it is.
+_KEEP = frozenset(
+    {
+        "overload",
+        "property",
+        "cached_property",
+        "abstractproperty",
+        "setter",
+        "getter",
+        "deleter",
+        "instrument",  # faultlens.instrument with the user's own options
+        # A decorator's own wrapper (``@functools.wraps(func) def inner``): it only passes
+        # the call on to ``func``, which is instrumented where it is defined.
+        "wraps",
+    }
+)
+
+
+class AutoWrapper(FunctionWrapper):
+    """The wrapper the rewrite puts on a function: capture's ``FunctionWrapper`` (same
+    pickling, binding and transparency), told apart so exception classes and ``uninstall``
+    can find what the rewrite did."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "__wrapped__":
+            # ``functools.update_wrapper(inner, func)`` on an instrumented ``inner``: wrapt
+            # would make the proxy wrap ``func`` instead, and calls would skip ``inner``.
+            # Without faultlens the attribute lands on ``inner``: so it does here.
+            setattr(object.__getattribute__(self, "__wrapped__"), name, value)
+            return
+        super().__setattr__(name, value)
+
+
+# --------------------------------------------------------------------------------------
+# The rewrite
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__") and len(name) > 4
+
+
+def _marker(name: str, at: ast.AST) -> ast.Name:
+    node = ast.Name(id=name, ctx=ast.Load())
+    # The def's own line: co_firstlineno (the first decorator's line) never moves.
+    return ast.copy_location(node, at)
+
+
+class _Rewriter(ast.NodeTransformer):
+    def __init__(self) -> None:
+        self.functions = 0
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
+        self.generic_visit(node)  # nested functions and classes first
+        if _is_dunder(node.name):
+            return node
+        if any(_decorator_name(d) in _KEEP for d in node.decorator_list):
+            return node
+        node.decorator_list.append(_marker(DECORATOR, node))
+        self.functions += 1
+        return node
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        self.generic_visit(node)
+        node.decorator_list.append(_marker(CLASS_DECORATOR, node))
+        return node
+
+
+def _opted_out(tree: ast.Module) -> bool:
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__faultlens_auto__" for t in stmt.targets
+        ):
+            return isinstance(stmt.value, ast.Constant) and stmt.value.value is False
+    return False
+
+
+def rewrite_tree(tree: ast.Module) -> int:
+    """Insert the innermost decorators into ``tree`` in place; returns how many functions
+    will be instrumented (0 for a module that opts out, which is then left unchanged)."""
+    if _opted_out(tree):
+        return 0
+    rewriter = _Rewriter()
+    rewriter.visit(tree)
+    return rewriter.functions
+
+
+# --------------------------------------------------------------------------------------
+# Code for a module: parse, rewrite, compile, cached next to the source
+
+
+def cache_path(source_path: str) -> str | None:
+    """Where the rewritten code of ``source_path`` is cached (None: nowhere)."""
+    try:
+        tag = f"faultlens{_FORMAT}o{sys.flags.optimize}"
+        return importlib.util.cache_from_source(source_path, optimization=tag)
+    except Exception:
+        return None  # no cache_tag (sys.implementation.cache_tag is None), odd paths
+
+
+def _read_cache(path: str, mtime_ns: int, size: int) -> types.CodeType | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if len(data) < _HEADER.size:
+        return None
+    magic, tag, cached_mtime, cached_size = _HEADER.unpack_from(data)
+    if (magic, tag, cached_mtime, cached_size) != (
+        importlib.util.MAGIC_NUMBER,
+        _TAG,
+        mtime_ns,
+        size,
+    ):
+        return None
+    try:
+        code = marshal.loads(data[_HEADER.size :])
+    except Exception:
+        return None
+    return code if isinstance(code, types.CodeType) else None
+
+
+def _write_cache(path: str, code: types.CodeType, mtime_ns: int, size: int) -> None:
+    if sys.dont_write_bytecode:
+        return
+    data = _HEADER.pack(importlib.util.MAGIC_NUMBER, _TAG, mtime_ns, size) + marshal.dumps(code)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # readers see the old file or the whole new one
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass  # a read-only tree: no cache, the next start parses again
+
+
+def rewritten_code(loader: Any, fullname: str) -> types.CodeType | None:
+    """The module's code with the decorators inserted, or None when the module cannot be
+    rewritten (not plain source on disk, unparsable, opted out): it is then loaded as usual
+    and instrumented after its body ran. A syntax error is left for the real loader to
+    report exactly as without faultlens."""
+    if not isinstance(loader, importlib.machinery.SourceFileLoader):
+        return None
+    try:
+        path = loader.get_filename(fullname)
+        if not isinstance(path, str) or not path.endswith(".py"):
+            return None
+        st = os.stat(path)
+        mtime_ns, size = st.st_mtime_ns, st.st_size
+        cached_at = cache_path(path)
+        if cached_at is not None:
+            code = _read_cache(cached_at, mtime_ns, size)
+            if code is not None:
+                return code
+        source = loader.get_data(path)
+        try:
+            tree = ast.parse(source, filename=path)
+        except (SyntaxError, ValueError):
+            return None
+        if not rewrite_tree(tree):
+            return None
+        code = compile(tree, path, "exec", dont_inherit=True)
+        if cached_at is not None:
+            _write_cache(cached_at, code, mtime_ns, size)
+        return code
+    except Exception as exc:
+        internal_error(f"rewriting {fullname}", exc)
+        return None
+
+
+# --------------------------------------------------------------------------------------
+# What the inserted decorators do at run time
+
+
+def _deferring(inner: Any) -> Any:
+    """The rewrite's wrapper function: ``inner`` (capture's errors-mode wrapper) unless the
+    call runs inside a web request a framework integration handles. There the integration
+    decides, when the response is known, whether what escaped the view is a failure (a
+    5xx, an unhandled bug) or the framework's way to answer (``HTTPException(404)``,
+    ``Http404``, ``abort(403)``), and records a failure once, on the request's server span
+    with its route and status: a function wrapper recording it first, on a span of its
+    own, would take that decision away. The check is one context-variable read."""
+    get = _request.get
+
+    def auto(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if get() is None:
+            return inner(wrapped, instance, args, kwargs)
+        return wrapped(*args, **kwargs)
+
+    return auto
+
+
+# Wrapper functions per code object of a nested function: a closure defined in a hot path
+# is instrumented every time its ``def`` runs, and only the first time pays for classifying
+# it. The code object is kept alive by the function that contains it anyway.
+_by_code: dict[int, tuple[types.CodeType, Any, Any]] = {}
+_FunctionType = types.FunctionType
+
+
+def instrument_def(func: Any) -> Any:
+    """``@__faultlens_instrument__``: the function, instrumented in errors mode. Never
+    raises; anything but a plain function (or a module that opted out) passes unchanged."""
+    try:
+        if type(func) is not _FunctionType:
+            return func
+        if func.__globals__.get("__faultlens_auto__") is False:
+            return func
+        code = func.__code__
+        known = _by_code.get(id(code))
+        if known is not None and known[0] is code:
+            return AutoWrapper(func, known[1], known[2])
+        made = instrument(func)
+        if not isinstance(made, FunctionWrapper):
+            return func  # instrument() could not (already counted and logged)
+        wrapper, rebuild = _deferring(made._self_wrapper), made._self_rebuild
+        if "<locals>" in func.__qualname__:
+            _by_code[id(code)] = (code, wrapper, rebuild)
+        return AutoWrapper(func, wrapper, rebuild)
+    except Exception as exc:
+        internal_error("auto-instrumenting a function", exc)
+        return func
+
+
+def _unwrapped(value: Any) -> Any | None:
+    """``value`` without the rewrite's wrapper, or None when it has none."""
+    if isinstance(value, AutoWrapper):
+        return value.__wrapped__
+    if isinstance(value, (staticmethod, classmethod)) and isinstance(value.__func__, AutoWrapper):
+        return type(value)(value.__func__.__wrapped__)
+    return None
+
+
+def instrument_class(cls: Any) -> Any:
+    """``@__faultlens_class__``: undoes the instrumentation of an exception class's methods
+    (they run while an error is being built). Returns the class itself."""
+    try:
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            for name, value in list(vars(cls).items()):
+                bare = _unwrapped(value)
+                if bare is not None:
+                    setattr(cls, name, bare)
+    except Exception as exc:
+        internal_error("auto-instrumenting a class", exc)
+    return cls
+
+
+def install_markers(namespace: dict[str, Any]) -> None:
+    """Make the inserted decorator names resolvable in the module being executed."""
+    namespace[DECORATOR] = instrument_def
+    namespace[CLASS_DECORATOR] = instrument_class
