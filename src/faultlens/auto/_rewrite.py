@@ -277,13 +277,35 @@ def _deferring(inner: Any) -> Any:
     with its route and status: a function wrapper recording it first, on a span of its
     own, would take that decision away. The check is one context-variable read."""
     get = _request.get
+    own = {inner.__code__} if isinstance(inner, types.FunctionType) else set()
 
     def auto(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if get() is None:
-            return inner(wrapped, instance, args, kwargs)
-        return wrapped(*args, **kwargs)
+        try:
+            if get() is None:
+                return inner(wrapped, instance, args, kwargs)
+            return wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _drop_own_frames(exc, own)
+            raise  # a bare raise keeps the traceback as set: nothing of faultlens in it
 
+    own.add(auto.__code__)
     return auto
+
+
+def _drop_own_frames(exc: BaseException, own: set[types.CodeType]) -> None:
+    """The traceback of an exception leaving an instrumented call, without the wrappers'
+    frames at its head: what the user sees printed (uncaught, ``logging.exception``, a
+    framework's error log) is their own frames, as without faultlens. The recorded stack
+    was taken already (capture filters its own frames there too). Never raises."""
+    try:
+        tb = exc.__traceback__
+        start = tb
+        while tb is not None and tb.tb_frame.f_code in own:
+            tb = tb.tb_next
+        if tb is not start and tb is not None:
+            exc.__traceback__ = tb
+    except Exception:
+        pass
 
 
 # Wrapper functions per code object of a nested function: a closure defined in a hot path
