@@ -92,6 +92,11 @@ _KEEP = frozenset(
         # A decorator's own wrapper (``@functools.wraps(func) def inner``): it only passes
         # the call on to ``func``, which is instrumented where it is defined.
         "wraps",
+        # The generator behind a context manager gets the ``with`` block's exception thrown
+        # in: its wrapper would record the block's failure as its own. Left alone, a
+        # failure in its set-up still escapes the ``with`` into the caller's record.
+        "contextmanager",
+        "asynccontextmanager",
     }
 )
 
@@ -135,27 +140,35 @@ def _marker(name: str, at: ast.AST) -> ast.Name:
     return ast.copy_location(node, at)
 
 
-class _Rewriter(ast.NodeTransformer):
-    def __init__(self) -> None:
-        self.functions = 0
-
-    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
-        self.generic_visit(node)  # nested functions and classes first
-        if _is_dunder(node.name):
-            return node
-        if any(_decorator_name(d) in _KEEP for d in node.decorator_list):
-            return node
-        node.decorator_list.append(_marker(DECORATOR, node))
-        self.functions += 1
-        return node
-
-    visit_FunctionDef = _function
-    visit_AsyncFunctionDef = _function
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
-        self.generic_visit(node)
-        node.decorator_list.append(_marker(CLASS_DECORATOR, node))
-        return node
+def _rewrite_body(stmts: list[ast.stmt]) -> int:
+    """Insert the decorators into the definitions among ``stmts`` and the statements nested
+    in them; returns how many functions got one. Only statement lists are walked: a ``def``
+    or a ``class`` is a statement and can only sit in one (a third of the cost of visiting
+    every node of the tree)."""
+    count = 0
+    for node in stmts:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            count += _rewrite_body(node.body)  # nested functions and classes
+            if _is_dunder(node.name):
+                continue
+            if any(_decorator_name(d) in _KEEP for d in node.decorator_list):
+                continue
+            node.decorator_list.append(_marker(DECORATOR, node))
+            count += 1
+        elif isinstance(node, ast.ClassDef):
+            count += _rewrite_body(node.body)
+            node.decorator_list.append(_marker(CLASS_DECORATOR, node))
+        else:
+            # if/for/while/with/try bodies (``if TYPE_CHECKING``, ``try: import``), match cases
+            for field in ("body", "orelse", "finalbody"):
+                sub = getattr(node, field, None)
+                if sub:
+                    count += _rewrite_body(sub)
+            for handler in getattr(node, "handlers", ()):
+                count += _rewrite_body(handler.body)
+            for case in getattr(node, "cases", ()):
+                count += _rewrite_body(case.body)
+    return count
 
 
 def _opted_out(tree: ast.Module) -> bool:
@@ -172,9 +185,7 @@ def rewrite_tree(tree: ast.Module) -> int:
     will be instrumented (0 for a module that opts out, which is then left unchanged)."""
     if _opted_out(tree):
         return 0
-    rewriter = _Rewriter()
-    rewriter.visit(tree)
-    return rewriter.functions
+    return _rewrite_body(tree.body)
 
 
 # --------------------------------------------------------------------------------------

@@ -271,6 +271,10 @@ GENERATORS = """
     def session():
         yield "s"
 
+    def work():
+        with session():
+            raise ValueError("bad input")
+
     def echo():
         got = yield "ready"
         while True:
@@ -303,6 +307,15 @@ def test_generators_coroutines_and_async_generators(make_package):
         "EXE_TIMEOUT",
         "NET_CONNECTION_FAILED",
     ]
+
+
+def test_a_with_blocks_failure_is_the_callers_not_the_context_managers(make_package):
+    _, (g,) = _import(make_package, g=GENERATORS)
+    with faultlens.testing.capture() as cap, pytest.raises(ValueError):
+        g.work()
+    # the generator behind @contextmanager gets the block's exception thrown in: recording
+    # it there would put the failure on the wrong function
+    assert [s.name for s, _ in cap.events()] == ["work"]
 
 
 def test_a_traceback_shows_the_users_own_lines(make_package):
