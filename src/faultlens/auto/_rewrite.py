@@ -1,7 +1,7 @@
 """Instrumenting functions before decorators capture them: a module's code rewritten at import.
 
 Wrapping a module's attributes after its body ran is too late for the applications people
-write: ``@app.get``, ``@app.route``, ``@celery.task``, ``@click.command``, a URLconf or any
+write: ``@app.get``, ``@app.route``, ``@click.command``, a URLconf, a task queue or any
 registry took the function while the body was running, and keeps calling the original. So
 the import hook compiles the target module's source itself, with one change: every ``def``
 and ``async def`` (methods, nested functions and app-factory closures included) gets
@@ -34,11 +34,20 @@ What stays exactly as it was:
   source's mtime and size to invalidate it like a ``.pyc``; ``PYTHONDONTWRITEBYTECODE`` is
   honoured and a read-only tree only costs the re-parse.
 
+Inside a web request that a framework integration handles (``faultlens.integrations``),
+the wrappers step aside: what escapes the view is the integration's to judge once the
+response is known (a 5xx or an unhandled bug is recorded once on the server span with its
+route and status; ``HTTPException(404)``, ``Http404``, ``abort(403)`` are answers, counted,
+not failures). An instrumented call's printed traceback starts at the user's frame: the
+wrappers' own frames are taken off its head.
+
 What is not instrumented (as with attribute wrapping): lambdas (expressions, nothing
 registers them by name), dunder methods (``__eq__``, ``__iter__``, ``__exit__`` raise as
 part of their protocol), properties (a getter's ``AttributeError`` is how ``hasattr`` and
 ``__getattr__`` fall-backs work), ``typing.overload`` stubs, functions already decorated
-with ``faultlens.instrument`` (their own options win), methods of exception classes (they
+with ``faultlens.instrument`` (their own options win), a decorator's ``functools.wraps``
+plumbing, Celery tasks (``@app.task``, ``@shared_task``:
+the Celery integration judges them), methods of exception classes (they
 run while an error is being built: undone by the class decorator once the class exists), and
 every module that opts out with ``__faultlens_auto__ = False``.
 """
@@ -55,9 +64,8 @@ import sys
 import types
 from typing import Any
 
-from ..capture import instrument, internal_error
-from ..capture._wrapper import FunctionWrapper
-from ..integrations._server import _CURRENT as _request
+from ..capture import FunctionWrapper, instrument, internal_error
+from ..integrations import ACTIVE_REQUEST as _request
 
 __all__ = [
     "CLASS_DECORATOR",
@@ -92,11 +100,12 @@ _KEEP = frozenset(
         # A decorator's own wrapper (``@functools.wraps(func) def inner``): it only passes
         # the call on to ``func``, which is instrumented where it is defined.
         "wraps",
-        # The generator behind a context manager gets the ``with`` block's exception thrown
-        # in: its wrapper would record the block's failure as its own. Left alone, a
-        # failure in its set-up still escapes the ``with`` into the caller's record.
-        "contextmanager",
-        "asynccontextmanager",
+        # Celery tasks: what escapes the task function is Celery's to judge (``Retry``,
+        # ``Ignore``, ``Reject`` and a task's ``throws`` are no failures) and the Celery
+        # integration records real failures once, on the task's span, from Celery's
+        # signals. The functions a task calls are instrumented.
+        "task",
+        "shared_task",
     }
 )
 

@@ -44,10 +44,12 @@ from ._telemetry import (
     reset_dropped,
     scrub_own_logs,
 )
+from ._wrapper import FunctionWrapper
 
 __all__ = [
     "MARKS",
     "ErrorEvent",
+    "FunctionWrapper",
     "Kind",
     "Limits",
     "LoggingHandler",

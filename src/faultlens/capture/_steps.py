@@ -2,7 +2,10 @@
 only while the generator's own code runs, never across ``yield`` into the caller's code.
 
 ``send``/``throw``/``close`` (and their async forms) are forwarded exactly, so a wrapped
-generator behaves like the original, coroutine-style generators included. The hooks are
+generator behaves like the original, coroutine-style generators included. An exception the
+caller threw in that comes back out unchanged (a ``with`` block's failure thrown into a
+``@contextmanager`` generator, a request's error into a FastAPI ``yield`` dependency) is the
+caller's failure, not the generator's: it is not reported to ``hooks.error``. The hooks are
 faultlens's code: whatever they raise is swallowed here, never seen by the caller (a failing
 hook costs its telemetry, not the iteration).
 """
@@ -27,6 +30,7 @@ class StepHooks(Protocol):
 def drive(gen: Generator[Any, Any, Any], hooks: StepHooks) -> Generator[Any, Any, Any]:
     to_send: Any = None
     to_throw: BaseException | None = None
+    thrown: BaseException | None = None  # the last exception the caller threw in
     try:
         while True:
             try:
@@ -64,12 +68,13 @@ def drive(gen: Generator[Any, Any, Any], hooks: StepHooks) -> Generator[Any, Any
                             pass
                 raise
             except BaseException as exc:  # thrown in by the caller: hand it to the generator
-                to_throw, to_send = exc, None
+                to_throw, to_send, thrown = exc, None, exc
     except BaseException as exc:
-        try:
-            hooks.error(exc)
-        except Exception:
-            pass
+        if exc is not thrown:
+            try:
+                hooks.error(exc)
+            except Exception:
+                pass
         raise
     finally:
         try:
@@ -81,6 +86,7 @@ def drive(gen: Generator[Any, Any, Any], hooks: StepHooks) -> Generator[Any, Any
 async def drive_async(agen: AsyncGenerator[Any, Any], hooks: StepHooks) -> AsyncGenerator[Any, Any]:
     to_send: Any = None
     to_throw: BaseException | None = None
+    thrown: BaseException | None = None  # the last exception the caller threw in
     try:
         while True:
             try:
@@ -118,12 +124,13 @@ async def drive_async(agen: AsyncGenerator[Any, Any], hooks: StepHooks) -> Async
                             pass
                 raise
             except BaseException as exc:
-                to_throw, to_send = exc, None
+                to_throw, to_send, thrown = exc, None, exc
     except BaseException as exc:
-        try:
-            hooks.error(exc)
-        except Exception:
-            pass
+        if exc is not thrown:
+            try:
+                hooks.error(exc)
+            except Exception:
+                pass
         raise
     finally:
         try:

@@ -28,9 +28,11 @@ from typing import Any
 
 from ._http import HttpPolicy, envelope_status
 from ._locks import ForkSafeLock
+from ._server import _CURRENT as ACTIVE_REQUEST  # auto: its wrappers defer to the request
 from ._server import set_request_context
 
 __all__ = [
+    "ACTIVE_REQUEST",
     "FRAMEWORKS",
     "HttpPolicy",
     "envelope_status",

@@ -429,3 +429,113 @@ def test_uninstall_restores_module_attributes(make_package):
     assert is_faultlens_wrapper(vars(app)["load"])
     faultlens.auto.uninstall()
     assert not is_faultlens_wrapper(vars(app)["load"])
+
+
+def test_celery_tasks_are_left_to_celery_and_what_they_call_is_instrumented(make_package):
+    pytest.importorskip("celery")
+    _, (m,) = _import(
+        make_package,
+        m="""
+        from celery import Celery, shared_task
+
+        app = Celery("jobs", broker="memory://", backend="cache+memory://")
+        app.conf.task_always_eager = True
+        app.conf.task_eager_propagates = True
+
+        def fetch(n):
+            raise ConnectionError(f"upstream {n} down")
+
+        @app.task(bind=True, max_retries=0)
+        def pull(self, n):
+            try:
+                return fetch(n)
+            except ConnectionError as exc:
+                raise self.retry(exc=exc, countdown=0)
+
+        @shared_task
+        def add(x, y):
+            return x + y
+        """,
+    )
+    assert not is_faultlens_wrapper(m.pull.run) and not is_faultlens_wrapper(m.add.run)
+    assert is_faultlens_wrapper(vars(m)["fetch"])
+    assert m.add.name.endswith(".add") and m.add.delay(2, 3).get() == 5
+    with faultlens.testing.capture() as cap, pytest.raises(ConnectionError):
+        m.pull.delay(1).get()
+    # the helper's failure is recorded where it happened; Celery's Retry is not a failure
+    assert [s.name for s, _ in cap.events()] == ["fetch"]
+    assert [e.info.code for e in cap.errors] == ["NET_CONNECTION_FAILED"]
+
+
+FASTAPI_APP = """
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI, Query
+    from pydantic import BaseModel
+
+    app = FastAPI()
+
+    class Item(BaseModel):
+        name: str
+        price: float
+
+    async def get_db():
+        yield {"3": Item(name="tea", price=2.5)}
+
+    @app.get("/items/{item_id}")
+    async def read_item(
+        item_id: int, db: Annotated[dict, Depends(get_db)], q: Annotated[str | None, Query()] = None
+    ) -> Item:
+        return db[str(item_id)]
+
+    @app.post("/items")
+    def create_item(item: Item) -> dict:
+        return {"total": item.price / (len(item.name) - 3)}   # a bug for 3-letter names
+"""
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_fastapi_reads_the_same_signatures_and_dependencies(make_package):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    plain_pkg = make_package(api=FASTAPI_APP)
+    plain = importlib.import_module(f"{plain_pkg}.api")
+    _, (api,) = _import(make_package, api=FASTAPI_APP)
+    assert is_faultlens_wrapper(vars(api)["read_item"])
+    # the OpenAPI schema FastAPI builds from signatures, hints and dependencies: identical
+    assert api.app.openapi() == plain.app.openapi()
+    client = TestClient(api.app, raise_server_exceptions=False)
+    with faultlens.testing.capture() as cap:
+        assert client.get("/items/3", params={"q": "x"}).json() == {"name": "tea", "price": 2.5}
+        assert client.get("/items/abc").status_code == 422  # validated from the signature
+        assert client.post("/items", json={"name": "mug", "price": 4}).status_code == 500
+    assert [e.info.code for e in cap.errors] == ["SYS_UNKNOWN_ERROR"]
+    assert [s.name for s, _ in cap.events()] == ["create_item"]
+
+
+def test_an_exception_thrown_into_an_instrumented_generator_is_the_throwers():
+    @faultlens.instrument
+    def steps():
+        try:
+            yield 1
+        finally:
+            pass  # clean-up; the thrown exception goes on
+
+    @faultlens.instrument
+    def converting():
+        try:
+            yield 1
+        except KeyError as exc:
+            raise LookupError("converted") from exc  # the generator's own failure
+
+    with faultlens.testing.capture() as cap:
+        gen = steps()
+        next(gen)
+        with pytest.raises(ValueError):
+            gen.throw(ValueError("the caller's"))
+        other = converting()
+        next(other)
+        with pytest.raises(LookupError):
+            other.throw(KeyError("k"))
+    assert [s.name for s, _ in cap.events()] == ["converting"]
