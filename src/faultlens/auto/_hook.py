@@ -132,11 +132,21 @@ class _WrappingLoader(importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         code = rewritten_code(self._inner, module.__name__)
-        if code is None:
-            self._inner.exec_module(module)  # the module's own errors propagate unchanged
-        else:
-            install_markers(module.__dict__)
-            exec(code, module.__dict__)  # the module's own code, run as its loader would
+        try:
+            if code is None:
+                self._inner.exec_module(module)
+            else:
+                install_markers(module.__dict__)
+                # the module's own code, run as its loader runs it (the marker frame tells
+                # the import system to cut its own frames from the traceback)
+                _call_with_frames_removed(exec, code, module.__dict__)
+        except BaseException as exc:
+            # The module's own error propagates unchanged, with the traceback Python prints
+            # without faultlens: this frame taken off, the import system's frames go too.
+            tb = exc.__traceback__
+            if tb is not None and tb.tb_frame.f_code is _EXEC_MODULE_CODE:
+                exc.__traceback__ = tb.tb_next
+            raise
         try:
             if code is not None:
                 adopt_rewritten(module)
@@ -150,6 +160,22 @@ class _WrappingLoader(importlib.abc.Loader):
 
     def __repr__(self) -> str:
         return f"<faultlens wrapping {self._inner!r}>"
+
+
+_EXEC_MODULE_CODE = _WrappingLoader.exec_module.__code__
+
+
+def _run(function: Any, *args: Any) -> Any:
+    return function(*args)
+
+
+# What importlib's loaders run a module's code through: the import system removes the frames
+# of its own that lead to it from the traceback of an import-time error.
+_call_with_frames_removed: Any = getattr(
+    importlib._bootstrap,  # type: ignore[attr-defined]
+    "_call_with_frames_removed",
+    _run,
+)
 
 
 class _Finder(importlib.abc.MetaPathFinder):

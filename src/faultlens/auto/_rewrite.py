@@ -47,7 +47,8 @@ part of their protocol), properties (a getter's ``AttributeError`` is how ``hasa
 ``__getattr__`` fall-backs work), ``typing.overload`` stubs, functions already decorated
 with ``faultlens.instrument`` (their own options win), a decorator's ``functools.wraps``
 plumbing, Celery tasks (``@app.task``, ``@shared_task``:
-the Celery integration judges them), methods of exception classes (they
+the Celery integration judges them), pydantic/marshmallow validators (raising is their
+protocol), methods of exception classes (they
 run while an error is being built: undone by the class decorator once the class exists), and
 every module that opts out with ``__faultlens_auto__ = False``.
 """
@@ -106,6 +107,14 @@ _KEEP = frozenset(
         # signals. The functions a task calls are instrumented.
         "task",
         "shared_task",
+        # Validators raise ValueError/AssertionError as their protocol: the library turns it
+        # into its own validation error, which the caller sees (and records, if it fails).
+        "validator",
+        "field_validator",
+        "model_validator",
+        "root_validator",
+        "validates",
+        "validates_schema",
     }
 )
 

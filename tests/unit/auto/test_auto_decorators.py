@@ -539,3 +539,31 @@ def test_an_exception_thrown_into_an_instrumented_generator_is_the_throwers():
         with pytest.raises(LookupError):
             other.throw(KeyError("k"))
     assert [s.name for s, _ in cap.events()] == ["converting"]
+
+
+def test_validators_raise_by_protocol_and_are_left_alone(make_package):
+    pytest.importorskip("pydantic")
+    _, (m,) = _import(
+        make_package,
+        m="""
+        from pydantic import BaseModel, ValidationError, field_validator
+
+        class Order(BaseModel):
+            qty: int
+
+            @field_validator("qty")
+            @classmethod
+            def positive(cls, v):
+                if v <= 0:
+                    raise ValueError("qty must be positive")
+                return v
+
+        def parse(data):
+            return Order(**data)
+        """,
+    )
+    with faultlens.testing.capture() as cap, pytest.raises(m.ValidationError):
+        m.parse({"qty": 0})
+    assert m.parse({"qty": 2}).qty == 2
+    # the validator's ValueError is pydantic's protocol; the failure is parse()'s
+    assert [s.name for s, _ in cap.events()] == ["parse"]

@@ -191,3 +191,24 @@ def test_an_uncaught_error_shows_the_users_own_source_lines(runs):
     # Frame for frame what Python prints without faultlens: the user's files, lines and
     # source, no wrapper frame of faultlens's in between.
     assert ours == _last_traceback(runs["plain"].stderr)
+
+
+def test_an_import_time_error_prints_exactly_as_without_faultlens(tmp_path):
+    (tmp_path / "broken.py").write_text(
+        "def f():\n    pass\n\nraise RuntimeError('import-time failure')\n"
+    )
+    (tmp_path / "main.py").write_text("import broken\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULTLENS_", "OTEL_"))}
+    plain = subprocess.run(
+        [sys.executable, "main.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    ours = subprocess.run(
+        [sys.executable, "-m", "faultlens.cli", "run", "--modules", "broken",
+         "--journal", str(tmp_path / "journal"), "--", sys.executable, "main.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert plain.returncode == ours.returncode == 1
+    # no importlib frames, no faultlens frames: the two tracebacks are the same text
+    assert _last_traceback(ours.stderr) == _last_traceback(plain.stderr)
+    assert "importlib" not in ours.stderr and "faultlens" not in ours.stderr
