@@ -30,7 +30,8 @@ What stays exactly as it was:
   function keeps its ``__class__`` cell, which the class fills in when it is created.
 - The user's ``__pycache__``: the rewritten code is never cached as the module's bytecode.
   It is cached next to it under its own optimisation tag
-  (``mod.cpython-311.opt-faultlens1o0.pyc``), a name the import system never loads, with the
+  (``mod.cpython-311.opt-faultlens<rules hash>o0.pyc``, the hash of faultlens's version and
+  the rewrite's rules), a name the import system never loads, with the
   source's mtime and size to invalidate it like a ``.pyc``; ``PYTHONDONTWRITEBYTECODE`` is
   honoured and a read-only tree only costs the re-parse.
 
@@ -56,6 +57,8 @@ every module that opts out with ``__faultlens_auto__ = False``.
 from __future__ import annotations
 
 import ast
+import functools
+import hashlib
 import importlib.machinery
 import importlib.util
 import marshal
@@ -65,6 +68,7 @@ import sys
 import types
 from typing import Any
 
+from .._version import __version__
 from ..capture import FunctionWrapper, instrument, internal_error
 from ..integrations import ACTIVE_REQUEST as _request
 
@@ -82,7 +86,9 @@ __all__ = [
 DECORATOR = "__faultlens_instrument__"
 CLASS_DECORATOR = "__faultlens_class__"
 
-# Bump when the rewrite changes: cached code of an older rewrite is then never read.
+# Bump when the rewrite's output changes other than by _KEEP (the cache tag hashes that, the
+# faultlens version and the interpreter's -O level): cached code of an older rewrite is
+# then never read.
 _FORMAT = 1
 _HEADER = struct.Struct("<4s4sqq")  # magic, our tag, source mtime_ns, source size
 _TAG = b"FLRW"
@@ -115,6 +121,14 @@ _KEEP = frozenset(
         "root_validator",
         "validates",
         "validates_schema",
+        # Compilers of Python functions (numba, torch.jit) need the function itself.
+        "jit",
+        "njit",
+        "vectorize",
+        "guvectorize",
+        "cfunc",
+        "stencil",
+        "script",
     }
 )
 
@@ -210,11 +224,17 @@ def rewrite_tree(tree: ast.Module) -> int:
 # Code for a module: parse, rewrite, compile, cached next to the source
 
 
+@functools.cache
+def _cache_tag() -> str:
+    rules = f"{__version__}/{_FORMAT}/{','.join(sorted(_KEEP))}"
+    digest = hashlib.sha1(rules.encode(), usedforsecurity=False).hexdigest()[:8]
+    return f"faultlens{digest}o{sys.flags.optimize}"
+
+
 def cache_path(source_path: str) -> str | None:
     """Where the rewritten code of ``source_path`` is cached (None: nowhere)."""
     try:
-        tag = f"faultlens{_FORMAT}o{sys.flags.optimize}"
-        return importlib.util.cache_from_source(source_path, optimization=tag)
+        return importlib.util.cache_from_source(source_path, optimization=_cache_tag())
     except Exception:
         return None  # no cache_tag (sys.implementation.cache_tag is None), odd paths
 

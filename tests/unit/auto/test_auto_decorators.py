@@ -567,3 +567,60 @@ def test_validators_raise_by_protocol_and_are_left_alone(make_package):
     assert m.parse({"qty": 2}).qty == 2
     # the validator's ValueError is pydantic's protocol; the failure is parse()'s
     assert [s.name for s, _ in cap.events()] == ["parse"]
+
+
+SHAPES = """
+    from __future__ import annotations
+
+    import enum
+    import functools
+    import typing
+
+    @functools.singledispatch
+    def render(value) -> str:
+        raise TypeError(f"cannot render {type(value).__name__}")
+
+    @render.register
+    def _(value: int) -> str:
+        return f"int {value}"
+
+    @functools.lru_cache(maxsize=8)
+    def slow(n: int) -> int:
+        if n < 0:
+            raise ValueError(n)
+        return n * 2
+
+    class Color(enum.Enum):
+        RED = 1
+        BLUE = 2
+
+        def label(self) -> str:
+            return self.name.lower()
+
+    class Pair(typing.NamedTuple):
+        a: int
+        b: int
+
+        def total(self) -> int:
+            return self.a + self.b
+
+    def hinted(x: Pair) -> Color:
+        return Color.RED
+"""
+
+
+def test_other_decorator_shapes_keep_working(make_package):
+    _, (m,) = _import(make_package, m=SHAPES)
+    assert m.render(3) == "int 3"
+    assert m.slow(4) == 8 and m.slow.cache_info().hits == 0 and m.slow(4) == 8
+    assert m.slow.cache_info().hits == 1
+    assert [c.label() for c in m.Color] == ["red", "blue"]  # methods are not members
+    assert m.Pair(1, 2).total() == 3
+    assert typing.get_type_hints(m.hinted) == {"x": m.Pair, "return": m.Color}
+    assert pickle.loads(pickle.dumps(m.slow)) is m.slow
+    with faultlens.testing.capture() as cap:
+        with pytest.raises(TypeError):
+            m.render("x")
+        with pytest.raises(ValueError):
+            m.slow(-1)
+    assert [s.name for s, _ in cap.events()] == ["render", "slow"]
