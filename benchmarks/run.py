@@ -31,6 +31,7 @@ GROUPS = {
     "journal": "bench_journal",  # stats/report over a week-long journal vs DuckDB
     "frameworks": "bench_frameworks",
     "import": "bench_import",  # fresh interpreters: import faultlens vs import sentry_sdk
+    "startup": "bench_startup",  # faultlens run of a 200-module app vs opentelemetry-instrument
 }
 
 
