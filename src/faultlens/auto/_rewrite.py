@@ -4,7 +4,7 @@ Wrapping a module's attributes after its body ran is too late for the applicatio
 write: ``@app.get``, ``@app.route``, ``@click.command``, a URLconf, a task queue or any
 registry took the function while the body was running, and keeps calling the original. So
 the import hook compiles the target module's source itself, with one change: every ``def``
-and ``async def`` (methods, nested functions and app-factory closures included) gets
+and ``async def`` (methods, and the decorated functions of an app factory) gets
 ``@__faultlens_instrument__`` as its **innermost** decorator, and every ``class`` gets
 ``@__faultlens_class__`` as its innermost class decorator. Every outer decorator (framework,
 ``functools.wraps``, ``staticmethod``, ``classmethod``, ``abstractmethod``) then receives the
@@ -89,7 +89,7 @@ CLASS_DECORATOR = "__faultlens_class__"
 # Bump when the rewrite's output changes other than by _KEEP (the cache tag hashes that, the
 # faultlens version and the interpreter's -O level): cached code of an older rewrite is
 # then never read.
-_FORMAT = 1
+_FORMAT = 2
 _HEADER = struct.Struct("<4s4sqq")  # magic, our tag, source mtime_ns, source size
 _TAG = b"FLRW"
 
@@ -172,34 +172,39 @@ def _marker(name: str, at: ast.AST) -> ast.Name:
     return ast.copy_location(node, at)
 
 
-def _rewrite_body(stmts: list[ast.stmt]) -> int:
+def _rewrite_body(stmts: list[ast.stmt], in_function: bool = False) -> int:
     """Insert the decorators into the definitions among ``stmts`` and the statements nested
     in them; returns how many functions got one. Only statement lists are walked: a ``def``
     or a ``class`` is a statement and can only sit in one (a third of the cost of visiting
-    every node of the tree)."""
+    every node of the tree).
+
+    A function nested in a function is instrumented only when it is decorated (routes of
+    an app factory, a registry's callbacks): a plain helper closure may be called in a tight
+    loop, and its errors escape through the function that calls it, which records them.
+    """
     count = 0
     for node in stmts:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            count += _rewrite_body(node.body)  # nested functions and classes
-            if _is_dunder(node.name):
+            count += _rewrite_body(node.body, True)  # nested functions and classes
+            if _is_dunder(node.name) or (in_function and not node.decorator_list):
                 continue
             if any(_decorator_name(d) in _KEEP for d in node.decorator_list):
                 continue
             node.decorator_list.append(_marker(DECORATOR, node))
             count += 1
         elif isinstance(node, ast.ClassDef):
-            count += _rewrite_body(node.body)
+            count += _rewrite_body(node.body)  # its methods, wherever the class is defined
             node.decorator_list.append(_marker(CLASS_DECORATOR, node))
         else:
             # if/for/while/with/try bodies (``if TYPE_CHECKING``, ``try: import``), match cases
             for field in ("body", "orelse", "finalbody"):
                 sub = getattr(node, field, None)
                 if sub:
-                    count += _rewrite_body(sub)
+                    count += _rewrite_body(sub, in_function)
             for handler in getattr(node, "handlers", ()):
-                count += _rewrite_body(handler.body)
+                count += _rewrite_body(handler.body, in_function)
             for case in getattr(node, "cases", ()):
-                count += _rewrite_body(case.body)
+                count += _rewrite_body(case.body, in_function)
     return count
 
 

@@ -624,3 +624,21 @@ def test_other_decorator_shapes_keep_working(make_package):
         with pytest.raises(ValueError):
             m.slow(-1)
     assert [s.name for s, _ in cap.events()] == ["render", "slow"]
+
+
+def test_a_plain_helper_closure_is_left_alone_and_its_error_recorded_by_its_caller(
+    make_package,
+):
+    _, (m,) = _import(
+        make_package,
+        m="""
+        def total(rows):
+            def price(row):                 # called in a loop: no wrapper per call
+                return row["qty"] * row["unit"]
+            return sum(price(r) for r in rows)
+        """,
+    )
+    assert m.total([{"qty": 2, "unit": 3}]) == 6
+    with faultlens.testing.capture() as cap, pytest.raises(KeyError):
+        m.total([{"qty": 2}])
+    assert [s.name for s, _ in cap.events()] == ["total"]
