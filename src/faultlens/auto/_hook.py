@@ -7,8 +7,8 @@ source rewritten so that every function is instrumented before any decorator cap
 that is not instrumented yet (for modules that are not plain source files: everything).
 Everything else the import system or a library may ask the loader (``get_code``,
 ``get_resource_reader``, ``is_package`` ...) is forwarded, so packages keep their resources
-and tracebacks keep their source lines; ``get_code`` answers the original code (``runpy``
-and tools that read a module's code get exactly what they would without faultlens).
+and tracebacks keep their source lines; ``get_code`` answers the code ``exec_module`` runs
+(the rewritten code, self-contained), so ``python -m pkg`` is instrumented too.
 
 Targets are named two ways: glob patterns on module names (``myapp.*`` matches ``myapp`` and
 everything below it; other patterns are ``fnmatch`` globs, so ``plain_app*`` matches
@@ -35,7 +35,7 @@ from typing import Any
 from ..capture import internal_error
 from ..errors import ConfigError
 from . import _wrap
-from ._rewrite import install_markers, rewritten_code
+from ._rewrite import rewritten_code
 from ._wrap import adopt_rewritten, restore, wrap_module
 
 __all__ = ["Targets", "install", "installed", "uninstall"]
@@ -136,7 +136,6 @@ class _WrappingLoader(importlib.abc.Loader):
             if code is None:
                 self._inner.exec_module(module)
             else:
-                install_markers(module.__dict__)
                 # the module's own code, run as its loader runs it (the marker frame tells
                 # the import system to cut its own frames from the traceback)
                 _call_with_frames_removed(exec, code, module.__dict__)
@@ -154,6 +153,14 @@ class _WrappingLoader(importlib.abc.Loader):
             _done.add(module)
         except Exception as exc:  # pragma: no cover - wrap_module guards itself
             internal_error("auto-instrumentation", exc)
+
+    def get_code(self, fullname: str) -> types.CodeType | None:
+        """The code ``exec_module`` runs: what ``runpy`` asks for ``python -m pkg``."""
+        code = rewritten_code(self._inner, fullname)
+        if code is not None:
+            return code
+        get_code = self._inner.get_code  # AttributeError, as the real loader would raise
+        return get_code(fullname)  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -89,7 +89,7 @@ CLASS_DECORATOR = "__faultlens_class__"
 # Bump when the rewrite's output changes other than by _KEEP (the cache tag hashes that, the
 # faultlens version and the interpreter's -O level): cached code of an older rewrite is
 # then never read.
-_FORMAT = 2
+_FORMAT = 3
 _HEADER = struct.Struct("<4s4sqq")  # magic, our tag, source mtime_ns, source size
 _TAG = b"FLRW"
 
@@ -217,12 +217,50 @@ def _opted_out(tree: ast.Module) -> bool:
     return False
 
 
+def _import_markers(tree: ast.Module) -> None:
+    """``from faultlens.auto._rewrite import instrument_def as __faultlens_instrument__, ...``
+    after the docstring and the ``__future__`` imports: the code needs nothing put in its
+    namespace beforehand, so it runs the same through ``exec_module`` and through
+    ``get_code`` (``python -m pkg`` runs a module's code in a fresh ``__main__``)."""
+    at = 0
+    body = tree.body
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        at = 1
+    while at < len(body):
+        stmt = body[at]
+        if not (isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__"):
+            break
+        at += 1
+    node = ast.ImportFrom(
+        module=__name__,
+        names=[
+            ast.alias(name="instrument_def", asname=DECORATOR),
+            ast.alias(name="instrument_class", asname=CLASS_DECORATOR),
+        ],
+        level=0,
+    )
+    line = body[at].lineno if at < len(body) else 1
+    node.lineno, node.col_offset, node.end_lineno, node.end_col_offset = line, 0, line, 0
+    for alias in node.names:
+        alias.lineno, alias.col_offset, alias.end_lineno, alias.end_col_offset = line, 0, line, 0
+    body.insert(at, node)
+
+
 def rewrite_tree(tree: ast.Module) -> int:
-    """Insert the innermost decorators into ``tree`` in place; returns how many functions
-    will be instrumented (0 for a module that opts out, which is then left unchanged)."""
+    """Insert the innermost decorators into ``tree`` in place (and the import of what they
+    name); returns how many functions will be instrumented (0 for a module that opts out or
+    defines none, which is then left unchanged)."""
     if _opted_out(tree):
         return 0
-    return _rewrite_body(tree.body)
+    count = _rewrite_body(tree.body)
+    if count:
+        _import_markers(tree)
+    return count
 
 
 # --------------------------------------------------------------------------------------
@@ -414,9 +452,3 @@ def instrument_class(cls: Any) -> Any:
     except Exception as exc:
         internal_error("auto-instrumenting a class", exc)
     return cls
-
-
-def install_markers(namespace: dict[str, Any]) -> None:
-    """Make the inserted decorator names resolvable in the module being executed."""
-    namespace[DECORATOR] = instrument_def
-    namespace[CLASS_DECORATOR] = instrument_class

@@ -570,6 +570,7 @@ def test_validators_raise_by_protocol_and_are_left_alone(make_package):
 
 
 SHAPES = """
+    \"\"\"Shapes of decorated code.\"\"\"
     from __future__ import annotations
 
     import enum
@@ -611,6 +612,7 @@ SHAPES = """
 
 def test_other_decorator_shapes_keep_working(make_package):
     _, (m,) = _import(make_package, m=SHAPES)
+    assert m.__doc__ == "Shapes of decorated code."  # still the first statement
     assert m.render(3) == "int 3"
     assert m.slow(4) == 8 and m.slow.cache_info().hits == 0 and m.slow(4) == 8
     assert m.slow.cache_info().hits == 1

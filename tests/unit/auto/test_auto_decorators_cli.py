@@ -212,3 +212,42 @@ def test_an_import_time_error_prints_exactly_as_without_faultlens(tmp_path):
     # no importlib frames, no faultlens frames: the two tracebacks are the same text
     assert _last_traceback(ours.stderr) == _last_traceback(plain.stderr)
     assert "importlib" not in ours.stderr and "faultlens" not in ours.stderr
+
+
+def test_python_dash_m_runs_the_instrumented_module_too(tmp_path):
+    (tmp_path / "jobs.py").write_text(
+        textwrap.dedent(
+            """
+            '''A command-line tool run as python -m jobs.'''
+            from __future__ import annotations
+
+            import sys
+
+            COMMANDS = {}
+
+            def command(func):
+                COMMANDS[func.__name__] = func
+                return func
+
+            @command
+            def load(path: str) -> None:
+                raise FileNotFoundError(path)
+
+            if __name__ == "__main__":
+                try:
+                    COMMANDS[sys.argv[1]](*sys.argv[2:])
+                except FileNotFoundError:
+                    print("missing", flush=True)
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULTLENS_", "OTEL_"))}
+    journal = tmp_path / "journal"
+    out = subprocess.run(
+        [sys.executable, "-m", "faultlens.cli", "run", "--modules", "jobs", "--journal",
+         str(journal), "--", sys.executable, "-m", "jobs", "load", "in.csv"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (out.returncode, out.stdout.strip()) == (0, "missing"), out.stderr
+    records = list(read_records(str(journal)))
+    assert [(r["span_name"], r["code"]) for r in records] == [("load", "VAL_FILE_NOT_FOUND")]
