@@ -38,6 +38,7 @@ COLLECTOR_METRICS = os.environ.get(
 COLLECTOR_HEALTH = os.environ.get("FAULTLENS_BENCH_COLLECTOR_HEALTH", "http://127.0.0.1:13133/")
 STACK_LOCK = os.environ.get("FAULTLENS_STACK_LOCK", "/tmp/faultlens-stack.lock")
 CHUNK = 1000
+BUDGET = 120.0  # seconds per side at most
 
 
 def _reachable(url: str) -> bool:
@@ -109,12 +110,20 @@ def fail(i: int) -> None:
     _level2(i)
 
 
-def _drive(call: Callable[[int], None], n: int, flush: Callable[[], Any]) -> float:
+class Stalled(Exception):
+    """The collector stopped answering (the shared stack stopped, frozen or restarted)."""
+
+
+def _drive(call: Callable[[int], None], n: int, flush: Callable[[int], Any]) -> float:
+    """Run the workload; a flush that does not complete, or a run over ``BUDGET`` seconds,
+    ends it at once (the stack lock must not be held for minutes of timeouts)."""
     start = time.perf_counter()
     for base in range(0, n, CHUNK):
         for i in range(base, base + CHUNK):
             call(i)
-        flush()
+        left = BUDGET - (time.perf_counter() - start)
+        if left <= 0 or flush(int(min(left, 10.0) * 1000)) is False:
+            raise Stalled(f"a flush did not complete after {base + CHUNK:,} errors")
     return time.perf_counter() - start
 
 
@@ -140,8 +149,10 @@ def _raw(n: int) -> tuple[float, float | None]:
             span.end()
 
     before = _accepted_spans()
-    elapsed = _drive(call, n, lambda: tp.force_flush(30_000))
-    tp.shutdown()
+    try:
+        elapsed = _drive(call, n, tp.force_flush)
+    finally:
+        tp.shutdown()
     time.sleep(1.0)
     after = _accepted_spans()
     return elapsed, (after - before) if after is not None and before is not None else None
@@ -165,8 +176,10 @@ def _faultlens(n: int) -> tuple[float, float | None, int]:
     dropped_before = sum(dropped_counts().values())
     before = _accepted_spans()
     provider: Any = trace.get_tracer_provider()
-    elapsed = _drive(call, n, lambda: provider.force_flush(30_000))
-    faultlens.shutdown(timeout=30)
+    try:
+        elapsed = _drive(call, n, provider.force_flush)
+    finally:
+        faultlens.shutdown(timeout=10)
     time.sleep(1.0)
     after = _accepted_spans()
     dropped = sum(dropped_counts().values()) - dropped_before
@@ -183,8 +196,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         if not locked:
             return [_skipped(name, f"{STACK_LOCK} held by someone else for too long")]
         started = _up_since()
-        t_raw, accepted_raw = _raw(n)
-        t_fl, accepted_fl, dropped = _faultlens(n)
+        try:
+            t_raw, accepted_raw = _raw(n)
+            t_fl, accepted_fl, dropped = _faultlens(n)
+        except Stalled as exc:
+            return [_skipped(name, f"the collector stopped answering: {exc}")]
         restarted = started is None or _up_since() != started
     complete = all(a is None or a >= n for a in (accepted_raw, accepted_fl))
     value = f"{n / t_fl:,.0f} errors/s vs raw {n / t_raw:,.0f}/s, {dropped} dropped"
