@@ -293,3 +293,15 @@ def test_without_sinks_or_processors_the_event_goes_straight_onto_the_span(monke
     assert attrs["exception.message"] == "bad value 4 for 'job-4'"
     assert re.search(r"faultlens\.resource\.memory\.rss", " ".join(attrs))
     assert cap.counter("faultlens.errors", code="VAL_INVALID_VALUE") == 1
+
+
+def test_testing_reset_frees_every_recording_cache():
+    with testing.capture():
+        for i in range(3):
+            _run(load, i)
+    assert _record._BLOCKS and _record._INFOS and _fingerprint._CHAIN_CACHE
+    testing.reset()
+    caches = (_record._BLOCKS, _record._LINES, _record._INFOS, _record._STATIC)
+    assert not any(caches)
+    assert not _fingerprint._CHAIN_CACHE and not _fingerprint._NORMALIZED
+    assert _telemetry.errors_counts() == {}

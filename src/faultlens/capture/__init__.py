@@ -82,10 +82,14 @@ __all__ = [
 
 def reset() -> None:
     """Forget this layer's process-wide state: configuration, providers, sinks, the drop
-    tallies and the rate limiter (faultlens.testing.reset())."""
+    tallies and error counts, the rate limiter and the recording caches
+    (faultlens.testing.reset())."""
+    from ._record import reset_caches
+
     _state.STATE.reset()
     reset_dropped()
     reset_rate_limiter()
+    reset_caches()
 
 
 # Old names, kept working with a DeprecationWarning: old -> (what to use, the value).

@@ -186,14 +186,20 @@ _limiter: RateLimiter | None = None
 _limiter_key: tuple[int, float, int] | None = None
 
 
+_limiter_limits: Any = None  # the Limits object the limiter was last checked against
+
+
 def _rate_limiter() -> RateLimiter:
-    global _limiter, _limiter_key
+    global _limiter, _limiter_key, _limiter_limits
     lim = STATE.limits
+    if lim is _limiter_limits and _limiter is not None:
+        return _limiter  # the same (frozen) Limits: nothing to compare
     key = (lim.rate_limit_burst, lim.rate_limit_window, lim.max_fingerprints)
     if _limiter is None or _limiter_key != key:
         ensure_fork_hook()
         _limiter = RateLimiter(*key)
         _limiter_key = key
+    _limiter_limits = lim
     return _limiter
 
 
@@ -347,6 +353,9 @@ def format_stacktrace(exc: BaseException, limit: int) -> str:
             seen: set[int] = set()
             node: BaseException | None = exc
             link = ""
+            if exc.__cause__ is None and (exc.__context__ is None or exc.__suppress_context__):
+                chain.append((exc, ""))  # the usual case: no chain to follow
+                node = None
             while node is not None and id(node) not in seen and len(chain) < _MAX_CHAIN:
                 seen.add(id(node))
                 chain.append((node, link))
@@ -979,6 +988,18 @@ def escaped(
     """:func:`record_escaping` with positional arguments and no span attributes: the call
     the @instrument wrappers make on their failure path (the cheapest way in)."""
     _guarded("record_escaping", _escaping, exc, name, start_time, stage, None, skip)
+
+
+def reset_caches() -> None:
+    """Forget the hot path's caches (formatted stacks, classifications, the attributes of
+    an ErrorInfo). They never change what is recorded (every key holds what its result
+    depends on); this only frees their memory."""
+    global _blocks_chars
+    _BLOCKS.clear()
+    _blocks_chars = 0
+    _LINES.clear()
+    _INFOS.clear()
+    _STATIC.clear()
 
 
 def record_error(

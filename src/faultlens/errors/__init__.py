@@ -67,8 +67,12 @@ del _cls
 
 
 def reset() -> None:
-    """Forget registered codes and rules: the built-in catalog only (faultlens.testing.reset())."""
+    """Forget registered codes and rules: the built-in catalog only, and the fingerprint
+    caches (faultlens.testing.reset())."""
+    from ._fingerprint import reset_caches
+
     catalog.reset()
+    reset_caches()
 
 
 # Old names, kept working with a DeprecationWarning: old -> new.

@@ -221,6 +221,13 @@ def _cached_prefix(exc_type: type, code: str | None, tb: TracebackType | None) -
     return prefix
 
 
+def reset_caches() -> None:
+    """Forget the prefix and message caches (they never change a fingerprint; this frees
+    their memory)."""
+    _CHAIN_CACHE.clear()
+    _NORMALIZED.clear()
+
+
 def fingerprint_prefix(exc: BaseException) -> str:
     """Everything a fingerprint is made of except the message: version, FaultError code,
     type and frames (cached per chain of code locations). Two exceptions with the same
