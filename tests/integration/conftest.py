@@ -45,6 +45,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -309,7 +310,7 @@ def webhook() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) -> Iterator[Stack]:
+def stack(webhook: WebhookReceiver) -> Iterator[Stack]:
     if shutil.which("curl") is None:
         missing_component("curl is needed by scripts/stack.sh")
     missing = _binaries_missing()
@@ -317,7 +318,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) ->
         missing_component(
             "stack components not installed: " + ", ".join(missing) + "; run `make stack-deps`"
         )
-    state = tmp_path_factory.mktemp("stack")
+    # Not under pytest's basetemp: pytest deletes all but the newest three of those, also
+    # while this session runs if other pytest runs start meanwhile, and a state dir deleted
+    # under a running stack leaves `stack.sh down` without its pid files: the components
+    # would outlive the session and hold their fixed ports.
+    state = Path(tempfile.mkdtemp(prefix="faultlens-stack-"))
     env = {k: v for k, v in ENV_AT_START.items() if not k.startswith(("FAULTLENS_", "OTEL_"))} | {
         "FAULTLENS_STACK_DIR": str(state),
         "FAULTLENS_STACK_INTERVAL": f"{INTERVAL_S}s",
@@ -336,6 +341,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) ->
         yield stack
     finally:
         subprocess.run([str(STACK_SH), "down"], env=env, check=False, capture_output=True)
+        for data in ("prometheus/data", "alertmanager/data", "collector/file_storage", "redis"):
+            shutil.rmtree(state / data, ignore_errors=True)  # the logs stay, for a failure
 
 
 @pytest.fixture
