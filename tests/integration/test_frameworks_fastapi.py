@@ -27,11 +27,12 @@ from support.frameworks_servers import (
 pytestmark = pytest.mark.integration
 
 # A helper the app module defines (`find`) raises HTTPException(404) / abort(404); under
-# `faultlens run` the import hook wraps it, and the capture wrapper records the 4xx answer as
-# an error before the framework answers. Fixed when capture's passes_through() consults
-# faultlens.errors._library_rules.is_http_answer() (capture layer, reported to its owner).
+# `faultlens run` the import hook wraps it, and a wrapper that records what escapes records
+# the 4xx answer as an error before the framework answers. Fixed by the auto-instrumentation
+# deferring to the request's integration (auto/_rewrite.py, reads integrations._server's
+# request context variable); not strict while that lands: remove this marker once it has.
 helper_4xx_bug = pytest.mark.xfail(
-    strict=True, reason="capture wrappers record a framework's 4xx answer raised in a helper"
+    strict=False, reason="wrappers around helpers record a framework's 4xx answer"
 )
 
 FAILURES = {"NET_CONNECTION_FAILED": 3, "EXE_CIRCUIT_OPEN": 1, "SYS_UNKNOWN_ERROR": 3}
