@@ -3,6 +3,11 @@
 
 STACK := scripts/stack.sh
 STACK_ENV := FAULTLENS_CACHE_DIR=$(CACHE_DIR)
+# TOPOLOGY=gateway: `make stack-up TOPOLOGY=gateway` (stack-down, stack-status likewise) runs
+# the two-tier topology of collector/gateway/ (2 agents, 2 gateways, Jaeger, Prometheus,
+# Alertmanager) on ports of its own; empty: the single-collector stack.
+TOPOLOGY ?=
+STACK_TOPOLOGY := $(if $(TOPOLOGY),--topology $(TOPOLOGY))
 # What `make stack-demo` runs against the stack (any OTLP-exporting app will do).
 STACK_DEMO_SERVICE ?= faultlens-demo
 STACK_DEMO_CMD ?= $(BIN)/faultlens demo --endpoint http://127.0.0.1:4317 --service $(STACK_DEMO_SERVICE)
@@ -16,20 +21,20 @@ STACK_DEMO_CELERY_CMD ?= $(BIN)/python examples/celery_worker --endpoint http://
 
 .PHONY: stack-deps stack-up stack-down stack-status stack-demo
 
-# Build the collector (ocb) and Jaeger, install Prometheus, Alertmanager, promtool,
+# Build the collectors (ocb: the stack's, and the gateway topology's) and Jaeger, install Prometheus, Alertmanager, promtool,
 # docker-compose and redis-server from Debian: everything tests/stack and tests/integration
 # need.
 stack-deps:
 	@$(STACK_ENV) $(STACK) deps
 
 stack-up: stack-deps
-	@$(STACK_ENV) $(STACK) up
+	@$(STACK_ENV) $(STACK) $(STACK_TOPOLOGY) up
 
 stack-down:
-	@$(STACK_ENV) $(STACK) down
+	@$(STACK_ENV) $(STACK) $(STACK_TOPOLOGY) down
 
 stack-status:
-	@$(STACK_ENV) $(STACK) status
+	@$(STACK_ENV) $(STACK) $(STACK_TOPOLOGY) status
 
 # Run the example app with its telemetry going to the local stack, then show where to look:
 # the links come from `stack.sh urls`, which prints only addresses that work on the stack

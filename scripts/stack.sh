@@ -4,6 +4,13 @@
 # the broker of the Celery example and tests (127.0.0.1:6379, nothing persisted).
 #
 #   scripts/stack.sh deps              build/install every component (cached, see below)
+#   scripts/stack.sh --topology gateway up|down|status|urls|start NAME|...
+#                                      the two-tier topology of collector/gateway/ instead:
+#                                      2 agents, 2 gateways (tail sampling, span metrics,
+#                                      remote write), Jaeger, Prometheus, Alertmanager, on
+#                                      ports of its own (see "gateway topology" below), so
+#                                      it can run beside the default stack.
+#                                      Also: FAULTLENS_STACK_TOPOLOGY=gateway.
 #   scripts/stack.sh up                start what is not running, wait until healthy, print URLs
 #   scripts/stack.sh down              stop everything this state dir started
 #   scripts/stack.sh start|stop|restart NAME   one component: collector jaeger prometheus alertmanager
@@ -29,7 +36,12 @@
 #
 # Environment (all optional):
 #   FAULTLENS_CACHE_DIR        build cache (default $CACHE_DIR or ~/.cache/faultlens)
-#   FAULTLENS_STACK_DIR        state: rendered configs, data, logs, pids (default .faultlens/stack)
+#   FAULTLENS_STACK_DIR        state: rendered configs, data, logs, pids (default .faultlens/stack,
+#                              .faultlens/stack-gateway for the gateway topology)
+#   FAULTLENS_STACK_TOPOLOGY   default | gateway (same as --topology)
+#   FAULTLENS_GATEWAY_SAMPLING_PERCENTAGE, FAULTLENS_GATEWAY_DECISION_WAIT  read by
+#                              collector/gateway/gateway.yaml (share of non-error traces kept,
+#                              default 10; how long a trace is collected before deciding, 10s)
 #   FAULTLENS_STACK_INTERVAL   Prometheus scrape + rule evaluation interval, e.g. 2s for tests.
 #                              Unset, the interval of collector/prometheus.yml (15s) is kept.
 #   FAULTLENS_ALERT_WEBHOOK_URL  where Alertmanager posts alerts (default: the URL written in
@@ -49,14 +61,45 @@ OTELCOL_CONTRIB_VERSION=0.165.1
 # release commit is also tagged v1.x, and that tag is the module version (v2.13.0 = v1.76.0).
 JAEGER_VERSION=2.13.0
 JAEGER_MODULE_VERSION=v1.76.0
+# The collector of the gateway topology (collector/gateway/builder-config.yaml, one binary for
+# both tiers): core and contrib v0.161.0, the newest release at which the module proxy serves
+# the loadbalancing exporter and a tail sampling processor whose dependencies it also serves.
+OTELCOL_GATEWAY_VERSION=0.161.0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONF="$ROOT/collector"
 CACHE="${FAULTLENS_CACHE_DIR:-${CACHE_DIR:-$HOME/.cache/faultlens}}"
-STATE="${FAULTLENS_STACK_DIR:-$ROOT/.faultlens/stack}"
 HOST=127.0.0.1
 
-COMPONENTS=(jaeger collector prometheus alertmanager redis)
+# --topology gateway (or FAULTLENS_STACK_TOPOLOGY=gateway), taken from anywhere on the
+# command line before main() sees the rest.
+TOPOLOGY="${FAULTLENS_STACK_TOPOLOGY:-default}"
+ARGS=()
+while (($#)); do
+  case "$1" in
+    --topology) TOPOLOGY="${2:?--topology needs a value: default or gateway}" && shift 2 ;;
+    --topology=*) TOPOLOGY="${1#--topology=}" && shift ;;
+    *) ARGS+=("$1") && shift ;;
+  esac
+done
+set -- ${ARGS[@]+"${ARGS[@]}"}
+
+# Start order; `down` stops in reverse (in the gateway topology: agents first, so that what
+# they hold reaches the gateways, then the gateways, then the backends).
+case "$TOPOLOGY" in
+  default)
+    STATE="${FAULTLENS_STACK_DIR:-$ROOT/.faultlens/stack}"
+    COMPONENTS=(jaeger collector prometheus alertmanager redis)
+    ;;
+  gateway)
+    STATE="${FAULTLENS_STACK_DIR:-$ROOT/.faultlens/stack-gateway}"
+    COMPONENTS=(jaeger prometheus alertmanager gateway-1 gateway-2 agent-1 agent-2)
+    ;;
+  *)
+    printf '[stack] error: unknown topology: %s (default or gateway)\n' "$TOPOLOGY" >&2
+    exit 2
+    ;;
+esac
 
 known_component() {
   [[ " ${COMPONENTS[*]} " == *" $1 "* ]] ||
@@ -73,10 +116,17 @@ die() {
 manifest_hash() { grep -v '^[[:space:]]*#' "$CONF/builder-config.yaml" | sha256sum | cut -c1-10; }
 otelcol_dir() { echo "$CACHE/otelcol-$OTELCOL_CONTRIB_VERSION-$(manifest_hash)"; }
 jaeger_dir() { echo "$CACHE/jaeger-$JAEGER_VERSION"; }
+gateway_manifest_hash() {
+  grep -v '^[[:space:]]*#' "$CONF/gateway/builder-config.yaml" | sha256sum | cut -c1-10
+}
+otelcol_gateway_dir() { echo "$CACHE/otelcol-gateway-$OTELCOL_GATEWAY_VERSION-$(gateway_manifest_hash)"; }
 
 bin_path() {
   case "$1" in
     collector | otelcol) echo "$(otelcol_dir)/otelcol-faultlens" ;;
+    otelcol-gateway | agent-[0-9]* | gateway-[0-9]*)
+      echo "$(otelcol_gateway_dir)/otelcol-faultlens-gateway"
+      ;;
     jaeger) echo "$(jaeger_dir)/jaeger" ;;
     prometheus) command -v prometheus || echo /usr/bin/prometheus ;;
     alertmanager) command -v prometheus-alertmanager || echo /usr/bin/prometheus-alertmanager ;;
@@ -119,6 +169,33 @@ build_otelcol() {
   rm -rf "$dir.tmp/_build" "$dir"
   mv "$dir.tmp" "$dir"
   log "collector built in $((SECONDS - start))s: $bin"
+}
+
+# The gateway topology's collector: the same steps as build_otelcol, with its own manifest
+# and builder release (collector/gateway/builder-config.yaml says why it differs).
+build_otelcol_gateway() {
+  local dir bin start ocb="$CACHE/ocb-$OTELCOL_GATEWAY_VERSION"
+  dir="$(otelcol_gateway_dir)"
+  bin="$dir/otelcol-faultlens-gateway"
+  if [[ -x "$bin" ]]; then
+    log "gateway-topology collector $OTELCOL_GATEWAY_VERSION: cached at $bin"
+    return
+  fi
+  go_env
+  start=$SECONDS
+  if [[ ! -x "$ocb/builder" ]]; then
+    log "installing ocb $OTELCOL_GATEWAY_VERSION"
+    mkdir -p "$ocb"
+    GOBIN="$ocb" go install "go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_GATEWAY_VERSION"
+  fi
+  log "building the gateway-topology collector with ocb (a few minutes the first time)"
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp"
+  (cd "$dir.tmp" && "$ocb/builder" --config "$CONF/gateway/builder-config.yaml")
+  mv "$dir.tmp/_build/otelcol-faultlens-gateway" "$dir.tmp/otelcol-faultlens-gateway"
+  rm -rf "$dir.tmp/_build" "$dir"
+  mv "$dir.tmp" "$dir"
+  log "gateway-topology collector built in $((SECONDS - start))s: $bin"
 }
 
 build_jaeger() {
@@ -182,6 +259,7 @@ cmd_deps() {
   install_debian
   build_otelcol
   build_jaeger
+  build_otelcol_gateway # the gateway topology's (collector/gateway/)
 }
 
 # --- rendering the runtime configuration -----------------------------------------------
@@ -190,6 +268,10 @@ cmd_deps() {
 # change are substituted: the intervals and the webhook URL. Everything else is verbatim.
 render() {
   local interval="${FAULTLENS_STACK_INTERVAL:-}" url="${FAULTLENS_ALERT_WEBHOOK_URL:-}"
+  # Prometheus' config and targets: the gateway topology has its own (remote write in, no
+  # exporter to scrape); rules and Alertmanager's config are the same for both.
+  local prom_conf="$CONF" targets="$CONF/targets/local"
+  [[ "$TOPOLOGY" != gateway ]] || prom_conf="$CONF/gateway" targets="$CONF/gateway/targets/local"
   # Both values are written into config files: check them before anything is written.
   [[ -z "$interval" || "$interval" =~ ^([0-9]+(ms|s|m|h|d|w|y))+$ ]] ||
     die "FAULTLENS_STACK_INTERVAL must be a Prometheus duration such as 2s or 1m30s, not '$interval'"
@@ -200,9 +282,9 @@ render() {
   if [[ -n "$interval" ]]; then
     sed -E -e "s/^(  scrape_interval:).*/\1 $interval/" \
       -e "s/^(  evaluation_interval:).*/\1 $interval/" \
-      "$CONF/prometheus.yml" >"$STATE/prometheus/prometheus.yml"
+      "$prom_conf/prometheus.yml" >"$STATE/prometheus/prometheus.yml"
   else
-    cp "$CONF/prometheus.yml" "$STATE/prometheus/prometheus.yml"
+    cp "$prom_conf/prometheus.yml" "$STATE/prometheus/prometheus.yml"
   fi
   rm -f "$STATE"/prometheus/rules/*.yml
   cp "$CONF"/rules/*.yml "$STATE/prometheus/rules/"
@@ -213,7 +295,8 @@ render() {
       cp "$FAULTLENS_STACK_EXTRA_RULES" "$STATE/prometheus/rules/"
     fi
   fi
-  cp "$CONF"/targets/local/*.yml "$STATE/prometheus/targets/"
+  rm -f "$STATE"/prometheus/targets/*.yml
+  cp "$targets"/*.yml "$STATE/prometheus/targets/"
   if [[ -n "$url" ]]; then
     render_webhook_url "$url" <"$CONF/alertmanager.yml" >"$STATE/alertmanager/alertmanager.yml"
   else
@@ -263,22 +346,128 @@ is_our_binary() {
 }
 
 health_url() {
-  case "$1" in
-    collector) echo "http://$HOST:13133/" ;;
-    jaeger) echo "http://$HOST:16686/api/services" ;;
-    prometheus) echo "http://$HOST:9090/-/ready" ;;
-    alertmanager) echo "http://$HOST:9093/-/ready" ;;
-    redis) echo "redis://$HOST:6379 (PING)" ;;
+  case "$TOPOLOGY:$1" in
+    default:collector) echo "http://$HOST:13133/" ;;
+    default:jaeger) echo "http://$HOST:16686/api/services" ;;
+    default:prometheus) echo "http://$HOST:9090/-/ready" ;;
+    default:alertmanager) echo "http://$HOST:9093/-/ready" ;;
+    default:redis) echo "redis://$HOST:6379 (PING)" ;;
+    gateway:jaeger) echo "http://$HOST:$(gw_port jaeger query_http)/api/services" ;;
+    gateway:prometheus) echo "http://$HOST:$(gw_port prometheus http)/-/ready" ;;
+    gateway:alertmanager) echo "http://$HOST:$(gw_port alertmanager http)/-/ready" ;;
+    gateway:*) echo "http://$HOST:$(gw_port "$1" health)/" ;;
   esac
 }
 
 ports() {
-  case "$1" in
-    collector) echo "4317 4318 13133 8888 8889" ;;
-    jaeger) echo "14317 14318 16685 16686" ;;
-    prometheus) echo "9090" ;;
-    alertmanager) echo "9093" ;;
-    redis) echo "6379" ;;
+  case "$TOPOLOGY:$1" in
+    default:collector) echo "4317 4318 13133 8888 8889" ;;
+    default:jaeger) echo "14317 14318 16685 16686" ;;
+    default:prometheus) echo "9090" ;;
+    default:alertmanager) echo "9093" ;;
+    default:redis) echo "6379" ;;
+    gateway:*) gw_port "$1" all ;;
+  esac
+}
+
+# --- gateway topology --------------------------------------------------------------------
+# Its ports, all on 127.0.0.1 and none shared with the default stack (DESIGN.md's ports), so
+# both can run at once:
+#   agent-1    OTLP gRPC 4417, HTTP 4418, health 13233, own metrics 8988   <- apps send here
+#   agent-2    OTLP gRPC 4427, HTTP 4428, health 13243, own metrics 8998   <- and here
+#   gateway-1  sampling input 4517, metrics input 4518, health 13333, own metrics 9088
+#   gateway-2  sampling input 4527, metrics input 4528, health 13343, own metrics 9098
+#   jaeger     OTLP 24317/24318, query gRPC 26685, query HTTP (API) 26686
+#   prometheus 19090 (remote-write receiver: /api/v1/write)   alertmanager 19093
+# collector/gateway/agent.yaml's default gateway lists and targets/local/*.yml say the same.
+gw_port() {
+  local name="$1" what="$2" n=""
+  case "$name" in
+    agent-[0-9]* | gateway-[0-9]*) n="${name##*-}" ;;
+  esac
+  case "$name:$what" in
+    agent-*:grpc) echo $((4407 + 10 * n)) ;;
+    agent-*:http) echo $((4408 + 10 * n)) ;;
+    agent-*:health) echo $((13223 + 10 * n)) ;;
+    agent-*:telemetry) echo $((8978 + 10 * n)) ;;
+    agent-*:all) echo "$(gw_port "$name" grpc) $(gw_port "$name" http) $(gw_port "$name" health) $(gw_port "$name" telemetry)" ;;
+    gateway-*:sampling) echo $((4507 + 10 * n)) ;;
+    gateway-*:metrics) echo $((4508 + 10 * n)) ;;
+    gateway-*:health) echo $((13323 + 10 * n)) ;;
+    gateway-*:telemetry) echo $((9078 + 10 * n)) ;;
+    gateway-*:all) echo "$(gw_port "$name" sampling) $(gw_port "$name" metrics) $(gw_port "$name" health) $(gw_port "$name" telemetry)" ;;
+    jaeger:otlp_grpc) echo 24317 ;;
+    jaeger:otlp_http) echo 24318 ;;
+    jaeger:query_grpc) echo 26685 ;;
+    jaeger:query_http) echo 26686 ;;
+    jaeger:all) echo "24317 24318 26685 26686" ;;
+    prometheus:http | prometheus:all) echo 19090 ;;
+    alertmanager:http | alertmanager:all) echo 19093 ;;
+    *) die "no port $what for $name" ;;
+  esac
+}
+
+# The gateway list every agent gets (the same for all: the ring is built from it).
+gw_endpoints() {
+  local kind="$1" out="" c
+  for c in "${COMPONENTS[@]}"; do
+    [[ "$c" == gateway-* ]] || continue
+    out+="${out:+, }$HOST:$(gw_port "$c" "$kind")"
+  done
+  echo "[$out]"
+}
+
+start_gateway_topology_one() {
+  local name="$1"
+  case "$name" in
+    jaeger)
+      FAULTLENS_JAEGER_OTLP_GRPC_ENDPOINT="$HOST:$(gw_port jaeger otlp_grpc)" \
+        FAULTLENS_JAEGER_OTLP_HTTP_ENDPOINT="$HOST:$(gw_port jaeger otlp_http)" \
+        FAULTLENS_JAEGER_QUERY_GRPC_ENDPOINT="$HOST:$(gw_port jaeger query_grpc)" \
+        FAULTLENS_JAEGER_QUERY_HTTP_ENDPOINT="$HOST:$(gw_port jaeger query_http)" \
+        launch jaeger --config "$CONF/jaeger.yaml"
+      ;;
+    prometheus)
+      # The gateways write here: --web.enable-remote-write-receiver (POST /api/v1/write).
+      launch prometheus \
+        --config.file="$STATE/prometheus/prometheus.yml" \
+        --storage.tsdb.path="$STATE/prometheus/data" \
+        --web.listen-address="$HOST:$(gw_port prometheus http)" \
+        --web.enable-lifecycle \
+        --web.enable-remote-write-receiver
+      ;;
+    alertmanager)
+      launch alertmanager \
+        --config.file="$STATE/alertmanager/alertmanager.yml" \
+        --storage.path="$STATE/alertmanager/data" \
+        --web.listen-address="$HOST:$(gw_port alertmanager http)" \
+        --cluster.listen-address=
+      ;;
+    gateway-*)
+      mkdir -p "$STATE/$name/storage"
+      FAULTLENS_GATEWAY_SAMPLING_ENDPOINT="$HOST:$(gw_port "$name" sampling)" \
+        FAULTLENS_GATEWAY_METRICS_ENDPOINT="$HOST:$(gw_port "$name" metrics)" \
+        FAULTLENS_GATEWAY_HEALTH_ENDPOINT="$HOST:$(gw_port "$name" health)" \
+        FAULTLENS_GATEWAY_TELEMETRY_HOST="$HOST" \
+        FAULTLENS_GATEWAY_TELEMETRY_PORT="$(gw_port "$name" telemetry)" \
+        FAULTLENS_GATEWAY_STORAGE_DIR="$STATE/$name/storage" \
+        FAULTLENS_JAEGER_OTLP_ENDPOINT="$HOST:$(gw_port jaeger otlp_grpc)" \
+        FAULTLENS_GATEWAY_REMOTE_WRITE_URL="http://$HOST:$(gw_port prometheus http)/api/v1/write" \
+        launch "$name" --config "$CONF/gateway/gateway.yaml"
+      ;;
+    agent-*)
+      mkdir -p "$STATE/$name/storage"
+      FAULTLENS_AGENT_OTLP_GRPC_ENDPOINT="$HOST:$(gw_port "$name" grpc)" \
+        FAULTLENS_AGENT_OTLP_HTTP_ENDPOINT="$HOST:$(gw_port "$name" http)" \
+        FAULTLENS_AGENT_HEALTH_ENDPOINT="$HOST:$(gw_port "$name" health)" \
+        FAULTLENS_AGENT_TELEMETRY_HOST="$HOST" \
+        FAULTLENS_AGENT_TELEMETRY_PORT="$(gw_port "$name" telemetry)" \
+        FAULTLENS_AGENT_STORAGE_DIR="$STATE/$name/storage" \
+        FAULTLENS_GATEWAY_SAMPLING_ENDPOINTS="$(gw_endpoints sampling)" \
+        FAULTLENS_GATEWAY_METRICS_ENDPOINTS="$(gw_endpoints metrics)" \
+        launch "$name" --config "$CONF/gateway/agent.yaml"
+      ;;
+    *) die "unknown component: $name" ;;
   esac
 }
 
@@ -327,6 +516,11 @@ start_one() {
   local name="$1"
   if running "$name"; then
     log "$name already running (pid $(cat "$(pidfile "$name")"))"
+    return
+  fi
+  if [[ "$TOPOLOGY" == gateway ]]; then
+    start_gateway_topology_one "$name"
+    wait_healthy "$name"
     return
   fi
   case "$name" in
@@ -442,8 +636,46 @@ prometheus_ui() {
   fi
 }
 
+cmd_urls_gateway() {
+  local prom jaeger am c
+  local -A off=()
+  for c in "${COMPONENTS[@]}"; do running "$c" || off[$c]="   (not running)"; done
+  jaeger="http://$HOST:$(gw_port jaeger query_http)"
+  am="http://$HOST:$(gw_port alertmanager http)"
+  prom="http://$HOST:$(gw_port prometheus http)"
+  if answers_200 "$prom/classic/graph"; then prom="$prom/classic"; fi
+  echo "gateway topology (collector/gateway/): apps send OTLP to any agent"
+  for c in "${COMPONENTS[@]}"; do
+    case "$c" in
+      agent-*)
+        printf '%-19s %s   (OTLP gRPC; HTTP :%s)%s\n' "$c" "$HOST:$(gw_port "$c" grpc)" \
+          "$(gw_port "$c" http)" "${off[$c]:-}"
+        ;;
+      gateway-*)
+        printf '%-19s %s   (health; own metrics :%s)%s\n' "$c" \
+          "http://$HOST:$(gw_port "$c" health)/" "$(gw_port "$c" telemetry)" "${off[$c]:-}"
+        ;;
+    esac
+  done
+  cat <<EOF
+Jaeger API          $jaeger/api/services${off[jaeger]:-}
+Prometheus          $prom/graph${off[prometheus]:-}
+Prometheus alerts   $prom/alerts${off[prometheus]:-}
+Alertmanager API    $am/api/v2/alerts${off[alertmanager]:-}
+state dir           $STATE
+
+Non-error traces kept: ${FAULTLENS_GATEWAY_SAMPLING_PERCENTAGE:-10}% (FAULTLENS_GATEWAY_SAMPLING_PERCENTAGE); every
+trace with an error is kept whole. Span metrics and app metrics arrive in Prometheus by
+remote write from the gateways.
+EOF
+}
+
 cmd_urls() {
   local service="${1:-}" prom jaeger="http://$HOST:16686" am="http://$HOST:9093" q
+  if [[ "$TOPOLOGY" == gateway ]]; then
+    cmd_urls_gateway
+    return
+  fi
   local -A off=()
   for c in "${COMPONENTS[@]}"; do running "$c" || off[$c]="   (not running)"; done
   prom="$(prometheus_ui)"
@@ -540,7 +772,11 @@ main() {
       ;;
     reload)
       [[ "${1:-prometheus}" == prometheus ]] || die "only prometheus can be reloaded"
-      curl -fsS -X POST "http://$HOST:9090/-/reload"
+      if [[ "$TOPOLOGY" == gateway ]]; then
+        curl -fsS -X POST "http://$HOST:$(gw_port prometheus http)/-/reload"
+      else
+        curl -fsS -X POST "http://$HOST:9090/-/reload"
+      fi
       ;;
     status) cmd_status ;;
     render) render ;;
