@@ -127,3 +127,122 @@ def test_the_example_app_sends_to_the_collector():
     env = SERVICES["app"]["environment"]
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4317"
     assert "collector" in SERVICES["app"]["depends_on"]
+
+
+# --- the gateway topology (profile "gateway", collector/gateway/) ---------------------------
+GATEWAY = REPO / "collector" / "gateway"
+GATEWAY_SERVICES = [name for name, s in SERVICES.items() if "gateway" in s.get("profiles", [])]
+
+
+def test_the_gateway_profile_is_accepted_by_docker_compose(tool, run):
+    run(tool("docker-compose"), "-f", "docker-compose.yml", "--profile", "gateway", "config", "-q")
+
+
+def test_the_gateway_topology_is_a_profile_of_its_own():
+    assert sorted(GATEWAY_SERVICES) == [
+        "agent-1",
+        "agent-2",
+        "gateway-1",
+        "gateway-2",
+        "gw-alertmanager",
+        "gw-jaeger",
+        "gw-prometheus",
+    ]
+    # `docker compose up` without the profile starts the single-collector stack only.
+    assert all(not SERVICES[s].get("profiles") for s in SERVICES if s not in GATEWAY_SERVICES)
+
+
+@pytest.mark.parametrize(
+    ("service", "files"),
+    [
+        ("agent-1", ["collector/gateway/agent.yaml", "collector/gateway/agent.dns.yaml"]),
+        ("agent-2", ["collector/gateway/agent.yaml", "collector/gateway/agent.dns.yaml"]),
+        ("gateway-1", ["collector/gateway/gateway.yaml"]),
+        ("gateway-2", ["collector/gateway/gateway.yaml"]),
+        ("gw-jaeger", ["collector/jaeger.yaml"]),
+        (
+            "gw-prometheus",
+            [
+                "collector/gateway/prometheus.yml",
+                "collector/rules",
+                "collector/gateway/targets/compose",
+            ],
+        ),
+        ("gw-alertmanager", ["collector/alertmanager.yml"]),
+    ],
+)
+def test_each_gateway_service_mounts_and_uses_the_files_of_the_local_topology(service, files):
+    test_each_service_mounts_the_files_the_local_stack_uses(service, files)
+
+
+def test_gateway_prometheus_targets_match_between_local_and_compose():
+    local = sorted(p.name for p in (GATEWAY / "targets/local").glob("*.yml"))
+    compose = sorted(p.name for p in (GATEWAY / "targets/compose").glob("*.yml"))
+    assert local == compose == ["alertmanager.yml", "collector-telemetry.yml"]
+    here = yaml.safe_load((GATEWAY / "targets/local/alertmanager.yml").read_text())
+    there = yaml.safe_load((GATEWAY / "targets/compose/alertmanager.yml").read_text())
+    assert [t.split(":")[1] for g in here for t in g["targets"]] == ["19093"]
+    assert [t.split(":")[1] for g in there for t in g["targets"]] == ["19093"]
+
+
+@pytest.mark.parametrize(
+    ("service", "config"), [("agent-1", "agent.yaml"), ("gateway-1", "gateway.yaml")]
+)
+def test_compose_gives_the_first_agent_and_gateway_the_ports_of_the_config_defaults(
+    service, config
+):
+    defaults = dict(ENV_DEFAULT.findall((GATEWAY / config).read_text()))
+    env = SERVICES[service]["environment"]
+    addresses = {k: v for k, v in defaults.items() if re.fullmatch(r"127\.0\.0\.1:\d+", v)}
+    assert addresses
+    for var, default in addresses.items():
+        # its own addresses on its hostname; where it sends, on the receiver's
+        host = "gw-jaeger" if var == "FAULTLENS_JAEGER_OTLP_ENDPOINT" else service
+        assert env[var] == f"{host}:{default.split(':')[1]}", var
+
+
+def test_each_collector_of_the_topology_binds_its_own_hostname():
+    for name in ("agent-1", "agent-2", "gateway-1", "gateway-2"):
+        env = SERVICES[name]["environment"]
+        assert SERVICES[name]["hostname"] == name
+        for var, value in env.items():
+            if var.endswith("_ENDPOINT") and "JAEGER" not in var:
+                assert value.startswith(f"{name}:"), (name, var, value)
+
+
+def test_the_agents_find_every_gateway_by_one_dns_name():
+    for agent in ("agent-1", "agent-2"):
+        name = SERVICES[agent]["environment"]["FAULTLENS_GATEWAY_DNS_NAME"]
+        assert "--config=/etc/otelcol/agent.dns.yaml" in SERVICES[agent]["command"]
+        for gateway in ("gateway-1", "gateway-2"):
+            assert name in SERVICES[gateway]["networks"]["default"]["aliases"]
+    # With DNS every gateway must listen on the ports the resolver is told.
+    dns = yaml.safe_load((GATEWAY / "agent.dns.yaml").read_text())["exporters"]
+    ports = {e["resolver"]["dns"]["port"] for e in dns.values()}
+    for gateway in ("gateway-1", "gateway-2"):
+        env = SERVICES[gateway]["environment"]
+        listening = {
+            env["FAULTLENS_GATEWAY_SAMPLING_ENDPOINT"].split(":")[1],
+            env["FAULTLENS_GATEWAY_METRICS_ENDPOINT"].split(":")[1],
+        }
+        assert listening == ports
+        assert "ports" not in SERVICES[gateway], "gateways are reached through the agents only"
+
+
+def test_the_gateway_topology_publishes_the_local_ports_and_none_of_the_stack():
+    gateway_ports = {p for s in GATEWAY_SERVICES for p in published(s)}
+    assert gateway_ports == {4417, 4418, 4427, 4428, 26686, 19090, 19093}
+    stack_ports = {p for s in SERVICES if s not in GATEWAY_SERVICES for p in published(s)}
+    assert not gateway_ports & stack_ports
+
+
+def test_the_gateway_images_pin_the_release_of_the_local_topology():
+    script = (REPO / "scripts/stack.sh").read_text()
+    version = re.search(r"^OTELCOL_GATEWAY_VERSION=(\S+)$", script, re.M).group(1)
+    manifest = yaml.safe_load((GATEWAY / "builder-config.yaml").read_text())
+    assert str(manifest["dist"]["version"]) == version
+    for name in ("agent-1", "agent-2", "gateway-1", "gateway-2"):
+        assert SERVICES[name]["image"] == f"otel/opentelemetry-collector-contrib:{version}"
+    jaeger = re.search(r"^JAEGER_VERSION=(\S+)$", script, re.M).group(1)
+    assert SERVICES["gw-jaeger"]["image"] == f"jaegertracing/jaeger:{jaeger}"
+    assert "--web.enable-remote-write-receiver" in SERVICES["gw-prometheus"]["command"]
