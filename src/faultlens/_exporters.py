@@ -10,10 +10,14 @@ A module of its own so that ``import faultlens`` does not import the OpenTelemet
 from __future__ import annotations
 
 import inspect
+import os
+import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -23,8 +27,16 @@ __all__ = [
     "CountingBatchSpanProcessor",
     "CountingMetricExporter",
     "CountingSpanExporter",
+    "child_identity",
+    "renew_meter_provider_in_child",
+    "renew_tracer_provider_in_child",
     "takes_timeout",
 ]
+
+# Exporters a forked child stopped using (they hold the parent's connections). Kept
+# referenced, never shut down: closing or collecting them in the child would act on the
+# parent's gRPC channel or HTTP connection.
+_forked_exporters: list[Any] = []
 
 
 def takes_timeout(fn: Callable[..., Any]) -> bool:
@@ -43,12 +55,27 @@ class CountingSpanExporter(SpanExporter):
     gives up on a collector that never answers can count them (:meth:`abandon`).
     """
 
-    def __init__(self, inner: SpanExporter) -> None:
+    def __init__(
+        self, inner: SpanExporter, factory: Callable[[], SpanExporter | None] | None = None
+    ) -> None:
         self.inner = inner
+        self._factory = factory  # builds an equal exporter: used in a forked child
         self._in_flight = 0  # exports are serialised by the span processor
         self._abandoned = False
+        self._renew = False
+
+    def after_fork(self) -> None:
+        """In a forked child: the inherited exporter holds the parent's connection (a gRPC
+        channel is not fork-safe; an HTTP keep-alive socket would be shared by both
+        processes). The child's first export builds its own; the old one is abandoned."""
+        self._in_flight = 0
+        self._abandoned = False
+        self._renew = self._factory is not None
 
     def export(self, spans: Any) -> SpanExportResult:
+        if self._renew:
+            self.inner = _renewed(self.inner, self._factory)
+            self._renew = False
         n = len(spans)
         self._in_flight = n
         try:
@@ -80,18 +107,31 @@ class CountingSpanExporter(SpanExporter):
 
 
 class CountingMetricExporter(MetricExporter):
-    def __init__(self, inner: MetricExporter) -> None:
+    def __init__(
+        self, inner: MetricExporter, factory: Callable[[], MetricExporter | None] | None = None
+    ) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
         )
         self.inner = inner
+        self._factory = factory
         self._in_flight = 0
         self._abandoned = False
+        self._renew = False
+
+    def after_fork(self) -> None:
+        """In a forked child: build a new exporter (own connection) on the first export."""
+        self._in_flight = 0
+        self._abandoned = False
+        self._renew = self._factory is not None
 
     def export(
         self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        if self._renew:
+            self.inner = _renewed(self.inner, self._factory)
+            self._renew = False
         self._in_flight = 1
         try:
             try:
@@ -129,6 +169,13 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             pass
         super().on_end(span)
 
+    def forget_queued(self) -> None:
+        """In a forked child: the spans the parent had queued are the parent's to export."""
+        try:
+            self._batch_processor._queue.clear()
+        except Exception:
+            pass
+
     def pending(self) -> int:
         """Spans queued and not yet handed to the exporter."""
         try:
@@ -145,3 +192,95 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             self.shutdown()  # type: ignore[no-untyped-call]
             return
         shutdown(timeout_millis=max(int(timeout_millis), 0))
+
+
+def _renewed(old: Any, factory: Callable[[], Any] | None) -> Any:
+    """A new exporter from ``factory`` in place of ``old`` (inherited through fork); ``old``
+    if one cannot be built (counted as an internal error: the child still exports)."""
+    try:
+        new = factory() if factory is not None else None
+    except Exception as exc:
+        internal_error("exporter after fork", exc)
+        new = None
+    if new is None:
+        return old
+    _forked_exporters.append(old)
+    return new
+
+
+# -- after fork: a child is a new instance ------------------------------------------------------
+
+
+def child_identity() -> Resource:
+    """The resource attributes that name this process: a new ``service.instance.id`` (the
+    collector's Prometheus exporter makes it the ``instance`` label, so each process has
+    its own series) and this process's pid."""
+    return Resource(
+        {
+            "service.instance.id": str(uuid.uuid4()),
+            "process.pid": os.getpid(),
+            "process.parent_pid": os.getppid(),
+        }
+    )
+
+
+def renew_tracer_provider_in_child(tp: Any, identity: Resource) -> None:
+    """Make a faultlens-owned TracerProvider inherited through fork the child's own.
+
+    The provider object stays (it is the global one, which is set-once, and the tracers the
+    application holds are bound to it); what is the parent's is renewed: the resource's
+    instance identity, the exporters' connections (built anew on the first export), the
+    span processor's queue and thread. The SDK's ``BatchSpanProcessor`` clears its queue
+    and starts a new worker thread in the child itself (its own at-fork hook): spans the
+    parent had queued are the parent's to export, never exported a second time here; the
+    queue is cleared here too, so that holds whatever order the fork hooks run in.
+    """
+    if hasattr(tp, "_tracers_lock"):
+        tp._tracers_lock = threading.Lock()
+    tracers = getattr(tp, "_tracers", None)
+    update = getattr(tp, "_update_resource", None)
+    if update is not None:
+        update(identity)  # also re-points the tracers it made at the new resource
+    else:  # pragma: no cover - older SDKs: the resource is copied onto each tracer
+        tp._resource = tp.resource.merge(identity)
+        for tracer in (tracers or {}).values():
+            tracer.resource = tp._resource
+    for part in getattr(tp, "_faultlens_parts", ()):
+        if isinstance(part, CountingSpanExporter):
+            part.after_fork()
+        elif isinstance(part, CountingBatchSpanProcessor):
+            part.forget_queued()
+
+
+def renew_meter_provider_in_child(mp: Any, identity: Resource) -> None:
+    """Make a faultlens-owned MeterProvider inherited through fork the child's own.
+
+    The SDK keeps every instrument's aggregation (cumulative sums, histograms) in the
+    provider's storage, which fork copies: unrenewed, the child's reader (the SDK restarts
+    its thread in the child) would export the parent's totals again under the child's
+    instance id, and a ``sum by (...)`` over instances would count them twice. Here the
+    storage starts empty, so the child reports only what it measures itself, from the
+    moment it was forked; the instruments and observable callbacks registered stay (the
+    application's included), the resource gets the child's identity, the exporters their
+    own connections, and the reader a new export lock (the parent's export thread may
+    have held it at fork time: the child's reader would wait on it forever). Nothing the
+    parent collected is exported by the child, and nothing is flushed or joined.
+    """
+    for name in ("_lock", "_meter_lock"):
+        if hasattr(mp, name):
+            setattr(mp, name, threading.Lock())
+    consumer = mp._measurement_consumer
+    consumer._lock = threading.Lock()
+    for storage in consumer._reader_storages.values():
+        storage._lock = threading.RLock()
+        storage._instrument_view_instrument_matches = {}
+    config = mp._sdk_config
+    object.__setattr__(config, "resource", config.resource.merge(identity))  # frozen in some SDKs
+    for reader in getattr(mp, "_metric_readers", ()):
+        if hasattr(reader, "_export_lock"):
+            reader._export_lock = threading.Lock()
+        if hasattr(reader, "_lock"):
+            reader._lock = threading.RLock()
+        exporter = getattr(reader, "_exporter", None)
+        if isinstance(exporter, CountingMetricExporter):
+            exporter.after_fork()

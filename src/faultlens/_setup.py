@@ -423,7 +423,7 @@ def _install_providers(rt: _Runtime) -> None:
         span_exporter = _otlp_span_exporter(settings) if active == "otlp" else None
         parts: list[Any] = []
         if span_exporter is not None:
-            counting = CountingSpanExporter(span_exporter)
+            counting = CountingSpanExporter(span_exporter, partial(_otlp_span_exporter, settings))
             parts += [
                 CountingBatchSpanProcessor(
                     counting, export_timeout_millis=int(settings.exporter.timeout * 1000)
@@ -455,7 +455,9 @@ def _install_providers(rt: _Runtime) -> None:
         metric_exporter = _otlp_metric_exporter(settings) if active == "otlp" else None
         counting_metrics = None
         if metric_exporter is not None:
-            counting_metrics = CountingMetricExporter(metric_exporter)
+            counting_metrics = CountingMetricExporter(
+                metric_exporter, partial(_otlp_metric_exporter, settings)
+            )
             readers.append(
                 PeriodicExportingMetricReader(
                     counting_metrics,
@@ -867,6 +869,7 @@ def _after_fork_in_child() -> None:
     _stopping = None
     rt = _runtime
     if rt is not None:
+        _renew_providers_in_child(rt)
         for comp in rt.components:
             hook = getattr(comp, "after_fork", None)
             if hook is not None:
@@ -874,6 +877,51 @@ def _after_fork_in_child() -> None:
                     hook()
                 except Exception as exc:
                     internal_error("after fork", exc)
+
+
+def _renew_providers_in_child(rt: _Runtime) -> None:
+    """A forked child is a new instance: the providers faultlens owns start from nothing.
+
+    Their metric storage starts empty (the parent's cumulative totals are the parent's to
+    report: re-exported under the child's instance id they would be counted twice), the
+    resource gets a new ``service.instance.id`` and the child's pid, the exporters build
+    their own connections, and the spans the parent had queued are not exported again.
+    Nothing inherited is flushed, shut down or joined (its threads are not in the child).
+    The provider objects themselves stay: the global providers are set-once, and the
+    tracers and meters the application already holds are bound to them.
+
+    Providers the application set are its own, and so is their fork behaviour: the OTel
+    SDK's own at-fork hooks (as of 1.45) start a new reader/processor thread, clear the span
+    queue and give the resource a new ``service.instance.id``, but keep the copied metric
+    storage. There faultlens restarts only its own tallies (each layer in its own after-fork
+    hook: capture's ``faultlens.errors`` and drop counts, resilience's call counts).
+    """
+    if rt.tracer_provider is None and rt.meter_provider is None:
+        return
+    try:
+        from ._exporters import (
+            child_identity,
+            renew_meter_provider_in_child,
+            renew_tracer_provider_in_child,
+        )
+
+        identity = child_identity()
+    except Exception as exc:  # pragma: no cover - the SDK is imported when providers exist
+        internal_error("after fork: providers", exc)
+        return
+    # Providers retired by a later configure() still serve tracers the app holds.
+    seen: set[int] = set()
+    for provider in (rt.tracer_provider, rt.meter_provider, *rt.retired):
+        if provider is None or id(provider) in seen:
+            continue
+        seen.add(id(provider))
+        try:
+            if hasattr(provider, "_measurement_consumer"):
+                renew_meter_provider_in_child(provider, identity)
+            else:
+                renew_tracer_provider_in_child(provider, identity)
+        except Exception as exc:
+            internal_error("after fork: renew provider", exc)
 
 
 _MOVED = ("CountingBatchSpanProcessor", "CountingMetricExporter", "CountingSpanExporter")

@@ -224,14 +224,17 @@ def reset_dropped() -> None:
 
 def _after_fork() -> None:
     # The child's own locks (another thread may have held these at fork time), and its own
-    # tallies: what the parent dropped is the parent's to report, under the parent's pid.
-    # faultlens.errors keeps the parent's tallies, as a synchronous counter's SDK state
-    # would: the child's copy of the provider reports them and then the child's own.
-    global _cache_lock, _dropped_lock, _dropped, _errors_lock
+    # tallies: what the parent counted (errors, drops) is the parent's to report. The child
+    # is a new instance (its own service.instance.id): re-reported there, the parent's
+    # totals would be counted twice by any sum over instances. Registrations made before
+    # the fork count from zero (the epoch), as a new registration does.
+    global _cache_lock, _dropped_lock, _dropped, _errors_lock, _errors, _errors_epoch
     _cache_lock = threading.Lock()
     _dropped_lock = threading.Lock()
     _dropped = _Tally()
     _errors_lock = threading.Lock()
+    _errors = {}
+    _errors_epoch += 1
     STATE.lock = threading.RLock()
 
 

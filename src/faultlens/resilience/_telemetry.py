@@ -12,7 +12,8 @@ Two kinds of signal, chosen by how often they happen:
 Instruments are bound to the meter of the current ``STATE.generation`` and rebuilt when it
 changes (``configure()``, ``faultlens.testing.capture()``). Each registration reports the
 local counts *relative to a baseline taken when it was made*, so a new provider starts from
-zero while a provider that lives on keeps a monotonic series.
+zero while a provider that lives on keeps a monotonic series. In a forked child the counts
+restart from zero (the child is a new instance; the parent's totals are the parent's).
 
 Nothing here raises into user code: every failure is passed to ``internal_error``.
 """
@@ -98,14 +99,30 @@ def breakers() -> dict[str, CircuitBreaker]:
         return dict(_breakers)
 
 
+# Bumped when the local counts restart from zero (a fork, faultlens.testing.reset()):
+# registrations made before stop subtracting their baseline, which was taken from counts
+# that no longer exist, and report the counts as they are.
+_epoch = 0
+
+
 def _reinit_after_fork() -> None:
     """In a forked child: new locks for everything here (a thread of the parent may have
-    held one when it forked, and would never release it in the child)."""
-    global _registry_lock, _lock
+    held one when it forked, and would never release it in the child), and counts that
+    start from zero. The child is a new instance with its own series: the parent's retry
+    and breaker call counts are the parent's to report; re-reported by the child, a sum
+    over instances would count them twice. Only the counts restart: a breaker's state and
+    window (how the dependency behaved) are behaviour, and the child keeps them."""
+    global _registry_lock, _lock, _epoch
     _registry_lock = threading.Lock()
     _lock = threading.Lock()
     for stats in list(_retry_stats.values()):
         stats.lock = threading.Lock()
+        stats.counts[:] = [0] * len(RETRY_OUTCOMES)
+    # The breakers' own locks are renewed by their module's hook, which may run after this
+    # one: the child has a single thread now, so the counts are zeroed without the lock.
+    for b in list(_breakers.values()):
+        b._counts[:] = [0] * len(BREAKER_OUTCOMES)
+    _epoch += 1
 
 
 class Instruments:
@@ -195,6 +212,7 @@ def _rebuild() -> Instruments | None:
 
 
 def _register_observables(meter: Any) -> None:
+    epoch = _epoch
     retry_base = {op: s.snapshot() for op, s in list(_retry_stats.items())}
     breaker_base: weakref.WeakKeyDictionary[CircuitBreaker, tuple[int, ...]] = (
         weakref.WeakKeyDictionary()
@@ -205,9 +223,10 @@ def _register_observables(meter: Any) -> None:
     def observe_retry(options: CallbackOptions) -> Iterable[Observation]:
         out: list[Observation] = []
         try:
+            fresh = epoch != _epoch  # the counts restarted since: no baseline applies
             for op, stats in list(_retry_stats.items()):
                 now = stats.snapshot()
-                base = retry_base.get(op)
+                base = None if fresh else retry_base.get(op)
                 for i, outcome in enumerate(RETRY_OUTCOMES):
                     value = now[i] - (base[i] if base is not None else 0)
                     if value > 0:
@@ -219,9 +238,10 @@ def _register_observables(meter: Any) -> None:
     def observe_calls(options: CallbackOptions) -> Iterable[Observation]:
         out: list[Observation] = []
         try:
+            fresh = epoch != _epoch
             for b in breakers().values():
                 now = b._call_counts()
-                base = breaker_base.get(b)
+                base = None if fresh else breaker_base.get(b)
                 for i, outcome in enumerate(BREAKER_OUTCOMES):
                     value = now[i] - (base[i] if base is not None else 0)
                     if value > 0:
@@ -309,12 +329,13 @@ def reset() -> None:
 
     Retry counts are zeroed rather than forgotten: functions decorated at import time keep
     their stats object, and must keep reporting after a reset."""
-    global _current, _failed_gen
+    global _current, _failed_gen, _epoch
     with _registry_lock:
         for stats in _retry_stats.values():
             with stats.lock:
                 stats.counts[:] = [0] * len(stats.counts)
         _breakers.clear()
+        _epoch += 1
     with _lock:
         _current = None
         _failed_gen = -1
