@@ -70,8 +70,8 @@ ERROR_KINDS = ("status", "code", "critical")
 
 # --- the processes that send ---------------------------------------------------------------
 # Run as `python -c SENDER <json>`: a real process per role, each with its own SDK, exporting
-# OTLP/gRPC to its agent. All start emitting at the same wall-clock instant, so the spans of a
-# trace reach the gateways well inside the tail-sampling decision wait.
+# OTLP/gRPC to its agent. All start emitting at the same moment (a barrier on stdin), so the
+# spans of a trace reach the gateways well inside the tail-sampling decision wait.
 SENDER = r"""
 import json, sys, time
 from opentelemetry import trace
@@ -112,7 +112,8 @@ mp = MeterProvider(resource=resource, metric_readers=[PeriodicExportingMetricRea
 errors = mp.get_meter("faultlens").create_counter("faultlens.errors", unit="{error}")
 tracer = tp.get_tracer("faultlens.itest.gateway")
 
-time.sleep(max(0.0, args["start_at"] - time.time()))
+print("ready", flush=True)  # then wait for the word to start, given to all at once
+sys.stdin.readline()
 for trace_id, root_span_id, kind in plan:
     if role == "front":
         with tracer.start_as_current_span("GET /checkout", kind=SpanKind.SERVER):
@@ -166,7 +167,6 @@ def make_plan(rng: random.Random, ok: int, status: int, code: int, critical: int
 def send(plan: list[Planned]) -> None:
     """Three processes, spans of every trace through both agents; returns when all exited."""
     rows = [(p.trace_id, p.root_span_id, p.kind) for p in plan]
-    start_at = time.time() + 4  # after every process has imported the SDK
     procs = [
         subprocess.Popen(
             [
@@ -181,14 +181,24 @@ def send(plan: list[Planned]) -> None:
                         "service": service,
                         "endpoint": endpoint,
                         "plan": rows,
-                        "start_at": start_at,
                     }
                 ),
             ],
             env={k: v for k, v in ENV_AT_START.items() if not k.startswith("OTEL_")},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for role, service, endpoint in ROLES
     ]
+    # A barrier: all have imported the SDK and made their providers before any emits, so the
+    # spans of a trace reach its gateway well inside the decision wait even on a slow machine.
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n", "sender died"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.close()
     for proc in procs:
         assert proc.wait(timeout=120) == 0, "a sender process failed"
 
