@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -56,6 +57,8 @@ class Receiver(http.server.ThreadingHTTPServer):
         )
         self.resources: dict[str, dict[str, Any]] = {}  # instance -> resource attributes
         self.spans: list[tuple[str, str, int]] = []  # (span name, instance, pid)
+        self.connections: dict[int, set[Any]] = defaultdict(set)  # pid -> client addresses
+        self.corrupt = 0  # requests that did not decode (two processes writing one socket)
         super().__init__(("127.0.0.1", 0), _Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -63,11 +66,12 @@ class Receiver(http.server.ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def metrics(self, body: bytes) -> None:
+    def metrics(self, body: bytes, client: Any) -> None:
         req = ExportMetricsServiceRequest.FromString(body)
         with self.lock:
             for rm in req.resource_metrics:
                 res = _attrs(rm.resource.attributes)
+                self.connections[res["process.pid"]].add(client)
                 inst = res.get("service.instance.id", "")
                 self.resources[inst] = res
                 for sm in rm.scope_metrics:
@@ -81,11 +85,12 @@ class Receiver(http.server.ThreadingHTTPServer):
                                 value = p.as_int if p.HasField("as_int") else p.as_double
                             self.points[(inst, m.name, labels)].append((p.time_unix_nano, value))
 
-    def traces(self, body: bytes) -> None:
+    def traces(self, body: bytes, client: Any) -> None:
         req = ExportTraceServiceRequest.FromString(body)
         with self.lock:
             for rs in req.resource_spans:
                 res = _attrs(rs.resource.attributes)
+                self.connections[res["process.pid"]].add(client)
                 for ss in rs.scope_spans:
                     for s in ss.spans:
                         self.spans.append(
@@ -112,13 +117,19 @@ class Receiver(http.server.ThreadingHTTPServer):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a collector does: exporters reuse sockets
+
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         server: Receiver = self.server  # type: ignore[assignment]
-        if self.path.endswith("/v1/metrics"):
-            server.metrics(body)
-        elif self.path.endswith("/v1/traces"):
-            server.traces(body)
+        try:
+            if self.path.endswith("/v1/metrics"):
+                server.metrics(body, self.client_address)
+            elif self.path.endswith("/v1/traces"):
+                server.traces(body, self.client_address)
+        except DecodeError:
+            with server.lock:
+                server.corrupt += 1
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
@@ -267,11 +278,17 @@ def test_pre_fork_workers_report_only_their_own_counts(receiver):
     assert sorted(sum(v.values()) for v in per_instance.values()) == [2, 2, 4]
     pids = {res["process.pid"] for res in receiver.resources.values()}
     assert set(workers) <= pids  # each worker's resource names its own pid
+    # Each process exports over its own connections: a keep-alive socket inherited from the
+    # master and used by both would interleave their requests and responses.
+    conns = [receiver.connections[pid] for pid in pids]
+    assert all(conns) and sum(map(len, conns)) == len(set().union(*conns)), conns
+    assert receiver.corrupt == 0
 
 
 def test_fork_pool_workers_report_only_their_own_counts(receiver):
     workers = run(POOL, receiver)
     assert_each_count_reported_once(receiver, processes=1 + len(workers), calls=6)
+    assert receiver.corrupt == 0
 
 
 QUEUED_SPAN = """
@@ -380,3 +397,44 @@ def test_with_the_apps_own_provider_faultlens_restarts_its_own_tallies_in_the_ch
     # reported through observable instruments, restart in the child all the same.
     (code,) = run(APP_OWNED, receiver)
     assert code == 0
+
+
+EXPORT_IN_FLIGHT = """
+    import os, sys, threading, time
+    from opentelemetry import metrics
+    import faultlens
+
+    faultlens.configure(
+        service_name="forky", endpoint=sys.argv[1], protocol="http/protobuf",
+        metrics_interval=0.2, journal=False,
+    )
+    (reader,) = metrics.get_meter_provider()._metric_readers
+    held, release = threading.Event(), threading.Event()
+
+    def export_under_way():  # the parent's reader thread, mid-export when the fork comes
+        with reader._export_lock:
+            held.set()
+            release.wait()
+
+    threading.Thread(target=export_under_way, daemon=True).start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            faultlens.record_error(ValueError("in the child"))
+        finally:
+            faultlens.shutdown(timeout=3)  # the final export needs the lock
+        os._exit(0)
+    release.set()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    faultlens.shutdown()
+    print("workers", pid)
+"""
+
+
+def test_a_child_forked_during_a_metric_export_still_exports_its_own(receiver):
+    # The SDK's reader restarts its thread in the child but keeps its export lock, which the
+    # parent's exporting thread held at fork time: unrenewed, the child never exported again.
+    run(EXPORT_IN_FLIGHT, receiver)
+    errors = receiver.totals("faultlens.errors")
+    assert list(errors.values()) == [1], errors  # the child's, exported by the child
