@@ -59,6 +59,7 @@ class Receiver(http.server.ThreadingHTTPServer):
         self.spans: list[tuple[str, str, int]] = []  # (span name, instance, pid)
         self.connections: dict[int, set[Any]] = defaultdict(set)  # pid -> client addresses
         self.corrupt = 0  # requests that did not decode (two processes writing one socket)
+        self.grpc_url = ""
         super().__init__(("127.0.0.1", 0), _Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -147,6 +148,38 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
+@pytest.fixture
+def grpc_receiver(receiver: Receiver) -> Iterator[Receiver]:
+    """The same receiver, listening for OTLP/gRPC too (``url`` is then the gRPC one)."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.metrics.v1 import (
+        metrics_service_pb2,
+        metrics_service_pb2_grpc,
+    )
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            receiver.metrics(request.SerializeToString(), context.peer())
+            return metrics_service_pb2.ExportMetricsServiceResponse()
+
+    class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            receiver.traces(request.SerializeToString(), context.peer())
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    receiver.grpc_url = f"http://127.0.0.1:{port}"
+    yield receiver
+    server.stop(0)
+
+
 # What every process does: count one of each kind of thing faultlens counts.
 COMMON = """
     import os, sys, time, multiprocessing
@@ -189,7 +222,7 @@ COMMON = """
         return os.getpid()
 
     faultlens.configure(
-        service_name="forky", endpoint=sys.argv[1], protocol="http/protobuf",
+        service_name="forky", endpoint=sys.argv[1], protocol=sys.argv[2],
         metrics_interval=0.2, journal=False,
     )
 """
@@ -231,9 +264,10 @@ POOL = (
 )
 
 
-def run(script: str, receiver: Receiver, **env: str) -> list[int]:
+def run(script: str, receiver: Receiver, protocol: str = "http/protobuf", **env: str) -> list[int]:
+    url = receiver.grpc_url if protocol == "grpc" else receiver.url
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), receiver.url],
+        [sys.executable, "-c", textwrap.dedent(script), url, protocol],
         capture_output=True,
         text=True,
         timeout=120,
@@ -250,7 +284,10 @@ def lbl(**kv: Any) -> tuple[tuple[str, Any], ...]:
 
 def assert_each_count_reported_once(receiver: Receiver, processes: int, calls: int) -> None:
     """``calls`` rounds of count_one_of_each ran in all, over ``processes`` processes."""
-    assert len(receiver.resources) == processes, receiver.resources  # one instance each
+    # one instance for each process that counted (an idle pool worker reports only the
+    # breaker's state gauges, which every instance reports)
+    counted = receiver.by_instance("faultlens.errors")
+    assert len(counted) == processes, receiver.resources
     errors = receiver.totals("faultlens.errors")  # the failing call, the recovered primary
     assert sorted(dict(k)["code"] for k in errors) == ["NET_CONNECTION_FAILED", "VAL_INVALID_VALUE"]
     assert set(errors.values()) == {calls}, errors
@@ -289,6 +326,18 @@ def test_fork_pool_workers_report_only_their_own_counts(receiver):
     workers = run(POOL, receiver)
     assert_each_count_reported_once(receiver, processes=1 + len(workers), calls=6)
     assert receiver.corrupt == 0
+
+
+def test_over_grpc_pre_fork_workers_export_their_own_counts_on_their_own_channels(
+    grpc_receiver,
+):
+    # Each worker builds its own exporter (and gRPC channel) on its first export; the
+    # master's is never used or closed in a worker. (grpcio 1.85 happens to reconnect an
+    # inherited channel in the child too; the renewal does not depend on it.)
+    workers = run(PRE_FORK, grpc_receiver, protocol="grpc")
+    assert_each_count_reported_once(grpc_receiver, processes=3, calls=4)
+    conns = [grpc_receiver.connections[pid] for pid in workers]
+    assert all(conns), grpc_receiver.connections
 
 
 QUEUED_SPAN = """
