@@ -16,7 +16,9 @@ Nothing may be dropped: faultlens's own drop counts stay at zero and the collect
 
 Needs the bundled stack (`make stack-up`). The stack runs on fixed ports and is shared, so
 this group holds the stack lock (``flock`` on /tmp/faultlens-stack.lock, or
-$FAULTLENS_STACK_LOCK) only while it runs; without a collector it reports a skipped row.
+$FAULTLENS_STACK_LOCK) only while it runs, unless it was started under ``flock`` on that
+file already; without a collector, or when the collector stops answering or restarts
+during the run, it reports a skipped (or invalid) row.
 """
 
 from __future__ import annotations
@@ -73,12 +75,37 @@ def _up_since() -> str | None:
     return match.group(1) if match else None
 
 
+def _held_by_an_ancestor(path: str) -> bool:
+    """Whether a process this one runs under has ``path`` open: the run was started as
+    ``flock /tmp/faultlens-stack.lock <cmd>``, so the lock is ours already (taking it again
+    through another open file would wait for ourselves). Linux /proc; False elsewhere."""
+    target = os.path.realpath(path)
+    pid = os.getppid()
+    for _ in range(64):
+        if pid <= 1:
+            return False
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                        return True
+            with open(f"/proc/{pid}/stat") as fh:
+                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
 @contextlib.contextmanager
 def _stack_lock(timeout: float = 600.0) -> Iterator[bool]:
-    """Hold the shared stack's lock (the one ``flock /tmp/faultlens-stack.lock`` takes)."""
+    """Hold the shared stack's lock (the one ``flock /tmp/faultlens-stack.lock`` takes),
+    unless the run was started under that ``flock`` already."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock to share
+        yield True
+        return
+    if _held_by_an_ancestor(STACK_LOCK):
         yield True
         return
     with open(STACK_LOCK, "a") as fh:
