@@ -96,9 +96,13 @@ def instrument_process(modules: Sequence[str] | None = None) -> Targets:
     # Celery's task registry holds functions the import hook cannot wrap: its integration
     # records task failures from Celery's signals, installed when (and only if) the process
     # imports celery.
+    from ..integrations import install_detected
     from ..integrations.celery import activate as activate_celery
 
     activate_celery()
+    # Web frameworks and HTTP clients likewise: each installed integration switches on when
+    # the process imports its framework (failures recorded on the request's server span).
+    install_detected()
     if modules:
         return install(list(modules))
     return install(roots=default_roots())
