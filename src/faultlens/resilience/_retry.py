@@ -34,6 +34,19 @@ Semantics, per call (state is per call, so one policy is safe under threads and 
   call gives up at once (``exhausted``). A breaker that was forced open
   (``retry_after`` None) is never retried (``non_retryable``): it stays open until someone
   resets it, so waiting cannot help.
+- Any other retryable failure that carries the server's wish to be left alone for a while
+  (an HTTP ``429``/``503`` answer of httpx or requests with a ``Retry-After`` header, in
+  seconds or as an HTTP date, or an exception with a numeric ``retry_after`` attribute; see
+  ``faultlens.errors.retry_after_of``) is retried no sooner than that: the wait is at least
+  ``retry_after`` (even above ``wait_max``), since an earlier attempt would only be refused
+  again. The call waits that long only up to a cap: the deadline when there is one (``timeout``
+  says how long the caller accepts to wait), else ``max(wait_max, 60 s)`` (``RETRY_AFTER_MAX``,
+  the bound the OpenAI, Anthropic and Stripe SDKs use). A server asking for more than the cap
+  makes the call give up at once (``exhausted``) without sleeping, so the caller gets the
+  answer (and its ``Retry-After``) now instead of retrying into a certain refusal or blocking
+  for as long as a server says. A value that is not a valid wait (negative, NaN, infinite,
+  not a number, unparsable) is ignored: the normal backoff applies. The wait chosen is the one
+  the backoff histogram and the ``faultlens.retry`` event report.
 - Otherwise the next delay is drawn; if the attempts are used up, or sleeping that long
   would pass the deadline (``timeout`` seconds after the call started), the call ends:
   ``exhausted``. The deadline is never slept past; an attempt that is already running is
@@ -71,7 +84,7 @@ from typing import Any, TypeVar, cast, overload
 
 from ..capture import internal_error, record_error
 from ..capture._state import STATE
-from ..errors import ConfigError, error_type
+from ..errors import ConfigError, error_type, retry_after_of
 from . import _telemetry as tel
 from . import _timing
 from ._breaker import CircuitOpenError
@@ -91,13 +104,17 @@ from ._common import (
 from ._common import matcher as make_matcher
 from ._defaults import defaults
 
-__all__ = ["Attempt", "Retry", "Retrying", "retry", "retrying"]
+__all__ = ["RETRY_AFTER_MAX", "Attempt", "Retry", "Retrying", "retry", "retrying"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 FIRST, AFTER, EXHAUSTED, NON_RETRYABLE, ABORTED = range(5)  # indexes of RETRY_OUTCOMES
 
 _random = random.Random()
+
+RETRY_AFTER_MAX = 60.0
+"""The longest server-requested wait (``Retry-After``) a call without a deadline honours,
+unless its ``wait_max`` is longer; a longer request ends the call (``exhausted``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,11 +481,16 @@ def decide(
     rejected = isinstance(exc, CircuitOpenError)
     if retryable:
         floor = 0.0
+        cap = MAX_SECONDS
         if rejected:
             floor, retryable = _open_circuit_wait(exc)  # type: ignore[arg-type]
+        else:
+            floor = _server_wait(exc)
+            if deadline is None:
+                cap = max(p.wait_max, RETRY_AFTER_MAX)
         if retryable:
             outcome = EXHAUSTED
-            if number < p.attempts:
+            if number < p.attempts and floor <= cap:
                 d = max(p.delay(number), floor)
                 if deadline is None or _timing.monotonic() + d <= deadline:
                     delay, outcome = d, -1
@@ -494,6 +516,24 @@ def _open_circuit_wait(exc: CircuitOpenError) -> tuple[float, bool]:
     if math.isnan(wait) or wait < 0:
         return 0.0, True
     return min(wait, MAX_SECONDS), True
+
+
+def _server_wait(exc: Exception) -> float:
+    """The least wait the failure itself asks for (a server's ``Retry-After``, an
+    exception's ``retry_after``), 0.0 when it asks for none or for something that is not a
+    valid wait. Never raises: the exception and its response are not trusted."""
+    try:
+        after = getattr(exc, "retry_after", None)
+        if after is None:
+            after = retry_after_of(exc)
+        if after is None or isinstance(after, bool) or not isinstance(after, int | float):
+            return 0.0
+        wait = float(after)
+    except Exception:  # a property that raises, an int too large for a float
+        return 0.0
+    if not math.isfinite(wait) or wait < 0:
+        return 0.0
+    return wait
 
 
 def _report_attempt(
