@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -246,6 +247,13 @@ class GatewayStack:
         deadline = time.monotonic() + timeout
         while (got := self.prom(expr)) != want and time.monotonic() < deadline:
             time.sleep(0.5)
+        if got != want:  # say which series hold what, for the failure message
+            inner = expr.removeprefix("sum(").removesuffix(")")
+            body = requests.get(
+                f"{PROMETHEUS}/api/v1/query", params={"query": inner}, timeout=10
+            ).json()
+            series = [(r["metric"], r["value"][1]) for r in body["data"]["result"]]
+            print(f"{expr} = {got}, want {want}; series: {series}")
         return got
 
     def traces(self) -> dict[str, list[dict[str, Any]]]:
@@ -361,3 +369,13 @@ def test_whole_error_traces_exact_counts_and_a_gateway_restart_loses_nothing(gw)
     assert low <= ok_kept <= high, (
         f"{ok_kept} of {ok_sent} non-error traces kept, want {low}..{high}"
     )
+
+
+def test_every_link_it_prints_answers_on_the_running_topology(gw):
+    out = gw.sh("urls").stdout
+    links = re.findall(r"https?://\S+", out)
+    assert len(links) >= 6, out
+    for link in links:
+        resp = requests.get(link, timeout=10)
+        assert resp.status_code == 200, f"{link} answered {resp.status_code}"
+    assert "(not running)" not in out

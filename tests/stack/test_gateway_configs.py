@@ -246,3 +246,16 @@ def test_the_production_configs_keep_no_secret_and_no_self_tracing(config):
     assert parsed["extensions"]["jaeger_query"]["enable_tracing"] is False
     assert not re.search(r"password:\s*(?!\$\{env:)\S", text), "a password written in the file"
     assert "insecure: false" in text
+
+
+def test_metrics_reach_prometheus_in_order_and_a_late_sample_never_loses_a_request():
+    # Prometheus rolls back a whole remote-write request with one out-of-order sample in it,
+    # and the exporter drops a refused request: one sender per hop, and a window for late
+    # samples (a restarted gateway receives the agents' queued snapshots at once).
+    by_service = AGENT["exporters"]["load_balancing/by_service"]["protocol"]["otlp"]
+    assert by_service["sending_queue"]["num_consumers"] == 1
+    prw = GW["exporters"]["prometheus_remote_write"]
+    assert prw["remote_write_queue"]["num_consumers"] == 1
+    assert prw["max_batch_request_parallelism"] == 1
+    prometheus = yaml.safe_load((GATEWAY / "prometheus.yml").read_text())
+    assert prometheus["storage"]["tsdb"]["out_of_order_time_window"] == "30m"
