@@ -379,3 +379,66 @@ def test_every_link_it_prints_answers_on_the_running_topology(gw):
         resp = requests.get(link, timeout=10)
         assert resp.status_code == 200, f"{link} answered {resp.status_code}"
     assert "(not running)" not in out
+
+
+def test_an_agent_with_the_dns_resolver_of_compose_reaches_the_gateways(gw, tmp_path):
+    # agent.yaml + agent.dns.yaml as docker-compose.yml runs them, with the name given as an
+    # address that resolves the same on every machine (compose resolves "gateways").
+    binary = gw.sh("bin", "agent-1").stdout.strip()
+    env = gw.env | {
+        "FAULTLENS_AGENT_OTLP_GRPC_ENDPOINT": f"{HOST}:4437",
+        "FAULTLENS_AGENT_OTLP_HTTP_ENDPOINT": f"{HOST}:4438",
+        "FAULTLENS_AGENT_HEALTH_ENDPOINT": f"{HOST}:13253",
+        "FAULTLENS_AGENT_TELEMETRY_PORT": "9008",
+        "FAULTLENS_AGENT_STORAGE_DIR": str(tmp_path / "queue"),
+        "FAULTLENS_GATEWAY_DNS_NAME": HOST,
+    }
+    log = (tmp_path / "agent-dns.log").open("w")
+    agent = subprocess.Popen(
+        [
+            binary,
+            "--config",
+            str(REPO / "collector/gateway/agent.yaml"),
+            "--config",
+            str(REPO / "collector/gateway/agent.dns.yaml"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://{HOST}:13253/", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert agent.poll() is None, (tmp_path / "agent-dns.log").read_text()
+            assert time.monotonic() < deadline, "the DNS agent never became healthy"
+            time.sleep(0.3)
+
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.trace import Status, StatusCode
+
+        # Its own service: the other test's Jaeger searches (by FRONT) never see it.
+        provider = TracerProvider(resource=Resource.create({"service.name": "gw-dns"}))
+        provider.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://{HOST}:4437", insecure=True))
+        )
+        with provider.get_tracer("faultlens.itest.dns").start_as_current_span("dns") as span:
+            span.set_status(Status(StatusCode.ERROR, "through the DNS-resolved gateway"))
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        provider.shutdown()
+
+        deadline = time.monotonic() + DECISION_WAIT_S + 30
+        while requests.get(f"{JAEGER}/api/traces/{trace_id}", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "the trace never reached Jaeger"
+            time.sleep(1)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+        log.close()
