@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,39 @@ def pipeline_service(stack) -> str:
     env = _clean_env(FAULTLENS_JOURNAL="false", OTEL_METRIC_EXPORT_INTERVAL="1000")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return service
+
+
+@pytest.fixture(scope="module")
+def web_service(stack) -> str:
+    """The example Flask shop under `faultlens run` on a real gunicorn, asked for an item it
+    does not have (404, ``abort`` in an instrumented helper) and sent an invalid order (400):
+    answers the web integration counts in ``faultlens.http.handled_errors``, not as errors.
+    A service of its own, so the pipeline's exact counts above stay the pipeline's."""
+    from support.frameworks_servers import BIN, Server, clean_env, free_port
+
+    service = f"itest-web-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "faultlens.cli", "run", "--service", service,
+        "--endpoint", stack.otlp_grpc, "--",
+        str(BIN / "gunicorn"), "--chdir", "examples", "--workers", "1",
+        "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "flask_app.app:app",
+    ]  # fmt: skip
+    env = clean_env(FAULTLENS_JOURNAL="false", OTEL_METRIC_EXPORT_INTERVAL="1000")
+    server = Server(cmd, env, port)
+    try:
+        server.wait_ready()
+        statuses = [
+            requests.get(f"{server.url}/items/99", timeout=10).status_code,
+            requests.post(
+                f"{server.url}/orders", json={"item_id": 1, "quantity": 0}, timeout=10
+            ).status_code,
+        ]
+    finally:
+        rc = server.stop()
+    assert rc == 0, server.output()
+    assert statuses == [404, 400], server.output()
     return service
 
 
@@ -121,10 +155,13 @@ def test_spanmetrics_give_error_ratio_per_operation(stack, pipeline_service):
     )
 
 
-def test_every_dashboard_panel_has_data_after_the_pipeline_ran(stack, pipeline_service):
+def test_every_dashboard_panel_has_data_after_the_pipeline_ran(
+    stack, pipeline_service, web_service
+):
     """The dashboards are built for what faultlens emits: after one run of the example
-    pipeline (errors, retries, a breaker, fallbacks), every panel shows data, except the
-    ones that only fill when something goes wrong with the telemetry itself."""
+    pipeline (errors, retries, a breaker, fallbacks) and a few requests the example web app
+    answered with a 4xx, every panel shows data, except the ones that only fill when
+    something goes wrong with the telemetry itself."""
     from integration.test_promql import dashboard_expressions
 
     # Failure-only telemetry, and baselines that need history from before this run.
@@ -133,7 +170,7 @@ def test_every_dashboard_panel_has_data_after_the_pipeline_ran(stack, pipeline_s
     )
     empty = []
     for name, expr in dashboard_expressions():
-        expr = expr.replace('job=~".+"', f'job="{pipeline_service}"')
+        expr = expr.replace('job=~".+"', f'job=~"{pipeline_service}|{web_service}"')
         if may_be_empty.search(expr):
             stack.prom_query(expr)
             continue
@@ -148,14 +185,24 @@ def test_every_dashboard_panel_has_data_after_the_pipeline_ran(stack, pipeline_s
 # tests above read.
 def test_collector_down_the_app_does_not_block_and_counts_what_it_lost(stack, tmp_path):
     """With the collector stopped, a faultlens app neither hangs beyond the export timeout
-    nor crashes, and its drop counter says how much was lost."""
+    nor crashes, and its drop counter accounts for every failure: the 200 failures share one
+    fingerprint, so the rate limit admits the window's burst with a span each (spans that
+    cannot be exported: ``export_failed``) and suppresses the rest, which get no span of
+    their own (``rate_limited``). The app counts the spans its SDK ended itself."""
     script = tmp_path / "app.py"
     script.write_text(
         "import time, faultlens\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import SpanProcessor\n"
         "from faultlens.capture import dropped_counts\n"
         "faultlens.configure(service_name='itest-down', endpoint='"
         + stack.otlp_grpc
         + "', export_timeout=2, journal=False)\n"
+        "class Ended(SpanProcessor):\n"
+        "    n = 0\n"
+        "    def on_end(self, span):\n"
+        "        Ended.n += 1\n"
+        "trace.get_tracer_provider().add_span_processor(Ended())\n"
         "@faultlens.instrument\n"
         "def fail(i):\n"
         "    raise ConnectionError(f'refused {i}')\n"
@@ -167,7 +214,8 @@ def test_collector_down_the_app_does_not_block_and_counts_what_it_lost(stack, tm
         "        pass\n"
         "record_s = time.monotonic() - start\n"
         "faultlens.shutdown(timeout=5)\n"
-        "print(record_s, dropped_counts().get('export_failed', 0))\n"
+        "lost = dropped_counts()\n"
+        "print(record_s, Ended.n, lost.get('export_failed', 0), lost.get('rate_limited', 0))\n"
     )
     stack.stop("collector")
     try:
@@ -180,7 +228,10 @@ def test_collector_down_the_app_does_not_block_and_counts_what_it_lost(stack, tm
     finally:
         stack.start("collector")
     assert proc.returncode == 0, proc.stderr
-    record_s, dropped = proc.stdout.split()
+    record_s, spans, export_failed, rate_limited = proc.stdout.split()
     assert float(record_s) < 2.0, "recording never waits for the exporter"
     assert total < 30, "shutdown is bounded by its timeout"
-    assert int(dropped) >= 200, "every span that could not be exported is counted"
+    assert int(spans) > 0, "the failures before the rate limit get spans"
+    assert int(spans) + int(rate_limited) == 200, "each failure has a span or is rate-limited"
+    # export_failed also counts the failed metric exports (one per export, not per point)
+    assert int(export_failed) >= int(spans), "every span that could not be exported is counted"
