@@ -37,6 +37,8 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
         since=time.time() - since,
         jaeger_url=jaeger,
         progress=lambda it: with_progress(it, out),
+        # --jaeger-url given: the top errors' traces are fetched and drawn in the page
+        embed_traces=args.jaeger_url is not None,
     )
     written = write(output, text, out)
     if written == STDOUT:

@@ -22,6 +22,7 @@ from ._alert_rules import render_alert_rules
 from ._csv import COLUMNS, neutralise, render_csv
 from ._html import MAX_ROWS, jaeger_base, render_html, trace_link
 from ._stream import stream_report
+from ._waterfall import fetch_traces
 
 __all__ = [
     "COLUMNS",
@@ -46,11 +47,14 @@ def render_report(
     *,
     jaeger_url: str | None = None,
     title: str = DEFAULT_TITLE,
+    embed_traces: bool = False,
 ) -> str:
     """The report as text. ``fmt``: ``json`` (``{"title", "generated_at", "stats",
     "records"}``), ``csv`` (one row per error, formula cells neutralised) or ``html``.
 
-    ``jaeger_url`` only ever appears without its credentials (``user:pass@``, query)."""
+    ``jaeger_url`` only ever appears without its credentials (``user:pass@``, query).
+    ``embed_traces`` (HTML): the top errors' sample traces fetched from Jaeger's API are
+    drawn as waterfalls (``faultlens report --jaeger-url``)."""
     fmt = fmt.lower()
     if fmt == "json":
         doc = {
@@ -67,7 +71,12 @@ def render_report(
     if fmt == "csv":
         return render_csv(records)
     if fmt == "html":
-        return render_html(stats, records, jaeger_url=jaeger_url, title=title)
+        traces = (
+            fetch_traces(jaeger_url, (t.trace_id for t in stats.top))
+            if embed_traces and jaeger_url
+            else None
+        )
+        return render_html(stats, records, jaeger_url=jaeger_url, title=title, traces=traces)
     raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
 
 
@@ -97,6 +106,7 @@ def write_report(
     now: float | None = None,
     report: ReadReport | None = None,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    embed_traces: bool = False,
 ) -> str:
     """Read the journal (``since``/``until`` in epoch seconds), render, write ``path``
     atomically (a reader never sees half a report) and return the path written.
@@ -104,7 +114,7 @@ def write_report(
     When ``path`` is an existing directory the file is ``faultlens-report.<fmt>`` in it.
     The journal is streamed (``_stream``): memory does not grow with its size. ``report``
     receives the files read, damaged lines and ignored files; ``progress`` wraps the
-    stream of entries.
+    stream of entries; ``embed_traces`` as for ``render_report``.
     """
     fmt = fmt.lower()
     if fmt not in FORMATS:
@@ -120,6 +130,7 @@ def write_report(
         now=now if until is None else min(now, until),
         report=report,
         progress=progress,
+        embed_traces=embed_traces,
     )
     if path != STDOUT and os.path.isdir(path):
         path = os.path.join(path, f"faultlens-report.{fmt}")

@@ -22,6 +22,7 @@ from .._version import __version__
 from ..journal import Stats, TopError
 from ..scrub import scrub_text
 from ._svg import SEVERITIES, bar_chart, timeline_chart
+from ._waterfall import Result, render_waterfall, waterfall_summary
 
 __all__ = ["MAX_ROWS", "jaeger_base", "render_html", "trace_link"]
 
@@ -111,7 +112,11 @@ def _counts_table(title: str, counts: Mapping[str, int], total: int) -> str:
     )
 
 
-def _top_section(top: Sequence[TopError], jaeger_url: str | None) -> str:
+def _top_section(
+    top: Sequence[TopError],
+    jaeger_url: str | None,
+    traces: Mapping[str, Result] | None = None,
+) -> str:
     if not top:
         return '<p class="muted">No errors in this window.</p>'
     chart = bar_chart(
@@ -135,6 +140,15 @@ def _top_section(top: Sequence[TopError], jaeger_url: str | None) -> str:
             f"<td><code>{_e(t.fingerprint)}</code><br>{_trace_cell(jaeger_url, t.trace_id)}</td>"
             "</tr>"
         )
+        if traces is not None and t.trace_id is not None and t.trace_id in traces:
+            wf = render_waterfall(
+                traces[t.trace_id], span_id=t.span_id, link=trace_link(jaeger_url, t.trace_id)
+            )
+            rows.append(
+                f'<tr class="waterfall-row"><td></td><td colspan="6">'
+                f"<details open><summary>trace around this error</summary>{wf}</details>"
+                "</td></tr>"
+            )
     return (
         f'<figure id="chart-top" data-chart="top"><figcaption>Top fingerprints</figcaption>'
         f"{chart}</figure>"
@@ -187,9 +201,11 @@ def render_html(
     jaeger_url: str | None = None,
     title: str = "faultlens error report",
     total_records: int | None = None,
+    traces: Mapping[str, Result] | None = None,
 ) -> str:
     """The page. ``records`` are the error records, or — with ``total_records``, the
-    number of them — already just the rows to show, newest first."""
+    number of them — already just the rows to show, newest first. ``traces``: the top
+    errors' sample traces fetched from Jaeger (``fetch_traces``), drawn as waterfalls."""
     legend = "".join(
         f'<span><i class="sev-{s}" style="background:var(--{s})"></i>{s}</span>' for s in SEVERITIES
     )
@@ -219,6 +235,14 @@ def render_html(
     jaeger_note = (
         f'<p class="meta">Traces link to Jaeger at {_e(jaeger_shown)}.</p>' if jaeger_shown else ""
     )
+    if traces:
+        shown, missing = waterfall_summary(traces)
+        jaeger_note += (
+            f'<p class="meta" id="trace-embeds" data-embedded="{shown}" data-missing="{missing}">'
+            f"Sample traces of the top errors embedded from Jaeger: {shown} of {len(traces)}"
+            + (f" ({missing} not available)" if missing else "")
+            + ".</p>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -252,7 +276,7 @@ def render_html(
 {bar_chart(stats.by_severity, title="Errors by severity", css=sev_css)}</figure>
 </div>
 <h2>Top errors</h2>
-{_top_section(stats.top, jaeger_url)}
+{_top_section(stats.top, jaeger_url, traces)}
 <h2>Breakdowns</h2>
 <div class="grid">
 {_counts_table("code", stats.by_code, stats.total)}

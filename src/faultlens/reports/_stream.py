@@ -30,6 +30,7 @@ from ..journal._scan import JournalScan, LineReader
 from ..journal._stats import StatsAccumulator
 from ._csv import COLUMNS, row_cells
 from ._html import MAX_ROWS, jaeger_base, render_html
+from ._waterfall import fetch_traces
 
 __all__ = ["stream_report"]
 
@@ -48,11 +49,14 @@ def stream_report(
     report: ReadReport | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    embed_traces: bool = False,
 ) -> Iterator[str]:
     """The report on the journal at ``journal_path`` as chunks of text (nothing is read
     before the first chunk is asked for). ``now`` anchors the statistics' windows (the
     clock by default); ``progress`` wraps the first pass's stream of entries; ``workers``
-    as for ``JournalScan.split`` (a large journal is read on two CPUs)."""
+    as for ``JournalScan.split`` (a large journal is read on two CPUs). ``embed_traces``
+    (HTML, with ``jaeger_url``): the top errors' sample traces are fetched from Jaeger's
+    API and drawn in the page (bounded in time and size; a failure is shown, not raised)."""
     fmt = fmt.lower()
     if fmt not in ("csv", "html", "json"):
         raise ValueError(f"unknown report format {fmt!r}")
@@ -63,7 +67,7 @@ def stream_report(
         yield from _csv(scan, scan.split(_csv_pass, _csv_merge, workers=workers, wrap=wrap))
     elif fmt == "html":
         found = scan.split(lambda it: _html_pass(it, now), _html_merge, workers=workers, wrap=wrap)
-        yield from _html(scan, found, jaeger_url=jaeger_url, title=title)
+        yield from _html(scan, found, jaeger_url=jaeger_url, title=title, embed_traces=embed_traces)
     else:
         acc = scan.split(
             lambda it: _stats_pass(it, now), StatsAccumulator.merge, workers=workers, wrap=wrap
@@ -125,9 +129,21 @@ def _html_merge(older: _Found, newer: _Found) -> _Found:
     return older[0].merge(newer[0]), rows, older[2] + newer[2]
 
 
-def _html(scan: JournalScan, found: _Found, *, jaeger_url: str | None, title: str) -> Iterator[str]:
+def _html(
+    scan: JournalScan,
+    found: _Found,
+    *,
+    jaeger_url: str | None,
+    title: str,
+    embed_traces: bool = False,
+) -> Iterator[str]:
     acc, newest, n = found
     stats = _finish(scan, acc)
+    traces = (
+        fetch_traces(jaeger_url, (t.trace_id for t in stats.top))
+        if embed_traces and jaeger_url
+        else None
+    )
     reader = LineReader(scan.files)
     try:
         rows = []
@@ -137,7 +153,9 @@ def _html(scan: JournalScan, found: _Found, *, jaeger_url: str | None, title: st
                 rows.append(rec)
     finally:
         reader.close()
-    yield render_html(stats, rows, jaeger_url=jaeger_url, title=title, total_records=n)
+    yield render_html(
+        stats, rows, jaeger_url=jaeger_url, title=title, total_records=n, traces=traces
+    )
 
 
 class _Rows:
