@@ -18,6 +18,7 @@ does not import it until ``faultlens.testing`` is first used.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -180,6 +181,9 @@ def reset(*, otel_globals: bool = False) -> None:
     (from the top down: resilience, capture, resources and scrub, errors).
     """
     shutdown(timeout=2.0)
+    integrations = sys.modules.get("faultlens.integrations")
+    if integrations is not None:  # integrations switched on by install_detected(): off
+        integrations.uninstall_detected()
     _reset_resilience()
     _reset_capture()
     resources.reset()

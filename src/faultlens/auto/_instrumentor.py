@@ -36,5 +36,8 @@ class FaultlensInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         instrument_process(list(modules) if modules else None)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        from ..integrations import uninstall_detected
+
         uninstall()
         uninstall_excepthooks()
+        uninstall_detected()  # what instrument_process() switched on

@@ -38,6 +38,7 @@ __all__ = [
     "envelope_status",
     "install_detected",
     "set_request_context",
+    "uninstall_detected",
 ]
 
 _log = logging.getLogger("faultlens")
@@ -56,6 +57,9 @@ FRAMEWORKS: dict[str, tuple[tuple[str, ...], str]] = {
 
 _lock = ForkSafeLock(reentrant=True)
 _state: dict[str, bool | None] = {}  # None: armed, waiting for the framework's import
+# wrapt's post-import hooks cannot be taken back: a hook armed before the last
+# uninstall_detected() (an older epoch) does nothing when its framework is imported.
+_epoch = 0
 
 
 def _installed(module: str) -> bool:
@@ -85,7 +89,12 @@ def _activate(name: str, options: dict[str, Any]) -> bool:
 
 
 def _hook(name: str, options: dict[str, Any]) -> Callable[[Any], None]:
+    armed = _epoch
+
     def on_import(_module: Any) -> None:
+        with _lock:
+            if armed != _epoch:
+                return  # disarmed by uninstall_detected()
         _activate(name, options)
 
     return on_import
@@ -124,7 +133,35 @@ def install_detected(**options: Any) -> dict[str, bool | None]:
     return result
 
 
+def uninstall_detected() -> None:
+    """Undo ``install_detected()``: each integration it switched on is switched off (its
+    ``uninstrument()``: Flask and Starlette apps created from now on and the FastAPI
+    instrumentor's new apps are no longer given faultlens, httpx and requests are
+    uninstrumented; apps built meanwhile keep their middleware), and the hooks still waiting
+    for a framework's import do nothing. A later ``install_detected()`` starts afresh.
+    Never raises.
+
+    What ``FaultlensInstrumentor().uninstrument()`` and ``faultlens.testing.reset()`` call,
+    so an integration switched on in one test does not instrument the apps of the next."""
+    global _epoch
+    with _lock:
+        activated = [name for name, on in _state.items() if on]
+        _state.clear()
+        _epoch += 1
+    for name in activated:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+            stop = getattr(module, "uninstrument", None)
+            if stop is not None:
+                stop()
+        except Exception as e:
+            _log.warning("faultlens: the %s integration could not be switched off: %r", name, e)
+
+
 def _reset_detected() -> None:
-    """For tests: forget what install_detected() did (installed integrations stay)."""
+    """For tests: forget what install_detected() did (installed integrations stay; the
+    hooks still armed do nothing)."""
+    global _epoch
     with _lock:
         _state.clear()
+        _epoch += 1

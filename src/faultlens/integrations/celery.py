@@ -55,7 +55,7 @@ from typing import Any
 
 from .. import _setup
 from ..capture import internal_error
-from ..capture._state import STATE
+from ._providers import late_tracer_provider
 
 __all__ = ["activate", "install", "instrument", "is_installed", "uninstall"]
 
@@ -220,7 +220,7 @@ def _take_over_instrumentor(signals: Any) -> None:
         return
     inst = _replace_failure_receiver(CeleryInstrumentor, signals)
     if not inst.is_instrumented_by_opentelemetry:
-        inst.instrument(tracer_provider=_FaultlensTracerProvider())
+        inst.instrument(tracer_provider=late_tracer_provider())
     _took_over = inst
 
 
@@ -267,46 +267,6 @@ def _replace_failure_receiver(cls: Any, signals: Any) -> Any:
         if signals.task_postrun.disconnect(postrun):
             signals.task_postrun.connect(postrun, weak=False)
     return inst
-
-
-class _FaultlensTracerProvider:
-    """A tracer provider that resolves, at each span, the one faultlens records through
-    (its own after ``configure()``, the application's, or ``faultlens.testing``'s)."""
-
-    def get_tracer(
-        self,
-        instrumenting_module_name: str,
-        instrumenting_library_version: str | None = None,
-        schema_url: str | None = None,
-        attributes: Any = None,
-    ) -> Any:
-        return _LateTracer(instrumenting_module_name, instrumenting_library_version, schema_url)
-
-
-class _LateTracer:
-    __slots__ = ("_cached", "_gen", "_name", "_schema_url", "_version")
-
-    def __init__(self, name: str, version: str | None, schema_url: str | None) -> None:
-        self._name = name
-        self._version = version
-        self._schema_url = schema_url
-        self._cached: Any = None
-        self._gen = -1
-
-    def _tracer(self) -> Any:
-        if self._gen != STATE.generation or self._cached is None:
-            from opentelemetry import trace
-
-            provider = STATE.tracer_provider or trace.get_tracer_provider()
-            self._cached = provider.get_tracer(self._name, self._version, self._schema_url)
-            self._gen = STATE.generation
-        return self._cached
-
-    def start_span(self, *args: Any, **kwargs: Any) -> Any:
-        return self._tracer().start_span(*args, **kwargs)
-
-    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
-        return self._tracer().start_as_current_span(*args, **kwargs)
 
 
 # -- pool children -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ..errors import classify, is_http_answer
 from . import _server
 from ._http import HttpPolicy, envelope_status
 from ._locks import ForkSafeLock
+from ._providers import late_tracer_provider
 
 __all__ = ["MIDDLEWARE", "FaultlensMiddleware", "instrument", "instrument_when_ready"]
 
@@ -180,6 +181,8 @@ def instrument(
         _options["envelopes"] = envelopes
         instrumentor = DjangoInstrumentor()
         if not instrumentor.is_instrumented_by_opentelemetry:
+            # no tracer_provider given: spans go where faultlens records at each request
+            instrumentor_kwargs.setdefault("tracer_provider", late_tracer_provider())
             instrumentor.instrument(**instrumentor_kwargs)
         middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
         if MIDDLEWARE not in middleware:

@@ -22,6 +22,7 @@ from ..capture import internal_error
 from . import starlette as _starlette
 from ._http import HttpPolicy
 from ._locks import ForkSafeLock
+from ._providers import late_tracer_provider
 
 __all__ = ["instrument", "instrument_app", "uninstrument"]
 
@@ -41,6 +42,8 @@ def instrument_app(
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     if not getattr(app, "_is_instrumented_by_opentelemetry", False):
+        # no tracer_provider given: spans go where faultlens records at each request
+        instrumentor_kwargs.setdefault("tracer_provider", late_tracer_provider())
         original = _installed.get("instrument_app")
         (original or FastAPIInstrumentor.instrument_app)(app, **instrumentor_kwargs)
     return _starlette.instrument_app(app, policy=policy, envelopes=envelopes)
@@ -73,7 +76,8 @@ def instrument(*, policy: HttpPolicy | None = None, envelopes: bool = False) -> 
                 )
         instrumentor = FastAPIInstrumentor()
         if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument()
+            instrumentor.instrument(tracer_provider=late_tracer_provider())
+            _installed["contrib"] = True  # switched on by faultlens: uninstrument() undoes it
         return True
     except Exception as e:
         internal_error("faultlens fastapi integration", e)
@@ -81,10 +85,17 @@ def instrument(*, policy: HttpPolicy | None = None, envelopes: bool = False) -> 
 
 
 def uninstrument() -> None:
-    """Undo ``instrument()`` (apps already built keep their middleware)."""
+    """Undo ``instrument()``: the contrib instrumentor, if ``instrument()`` switched it on
+    (an application's own stays on), no longer gives new apps faultlens or its span (apps
+    already built keep their middleware)."""
     with _lock:
         original = _installed.pop("instrument_app", None)
-        if original is not None:
-            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        ours = _installed.pop("contrib", False)
+        if original is None and not ours:
+            return
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+        if original is not None:
             FastAPIInstrumentor.instrument_app = staticmethod(original)  # type: ignore[method-assign]
+        if ours:
+            FastAPIInstrumentor().uninstrument()

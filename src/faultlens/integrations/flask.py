@@ -34,6 +34,7 @@ from ..errors import classify
 from . import _server
 from ._http import HttpPolicy, envelope_status
 from ._locks import ForkSafeLock
+from ._providers import late_tracer_provider
 
 __all__ = ["instrument", "instrument_app", "uninstrument"]
 
@@ -158,6 +159,9 @@ def instrument_app(
     if not getattr(app, "_is_instrumented_by_opentelemetry", False):
         from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
+        # no tracer_provider given: spans go where faultlens records at the time of each
+        # request (the middleware binds its tracer now, for the life of the app)
+        middleware_kwargs.setdefault("tracer_provider", late_tracer_provider())
         app.wsgi_app = OpenTelemetryMiddleware(app.wsgi_app, **middleware_kwargs)
         app._faultlens_owns_span = True
     _observe_user_exceptions(app)

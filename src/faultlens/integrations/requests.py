@@ -10,6 +10,7 @@ from typing import Any
 
 from ..capture import internal_error
 from ._outbound import annotate_client_span
+from ._providers import late_tracer_provider
 
 __all__ = ["instrument", "response_hook", "uninstrument"]
 
@@ -31,15 +32,29 @@ def instrument(**instrumentor_kwargs: Any) -> bool:
     try:
         instrumentor = RequestsInstrumentor()
         if not instrumentor.is_instrumented_by_opentelemetry:
+            # no tracer_provider given: client spans go where faultlens records at each call
+            instrumentor_kwargs.setdefault("tracer_provider", late_tracer_provider())
             instrumentor_kwargs.setdefault("response_hook", response_hook)
             instrumentor.instrument(**instrumentor_kwargs)
+            _ours.append(True)  # switched on by faultlens: uninstrument() undoes it
         return True
     except Exception as e:
         internal_error("faultlens requests integration", e)
         return False
 
 
-def uninstrument() -> None:
-    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+_ours: list[bool] = []  # non-empty: faultlens's instrument() instrumented the client
 
-    RequestsInstrumentor().uninstrument()
+
+def uninstrument() -> None:
+    """Undo ``instrument()``: the contrib instrumentor is switched off if ``instrument()``
+    switched it on (an application's own instrumentation stays). Never raises."""
+    if not _ours:
+        return
+    _ours.clear()
+    try:
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+        RequestsInstrumentor().uninstrument()
+    except Exception as e:
+        internal_error("faultlens requests integration", e)

@@ -32,6 +32,7 @@ from ..capture import internal_error, record_error, to_api_envelope
 from ..errors import classify
 from . import _server
 from ._http import HttpPolicy, envelope_status
+from ._providers import late_tracer_provider
 
 __all__ = [
     "FaultlensASGIMiddleware",
@@ -259,7 +260,12 @@ def instrument_app(
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
         # outermost, like the FastAPI instrumentor's: Starlette's 500 answer is inside the span
-        kwargs = {"default_span_details": _span_details(app), **middleware_kwargs}
+        kwargs = {
+            "default_span_details": _span_details(app),
+            # spans go where faultlens records at the time of each request
+            "tracer_provider": late_tracer_provider(),
+            **middleware_kwargs,
+        }
         return OpenTelemetryMiddleware(stack, **kwargs)
 
     app.build_middleware_stack = build_middleware_stack
