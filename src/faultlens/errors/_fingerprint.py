@@ -54,7 +54,7 @@ _NORMALIZERS = (
 
 
 _STR, _UUID, _HEX, _HEXWORD, _NUMBER = _NORMALIZERS
-_DIGIT = re.compile(r"[0-9]")
+_DIGIT = re.compile(r"\d")  # as _NUMBER: any Unicode digit (U+1E140 too)
 _NORMALIZED: dict[str, str] = {}
 _MAX_NORMALIZED = 2048
 _MAX_CACHED_MESSAGE = 256
