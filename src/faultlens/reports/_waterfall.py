@@ -174,7 +174,7 @@ def _get(
         while True:
             if clock() > end:
                 raise TimeoutError("deadline exceeded")
-            chunk = resp.read(65536)
+            chunk = resp.read1(65536)  # what has arrived: read() waits for all 64 KiB
             if not chunk:
                 return b"".join(chunks)
             size += len(chunk)

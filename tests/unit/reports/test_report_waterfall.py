@@ -132,6 +132,14 @@ class FakeJaeger:
                 if got == "hang":
                     outer.release.wait(30)
                     return
+                if got == "trickle":  # a byte every 0.1 s, never the whole body
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000000")
+                    self.end_headers()
+                    while not outer.release.wait(0.1):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    return
                 assert not isinstance(got, str)
                 status, body = got
                 self.send_response(status)
@@ -267,6 +275,15 @@ def test_a_hung_jaeger_costs_at_most_the_deadline(serve: Any) -> None:
     assert got[ids[0]] == got[ids[1]] == "timed out"  # each request: its timeout
     assert got[ids[-1]] == "deadline exceeded"  # never asked: no time left
     assert set(got.values()) == {"timed out", "deadline exceeded"}
+
+
+def test_a_jaeger_that_trickles_its_answer_costs_at_most_the_deadline(serve: Any) -> None:
+    jaeger = serve(lambda tid: "trickle")
+    start = time.monotonic()
+    got = fetch_traces(jaeger.url, [TID, TID2], timeout=0.5, deadline=1.0)
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.8, elapsed  # each read returns what arrived; the deadline is checked
+    assert got == {TID: "deadline exceeded", TID2: "deadline exceeded"}
 
 
 def test_credentials_go_as_basic_auth_and_never_follow_a_redirect(serve: Any) -> None:
