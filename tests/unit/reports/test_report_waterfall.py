@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -284,6 +285,22 @@ def test_a_jaeger_that_trickles_its_answer_costs_at_most_the_deadline(serve: Any
     elapsed = time.monotonic() - start
     assert elapsed < 1.8, elapsed  # each read returns what arrived; the deadline is checked
     assert got == {TID: "deadline exceeded", TID2: "deadline exceeded"}
+
+
+def test_a_hung_dns_resolver_costs_at_most_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket timeout does not bound name resolution; the deadline still does. (The
+    resolver is the one thing simulated here: a real hung DNS server is not at hand.)"""
+    real = socket.getaddrinfo
+
+    def hung(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    start = time.monotonic()
+    got = fetch_traces("http://jaeger.invalid:16686", [TID], timeout=0.3, deadline=0.5)
+    assert time.monotonic() - start < 1.2
+    assert got == {TID: "deadline exceeded"}
 
 
 def test_credentials_go_as_basic_auth_and_never_follow_a_redirect(serve: Any) -> None:
