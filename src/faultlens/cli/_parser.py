@@ -170,7 +170,10 @@ def build_parser() -> Parser:
     )
     rp.add_argument("--journal", help="journal directory (default: the configured one)")
     rp.add_argument(
-        "--jaeger-url", type=http_url, help="Jaeger UI URL, to link each error to its trace"
+        "--jaeger-url",
+        type=http_url,
+        help="Jaeger's address: link each error to its trace and, in HTML, embed the top"
+        " errors' sample traces as waterfalls fetched from its HTTP API",
     )
     rp.set_defaults(handler="_report.cmd_report")
 
