@@ -18,7 +18,7 @@ from typing import Any
 from ..capture import internal_error
 from ..errors import catalog
 
-__all__ = ["annotate_client_span", "code_for_status"]
+__all__ = ["ClientInstrumentation", "annotate_client_span", "code_for_status"]
 
 
 def code_for_status(status: int) -> str | None:
@@ -61,3 +61,56 @@ def annotate_client_span(span: Any, status: Any, headers: Any = None) -> None:
             span.set_attribute("faultlens.retry_after", after)
     except Exception as e:
         internal_error("outbound http span", e)
+
+
+class ClientInstrumentation:
+    """Switching one contrib HTTP-client instrumentor on and off for faultlens.
+
+    ``instrument()`` gives the instrumentor faultlens's response hooks and a tracer provider
+    resolved at each call (client spans go where faultlens records), unless the caller
+    passes their own; it is idempotent and never raises. ``uninstrument()`` switches the
+    instrumentor off only if faultlens switched it on, so an application's own
+    instrumentation stays."""
+
+    def __init__(self, module: str, class_name: str, label: str, hooks: dict[str, Any]) -> None:
+        self._module = module
+        self._class_name = class_name
+        self._label = label
+        self._hooks = hooks
+        self._ours = False
+
+    def _instrumentor(self) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._module), self._class_name)()
+
+    def instrument(self, instrumentor_kwargs: dict[str, Any]) -> bool:
+        from ._providers import late_tracer_provider
+
+        try:
+            instrumentor = self._instrumentor()
+        except ImportError:
+            return False
+        except Exception as e:
+            internal_error(self._label, e)
+            return False
+        try:
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor_kwargs.setdefault("tracer_provider", late_tracer_provider())
+                for name, hook in self._hooks.items():
+                    instrumentor_kwargs.setdefault(name, hook)
+                instrumentor.instrument(**instrumentor_kwargs)
+                self._ours = True
+            return True
+        except Exception as e:
+            internal_error(self._label, e)
+            return False
+
+    def uninstrument(self) -> None:
+        if not self._ours:
+            return
+        self._ours = False
+        try:
+            self._instrumentor().uninstrument()
+        except Exception as e:
+            internal_error(self._label, e)
