@@ -72,10 +72,6 @@ KNOWN_PRIVATE_IMPORTS = {
     # Celery retries are counted through @retry's own counters and events; resilience needs
     # a public "count a retry made elsewhere" function for the integration to use instead.
     ("integrations", "faultlens.resilience._telemetry"),
-    # The streaming report (being reworked by its owner) drives the journal's scanner and
-    # stats accumulator directly; they move to faultlens.journal's exports with it.
-    ("reports", "faultlens.journal._scan"),
-    ("reports", "faultlens.journal._stats"),
 }
 
 

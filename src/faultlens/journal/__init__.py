@@ -25,7 +25,8 @@ from ._journal import Journal, start_journal
 from ._monitor import LocalMonitor
 from ._notify import Notifier, WebhookChannel
 from ._reader import JournalTail, ReadReport, parse_line, read_entries, read_records
-from ._stats import Bucket, Stats, TopError, compute_stats, journal_stats
+from ._scan import JournalScan, LineReader
+from ._stats import Bucket, Stats, StatsAccumulator, TopError, compute_stats, journal_stats
 from ._writer import JournalWriter
 
 __all__ = [
@@ -34,12 +35,15 @@ __all__ = [
     "Alert",
     "Bucket",
     "Journal",
+    "JournalScan",
     "JournalTail",
     "JournalWriter",
+    "LineReader",
     "LocalMonitor",
     "Notifier",
     "ReadReport",
     "Stats",
+    "StatsAccumulator",
     "TopError",
     "WebhookChannel",
     "compute_stats",

@@ -10,7 +10,6 @@ memory bounded by the distinct errors, whatever the journal's size.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,7 +20,7 @@ from ..journal import ReadReport, Stats
 from ._alert_rules import render_alert_rules
 from ._csv import COLUMNS, neutralise, render_csv
 from ._html import MAX_ROWS, jaeger_base, render_html, trace_link
-from ._stream import stream_report
+from ._stream import finite_json, stream_report
 from ._waterfall import fetch_traces
 
 __all__ = [
@@ -65,7 +64,7 @@ def render_report(
             "records": list(records),
         }
         return (
-            json.dumps(_finite(doc), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+            json.dumps(finite_json(doc), indent=2, ensure_ascii=False, default=str, allow_nan=False)
             + "\n"
         )
     if fmt == "csv":
@@ -78,20 +77,6 @@ def render_report(
         )
         return render_html(stats, records, jaeger_url=jaeger_url, title=title, traces=traces)
     raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
-
-
-def _finite(value: Any, depth: int = 0) -> Any:
-    """``value`` with NaN and infinities as null: ``json.dumps`` would write ``NaN``, which is
-    not JSON, and a journal line from elsewhere may carry one."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth > 32:
-        return str(value)
-    if isinstance(value, Mapping):
-        return {k: _finite(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v, depth + 1) for v in value]
-    return value
 
 
 def write_report(

@@ -25,9 +25,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from ..journal import KIND_ERROR, ReadReport, Stats
-from ..journal._scan import JournalScan, LineReader
-from ..journal._stats import StatsAccumulator
+from ..journal import KIND_ERROR, JournalScan, LineReader, ReadReport, Stats, StatsAccumulator
 from ._csv import COLUMNS, row_cells
 from ._html import MAX_ROWS, jaeger_base, render_html
 from ._waterfall import fetch_traces
@@ -235,21 +233,24 @@ def _csv(scan: JournalScan, rows: _Rows) -> Iterator[str]:
         reader.close()
 
 
-def _finite(value: Any, depth: int = 0) -> Any:
-    """``value`` with NaN and infinities as null (``json.dumps`` would write ``NaN``)."""
+def finite_json(value: Any, depth: int = 0) -> Any:
+    """``value`` with NaN and infinities as null: ``json.dumps`` would write ``NaN``, which is
+    not JSON, and a journal line from elsewhere may carry one."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if depth > 32:
         return str(value)
     if isinstance(value, Mapping):
-        return {k: _finite(v, depth + 1) for k, v in value.items()}
+        return {k: finite_json(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v, depth + 1) for v in value]
+        return [finite_json(v, depth + 1) for v in value]
     return value
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(_finite(value), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    return json.dumps(
+        finite_json(value), indent=2, ensure_ascii=False, default=str, allow_nan=False
+    )
 
 
 def _json(
