@@ -67,12 +67,8 @@ def _is_private(part: str) -> bool:
     return part.startswith("_") and not part.startswith("__")
 
 
-# Known, and left to the owner of the importing module: (importer's layer, private module).
-KNOWN_PRIVATE_IMPORTS = {
-    # Celery retries are counted through @retry's own counters and events; resilience needs
-    # a public "count a retry made elsewhere" function for the integration to use instead.
-    ("integrations", "faultlens.resilience._telemetry"),
-}
+# Known exceptions (importer's layer, private module): none left; add one only with a reason.
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()
 
 
 def test_no_layer_imports_another_layers_private_modules() -> None:

@@ -50,8 +50,7 @@ from opentelemetry.trace import Span, SpanKind
 from ..capture import MARKS, Mark, capture, get_tracer, internal_error, record_on_span
 from ..capture._state import STATE
 from ..errors import ErrorInfo, Severity, clean_text, error_type
-from ..resilience import _telemetry as tel
-from ..resilience import label
+from ..resilience import RETRY_OUTCOMES, count_retry_attempt, count_retry_outcome, label
 
 __all__ = [
     "CONTEXT_RETRIES",
@@ -70,11 +69,11 @@ CONTEXT_TASK_NAME = "celery.task_name"
 CONTEXT_TASK_ID = "celery.task_id"
 CONTEXT_RETRIES = "celery.retries"
 
-_FIRST = tel.RETRY_OUTCOMES.index("success_first_attempt")
-_AFTER = tel.RETRY_OUTCOMES.index("success_after_retry")
-_EXHAUSTED = tel.RETRY_OUTCOMES.index("exhausted")
-_NON_RETRYABLE = tel.RETRY_OUTCOMES.index("non_retryable")
-_ABORTED = tel.RETRY_OUTCOMES.index("aborted")
+_FIRST = RETRY_OUTCOMES.index("success_first_attempt")
+_AFTER = RETRY_OUTCOMES.index("success_after_retry")
+_EXHAUSTED = RETRY_OUTCOMES.index("exhausted")
+_NON_RETRYABLE = RETRY_OUTCOMES.index("non_retryable")
+_ABORTED = RETRY_OUTCOMES.index("aborted")
 
 _MAX_TRACEBACK = 512  # frames looked at when deciding whether a failure came from retry()
 _MAX_REMEMBERED = 1024  # recent failures the log filter can match by task id
@@ -295,7 +294,7 @@ def _failure(task: Any, task_id: Any, exception: BaseException, einfo: Any) -> N
         # the child. A span of its own, in the producer's trace, carries the failure.
         own_span = span = _parent_side_span(task, task_id)
     try:
-        _report_attempt(task, exc, None, tel.RETRY_OUTCOMES[outcome], span)
+        _report_attempt(task, exc, None, RETRY_OUTCOMES[outcome], span)
         if _expected(task, exc):
             _remember(task_id, None, _retries(task))
             return  # in the task's `throws`: an expected outcome, not a failure
@@ -419,11 +418,7 @@ def _report_attempt(
     histogram when there is a wait, and a ``faultlens.retry`` event on the task's span."""
     operation = _task_name(task)
     etype = label(error_type(exc))
-    inst = tel.instruments()
-    if inst is not None:
-        inst.attempts.add(1, {"operation": operation, "error.type": etype})
-        if delay is not None:
-            inst.backoff.record(delay, {"operation": operation})
+    count_retry_attempt(operation, etype, delay)
     attrs: dict[str, str | bool | int | float] = {
         "faultlens.retry.operation": operation,
         "faultlens.retry.attempt": _retries(task) + 1,
@@ -435,21 +430,17 @@ def _report_attempt(
         attrs["faultlens.retry.outcome"] = outcome
     if span is None and task_id is not None:
         span = task_span(task, task_id)
-    if span is not None and STATE.enabled:
+    if span is None:
+        span = trace.get_current_span()
+    if STATE.enabled and span.is_recording():
         span.add_event("faultlens.retry", attrs)
-    else:
-        tel.add_event("faultlens.retry", attrs)
 
 
 def _count_outcome(task: Any, outcome: int) -> None:
     """One terminal outcome in ``faultlens.retry.calls``, through @retry's own counters."""
     if not STATE.enabled:
         return
-    # Observables first: a registration counts from the baseline it takes when it is made.
-    tel.ensure()
-    stats = tel.retry_stats(_task_name(task))
-    with stats.lock:
-        stats.counts[outcome] += 1
+    count_retry_outcome(_task_name(task), RETRY_OUTCOMES[outcome])
 
 
 # -- recorded failures and Celery's log lines about them ---------------------------------------

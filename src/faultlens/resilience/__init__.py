@@ -35,9 +35,11 @@ from ._recovery import (
     recover,
 )
 from ._retry import Attempt, Retry, Retrying, retry, retrying
+from ._telemetry import RETRY_OUTCOMES, count_retry_attempt, count_retry_outcome
 from ._timing import SleepLog, no_sleep
 
 __all__ = [
+    "RETRY_OUTCOMES",
     "Attempt",
     "BreakerStats",
     "CircuitBreaker",
@@ -58,6 +60,8 @@ __all__ = [
     "StateListener",
     "Strategy",
     "breakers",
+    "count_retry_attempt",
+    "count_retry_outcome",
     "defaults",
     "get_breaker",
     "label",

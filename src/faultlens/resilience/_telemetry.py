@@ -39,6 +39,8 @@ __all__ = [
     "RETRY_OUTCOMES",
     "RetryStats",
     "add_event",
+    "count_retry_attempt",
+    "count_retry_outcome",
     "instruments",
     "register_breaker",
     "retry_stats",
@@ -339,3 +341,28 @@ def reset() -> None:
     with _lock:
         _current = None
         _failed_gen = -1
+
+
+# -- retries made elsewhere (a task queue's own retry, e.g. Celery's) ----------------------------
+
+
+def count_retry_attempt(operation: str, error_type: str, delay: float | None) -> None:
+    """One failed attempt of a retry loop faultlens does not run itself, counted like
+    ``@retry``'s: ``faultlens.retry.attempts`` and, when a wait follows, the backoff
+    histogram. ``error_type`` must be a clean, low-cardinality label."""
+    inst = instruments()
+    if inst is None:
+        return
+    inst.attempts.add(1, {"operation": operation, "error.type": error_type})
+    if delay is not None:
+        inst.backoff.record(delay, {"operation": operation})
+
+
+def count_retry_outcome(operation: str, outcome: str) -> None:
+    """One terminal outcome (one of ``RETRY_OUTCOMES``) in ``faultlens.retry.calls``,
+    through the same per-operation counters as ``@retry``, so one dashboard shows both."""
+    index = RETRY_OUTCOMES.index(outcome)  # ValueError names a bad outcome at once
+    ensure()  # observables first: a registration counts from the baseline it takes
+    stats = retry_stats(operation)
+    with stats.lock:
+        stats.counts[index] += 1
