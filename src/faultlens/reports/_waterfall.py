@@ -155,9 +155,8 @@ def fetch_traces(
                 return
             try:
                 url = f"{base}/api/traces/{quote(tid)}"
-                got: Result = parse_trace(
-                    json.loads(_get(opener, url, auth, min(timeout, left), end, clock)), tid
-                )
+                body = _get(opener, url, auth, min(timeout, left), end, clock)
+                got: Result = parse_trace(_json(body), tid)
             except Exception as exc:  # any failure is a reason shown, never raised
                 got = _reason(exc)
             with lock:
@@ -200,6 +199,15 @@ class _Unavailable(Exception):
     pass
 
 
+def _json(body: bytes) -> Any:
+    """The answer decoded, or ``_Unavailable`` saying it is not JSON (checked here, not by
+    the decoder's exception class, which an application reloading ``json`` can replace)."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise _Unavailable("Jaeger's answer is not JSON") from None
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code}" + (" (trace not found)" if exc.code == 404 else "")
@@ -210,8 +218,6 @@ def _reason(exc: BaseException) -> str:
         return scrub_text(str(inner))[:200]
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return "timed out" if str(exc) != "deadline exceeded" else "deadline exceeded"
-    if isinstance(exc, json.JSONDecodeError):
-        return "Jaeger's answer is not JSON"
     if isinstance(exc, (_Unavailable, ValueError)):
         return scrub_text(str(exc))[:200]
     if isinstance(exc, ConnectionRefusedError):
