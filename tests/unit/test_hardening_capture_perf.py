@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 import faultlens
 from faultlens import scrub, testing
-from faultlens.capture import STATE, Limits, _record, _telemetry, dropped_counts
+from faultlens.capture import Limits, _record, _telemetry, dropped_counts
+from faultlens.capture._state import STATE
 from faultlens.errors import _fingerprint, classify, fingerprint
 
 
