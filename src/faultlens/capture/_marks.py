@@ -60,7 +60,7 @@ MAX_WEAK = 16_384
 MAX_STRONG = 1024
 SWEEP_EVERY = 32
 
-_TODO, _BUSY, _DONE = 0, 1, 2
+_PENDING, _BUSY, _DONE = 0, 1, 2
 
 
 class Mark:
@@ -75,19 +75,19 @@ class Mark:
         # ``claimed``: both steps taken by the recorder that makes the mark, before anyone
         # else can see it (saves two claims; it must finish or release both).
         self.info = info
-        state = _DONE if covered else _BUSY if claimed else _TODO
+        state = _DONE if covered else _BUSY if claimed else _PENDING
         self.count = state
         self.event = state
         self.admission: tuple[bool, int] | None = None  # the rate limiter's answer, kept
 
     @property
     def counted(self) -> bool:
-        return self.count != _TODO
+        return self.count != _PENDING
 
     @property
     def done(self) -> bool:
         """The event is decided (emitted, rate-limited, filtered, or covered)."""
-        return self.event != _TODO
+        return self.event != _PENDING
 
 
 class _Ref(weakref.ref):  # type: ignore[type-arg]
@@ -170,7 +170,7 @@ class MarkStore:
     def claim(self, mark: Mark, step: str) -> bool:
         """Take ``step`` ("count" or "event") of ``mark`` if nobody has: True once."""
         with self._lock:
-            if getattr(mark, step) != _TODO:
+            if getattr(mark, step) != _PENDING:
                 return False
             setattr(mark, step, _BUSY)
             return True
@@ -182,7 +182,7 @@ class MarkStore:
         """``step`` failed part-way: let the next span the exception escapes through do it."""
         with self._lock:
             if getattr(mark, step) == _BUSY:
-                setattr(mark, step, _TODO)
+                setattr(mark, step, _PENDING)
 
     def clear(self) -> None:
         with self._lock:
