@@ -183,6 +183,34 @@ async def _errors_coroutine(
             pop(token)
 
 
+def _stepped(
+    kind: str,
+    new_steps: Callable[[], Any],
+    name: str,
+    stage: str | None,
+    skip: tuple[type[BaseException], ...],
+) -> Callable[[Any, Any, Any, Any], Any]:
+    """The wrapper of a generator or async generator function (both modes): make the steps
+    at the call, record a call that fails before it yields anything (bad arguments), and
+    drive what the call made step by step; something that is not a generator after all
+    is returned as it is."""
+    method, driver = ("send", drive) if kind == "gen" else ("asend", drive_async)
+
+    def stepped(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        steps = new_steps()
+        try:
+            made = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            if not isinstance(exc, skip):
+                _record_escaped(exc, name, steps.start, stage, skip)
+            raise
+        if not hasattr(made, method):
+            return made
+        return driver(made, steps)
+
+    return stepped
+
+
 def _errors_wrapper(
     kind: str, name: str, stage: str | None, skip: tuple[type[BaseException], ...]
 ) -> Callable[..., Any]:
@@ -250,37 +278,9 @@ def _errors_wrapper(
 
         return coro
 
-    # The wrappers return the driving generator rather than being generators themselves,
-    # so the steps object (and the failing call's start time) is made at the call.
-    if kind == "gen":
-
-        def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            steps = _ErrorSteps(name, stage, skip)
-            try:
-                made = wrapped(*args, **kwargs)
-            except BaseException as exc:  # the call itself failed (bad arguments)
-                if not isinstance(exc, skip):
-                    _record_escaped(exc, name, steps.start, stage, skip)
-                raise
-            if not hasattr(made, "send"):
-                return made  # not a generator after all: nothing to drive
-            return drive(made, steps)
-
-        return gen
-
-    def agen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        steps = _ErrorSteps(name, stage, skip)
-        try:
-            made = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            if not isinstance(exc, skip):
-                _record_escaped(exc, name, steps.start, stage, skip)
-            raise
-        if not hasattr(made, "asend"):
-            return made
-        return drive_async(made, steps)
-
-    return agen
+    # The wrapper returns the driving generator rather than being a generator itself, so
+    # the steps object (and the failing call's start time) is made at the call.
+    return _stepped(kind, lambda: _ErrorSteps(name, stage, skip), name, stage, skip)
 
 
 class _ErrorSteps:
@@ -505,35 +505,7 @@ def _traced_wrapper(
 
         return coro
 
-    if kind == "gen":
-
-        def gen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            steps = _TracedSteps(name, stage, span_attrs, skip)
-            try:
-                made = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                if not isinstance(exc, skip):
-                    _record_escaped(exc, name, steps.start, stage, skip)
-                raise
-            if not hasattr(made, "send"):
-                return made
-            return drive(made, steps)
-
-        return gen
-
-    def agen(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        steps = _TracedSteps(name, stage, span_attrs, skip)
-        try:
-            made = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            if not isinstance(exc, skip):
-                _record_escaped(exc, name, steps.start, stage, skip)
-            raise
-        if not hasattr(made, "asend"):
-            return made
-        return drive_async(made, steps)
-
-    return agen
+    return _stepped(kind, lambda: _TracedSteps(name, stage, span_attrs, skip), name, stage, skip)
 
 
 def _rebuild(
