@@ -331,6 +331,13 @@ def test_errors_at_the_recursion_limit_in_several_threads_are_each_counted_once(
     def descend(n: int) -> int:
         return descend(n + 1) + 1
 
+    # Big thread stacks: while one thread records with the raised limit (HEADROOM), the
+    # others may descend that much deeper through the wrapper's C frames, which overflowed a
+    # default 8 MiB thread stack and aborted a full CI run. That hazard is the product's
+    # (noted on issue 10's follow-up); this test checks the counting, on stacks that fit.
+    outer_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    outer_stack = threading.stack_size(64 * 1024 * 1024)
     limit = sys.getrecursionlimit()
     failures: list[BaseException] = []
 
@@ -340,16 +347,20 @@ def test_errors_at_the_recursion_limit_in_several_threads_are_each_counted_once(
         except RecursionError as exc:
             failures.append(exc)
 
-    with faultlens.testing.capture() as cap:
-        threads = [threading.Thread(target=run) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    assert len(failures) == 3
-    assert cap.counter("faultlens.errors") == 3
-    assert len(cap.error_events) == 3
-    assert sys.getrecursionlimit() == limit, "the headroom is given back"
+    try:
+        with faultlens.testing.capture() as cap:
+            threads = [threading.Thread(target=run) for _ in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        assert len(failures) == 3
+        assert cap.counter("faultlens.errors") == 3
+        assert len(cap.error_events) == 3
+        assert sys.getrecursionlimit() == limit, "the headroom is given back"
+    finally:
+        threading.stack_size(outer_stack)
+        sys.setrecursionlimit(outer_limit)
 
 
 async def test_a_large_task_group_of_recorded_failures_adds_no_count():
