@@ -199,7 +199,10 @@ def test_the_fork_hook_is_registered_at_the_first_writer_not_at_import(tmp_path:
 
 
 POOL_APP = """
-    import multiprocessing, sys
+    import faulthandler, multiprocessing, signal, sys
+
+    # the test asks every process of the group for its threads' stacks if a run hangs
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def work(i):
         import faultlens
@@ -225,16 +228,24 @@ def test_faultlens_run_with_a_pool_loses_no_worker_error(tmp_path: Path, method:
     app.write_text(textwrap.dedent(POOL_APP))
     for run in range(3):
         journal = tmp_path / f"journal-{run}"
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [exe, "run", "--", sys.executable, str(app), method],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             cwd=tmp_path,
             env=clean_env(FAULTLENS_JOURNAL_PATH=str(journal)),
-            timeout=120,
-            check=False,
+            start_new_session=True,
         )
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip().splitlines()[-1] == "28"
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGUSR1)  # every process prints where it is stuck
+            time.sleep(2)
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"run {run} ({method}) hung; stdout {out!r}; stacks:\n{err}")
+        assert proc.returncode == 0, err
+        assert out.strip().splitlines()[-1] == "28"
         got = sorted(r["context"]["i"] for r in read_records(str(journal)))
         assert got == list(range(8)), f"run {run}: lost {set(range(8)) - set(got)}"

@@ -202,16 +202,23 @@ def test_a_client_error_is_not_retried(webhook: Webhook) -> None:
 
 
 def test_the_webhook_queue_is_bounded() -> None:
-    url = f"http://127.0.0.1:{free_port()}/hook"  # nobody listens
-    ch = WebhookChannel(
-        ChannelSettings(type="webhook", url=url, timeout=0.5), max_queue=3, attempts=1
-    )
-    started = time.perf_counter()
-    for _ in range(50):
-        ch.send([alert()])
-    assert time.perf_counter() - started < 0.5, "send never waits for the network"
-    assert dropped_counts().get("queue_full", 0) >= 46
-    ch.close(2)
+    # A webhook that accepts the connection and never answers: the sender is busy with
+    # one alert for the whole timeout, so the queue fills and stays full. (A refused port
+    # fails each attempt in a millisecond and the sender would drain the queue meanwhile.)
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}/hook"
+        ch = WebhookChannel(
+            ChannelSettings(type="webhook", url=url, timeout=2.0), max_queue=3, attempts=1
+        )
+        started = time.perf_counter()
+        for _ in range(50):
+            ch.send([alert()])
+        assert time.perf_counter() - started < 0.5, "send never waits for the network"
+        # at most one alert in the sender's hands and three queued: the rest are counted
+        assert dropped_counts().get("queue_full", 0) >= 46
+        ch.close(0.1)
 
 
 def test_a_dead_webhook_never_reaches_the_application(
