@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The faultlens stack without Docker: OpenTelemetry Collector (ocb build), Jaeger v2,
-# Prometheus and Alertmanager, all on 127.0.0.1, all from the files in collector/; and Redis,
-# the broker of the Celery example and tests (127.0.0.1:6379, nothing persisted).
+# VictoriaLogs (the logs backend: exception log records, queryable with LogsQL), the
+# log-metrics collector (counts exception log records into a metric), Prometheus and
+# Alertmanager, all on 127.0.0.1, all from the files in collector/; and Redis, the broker
+# of the Celery example and tests (127.0.0.1:6379, nothing persisted).
 #
 #   scripts/stack.sh deps              build/install every component (cached, see below)
 #   scripts/stack.sh --topology gateway up|down|status|urls|start NAME|...
@@ -13,8 +15,8 @@
 #                                      Also: FAULTLENS_STACK_TOPOLOGY=gateway.
 #   scripts/stack.sh up                start what is not running, wait until healthy, print URLs
 #   scripts/stack.sh down              stop everything this state dir started
-#   scripts/stack.sh start|stop|restart NAME   one component: collector jaeger prometheus alertmanager
-#                                      redis
+#   scripts/stack.sh start|stop|restart NAME   one component: collector jaeger victorialogs
+#                                      logmetrics prometheus alertmanager redis
 #   scripts/stack.sh status
 #   scripts/stack.sh urls [SERVICE]    where to look (links that work on the running stack);
 #                                      with SERVICE, also links to its traces and errors
@@ -65,6 +67,19 @@ JAEGER_MODULE_VERSION=v1.76.0
 # both tiers): core and contrib v0.161.0, the newest release at which the module proxy serves
 # the loadbalancing exporter and a tail sampling processor whose dependencies it also serves.
 OTELCOL_GATEWAY_VERSION=0.161.0
+# VictoriaLogs, the stack's logs backend (the collector's `logs` pipeline ends there). Chosen
+# because it ingests OTLP logs natively (POST /insert/opentelemetry/v1/logs, the collector's
+# otlp_http exporter needs nothing else), answers LogsQL over HTTP (/select/logsql/query,
+# JSON lines, no client library needed) and builds from its Go module into one static
+# binary (CGO off) that keeps its data in one directory: no JVM, no cluster, no second
+# store (Loki needs object storage or a ring, OpenSearch a JVM, ClickHouse a C++ build).
+# Built as its own main module from app/victoria-logs, like Jaeger (see build_victorialogs).
+VICTORIALOGS_VERSION=1.52.1
+# The log-metrics collector (collector/logmetrics/): the `count` connector turning exception
+# log records into faultlens_exception_logs_total. Its own build at 0.161.0 because the
+# connector (OTTL conditions) needs pkg/ottl/contexts/xprofile from 0.162.0 on, which the
+# module proxy does not serve at the main release (the same reason as the gateway build).
+OTELCOL_LOGMETRICS_VERSION=0.161.0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONF="$ROOT/collector"
@@ -89,7 +104,7 @@ set -- ${ARGS[@]+"${ARGS[@]}"}
 case "$TOPOLOGY" in
   default)
     STATE="${FAULTLENS_STACK_DIR:-$ROOT/.faultlens/stack}"
-    COMPONENTS=(jaeger collector prometheus alertmanager redis)
+    COMPONENTS=(jaeger victorialogs logmetrics collector prometheus alertmanager redis)
     ;;
   gateway)
     STATE="${FAULTLENS_STACK_DIR:-$ROOT/.faultlens/stack-gateway}"
@@ -120,6 +135,13 @@ gateway_manifest_hash() {
   grep -v '^[[:space:]]*#' "$CONF/gateway/builder-config.yaml" | sha256sum | cut -c1-10
 }
 otelcol_gateway_dir() { echo "$CACHE/otelcol-gateway-$OTELCOL_GATEWAY_VERSION-$(gateway_manifest_hash)"; }
+victorialogs_dir() { echo "$CACHE/victorialogs-$VICTORIALOGS_VERSION"; }
+logmetrics_manifest_hash() {
+  grep -v '^[[:space:]]*#' "$CONF/logmetrics/builder-config.yaml" | sha256sum | cut -c1-10
+}
+otelcol_logmetrics_dir() {
+  echo "$CACHE/otelcol-logmetrics-$OTELCOL_LOGMETRICS_VERSION-$(logmetrics_manifest_hash)"
+}
 
 bin_path() {
   case "$1" in
@@ -128,6 +150,8 @@ bin_path() {
       echo "$(otelcol_gateway_dir)/otelcol-faultlens-gateway"
       ;;
     jaeger) echo "$(jaeger_dir)/jaeger" ;;
+    victorialogs) echo "$(victorialogs_dir)/victoria-logs" ;;
+    logmetrics | otelcol-logmetrics) echo "$(otelcol_logmetrics_dir)/otelcol-faultlens-logmetrics" ;;
     prometheus) command -v prometheus || echo /usr/bin/prometheus ;;
     alertmanager) command -v prometheus-alertmanager || echo /usr/bin/prometheus-alertmanager ;;
     redis) command -v redis-server || echo /usr/bin/redis-server ;;
@@ -144,58 +168,51 @@ go_env() {
   export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 }
 
-build_otelcol() {
-  local dir bin start
-  dir="$(otelcol_dir)"
-  bin="$dir/otelcol-faultlens"
+# An ocb build into the cache: $1 what it is (for the log), $2 the builder's release, $3 the
+# manifest, $4 the cache directory, $5 the binary's name (dist.name of the manifest).
+build_ocb() {
+  local what="$1" version="$2" manifest="$3" dir="$4" name="$5" start
+  local ocb="$CACHE/ocb-$version" bin="$dir/$name"
   if [[ -x "$bin" ]]; then
-    log "collector $OTELCOL_CONTRIB_VERSION: cached at $bin"
-    return
-  fi
-  go_env
-  start=$SECONDS
-  mkdir -p "$CACHE/ocb-$OTELCOL_VERSION"
-  if [[ ! -x "$CACHE/ocb-$OTELCOL_VERSION/builder" ]]; then
-    log "installing ocb $OTELCOL_VERSION"
-    GOBIN="$CACHE/ocb-$OTELCOL_VERSION" \
-      go install "go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_VERSION"
-  fi
-  log "building the collector with ocb (a few minutes the first time)"
-  rm -rf "$dir.tmp"
-  mkdir -p "$dir.tmp"
-  # The manifest's dist.output_path (./_build) is relative to the directory ocb runs in.
-  (cd "$dir.tmp" && "$CACHE/ocb-$OTELCOL_VERSION/builder" --config "$CONF/builder-config.yaml")
-  mv "$dir.tmp/_build/otelcol-faultlens" "$dir.tmp/otelcol-faultlens"
-  rm -rf "$dir.tmp/_build" "$dir"
-  mv "$dir.tmp" "$dir"
-  log "collector built in $((SECONDS - start))s: $bin"
-}
-
-# The gateway topology's collector: the same steps as build_otelcol, with its own manifest
-# and builder release (collector/gateway/builder-config.yaml says why it differs).
-build_otelcol_gateway() {
-  local dir bin start ocb="$CACHE/ocb-$OTELCOL_GATEWAY_VERSION"
-  dir="$(otelcol_gateway_dir)"
-  bin="$dir/otelcol-faultlens-gateway"
-  if [[ -x "$bin" ]]; then
-    log "gateway-topology collector $OTELCOL_GATEWAY_VERSION: cached at $bin"
+    log "$what: cached at $bin"
     return
   fi
   go_env
   start=$SECONDS
   if [[ ! -x "$ocb/builder" ]]; then
-    log "installing ocb $OTELCOL_GATEWAY_VERSION"
+    log "installing ocb $version"
     mkdir -p "$ocb"
-    GOBIN="$ocb" go install "go.opentelemetry.io/collector/cmd/builder@v$OTELCOL_GATEWAY_VERSION"
+    GOBIN="$ocb" go install "go.opentelemetry.io/collector/cmd/builder@v$version"
   fi
-  log "building the gateway-topology collector with ocb (a few minutes the first time)"
+  log "building the $what with ocb (a few minutes the first time)"
   rm -rf "$dir.tmp"
   mkdir -p "$dir.tmp"
-  (cd "$dir.tmp" && "$ocb/builder" --config "$CONF/gateway/builder-config.yaml")
-  mv "$dir.tmp/_build/otelcol-faultlens-gateway" "$dir.tmp/otelcol-faultlens-gateway"
+  # The manifest's dist.output_path (./_build) is relative to the directory ocb runs in.
+  (cd "$dir.tmp" && "$ocb/builder" --config "$manifest")
+  mv "$dir.tmp/_build/$name" "$dir.tmp/$name"
   rm -rf "$dir.tmp/_build" "$dir"
   mv "$dir.tmp" "$dir"
-  log "gateway-topology collector built in $((SECONDS - start))s: $bin"
+  log "$what built in $((SECONDS - start))s: $bin"
+}
+
+build_otelcol() {
+  build_ocb "collector $OTELCOL_CONTRIB_VERSION" "$OTELCOL_VERSION" \
+    "$CONF/builder-config.yaml" "$(otelcol_dir)" otelcol-faultlens
+}
+
+# The gateway topology's collector, with its own manifest and builder release
+# (collector/gateway/builder-config.yaml says why it differs).
+build_otelcol_gateway() {
+  build_ocb "gateway-topology collector $OTELCOL_GATEWAY_VERSION" "$OTELCOL_GATEWAY_VERSION" \
+    "$CONF/gateway/builder-config.yaml" "$(otelcol_gateway_dir)" otelcol-faultlens-gateway
+}
+
+# The log-metrics collector (collector/logmetrics/builder-config.yaml says why it is a build
+# of its own, at the gateway build's release).
+build_otelcol_logmetrics() {
+  build_ocb "log-metrics collector $OTELCOL_LOGMETRICS_VERSION" "$OTELCOL_LOGMETRICS_VERSION" \
+    "$CONF/logmetrics/builder-config.yaml" "$(otelcol_logmetrics_dir)" \
+    otelcol-faultlens-logmetrics
 }
 
 build_jaeger() {
@@ -231,6 +248,39 @@ build_jaeger() {
   log "jaeger built in $((SECONDS - start))s: $bin"
 }
 
+# VictoriaLogs' single-node server (app/victoria-logs: ingestion, storage and LogsQL in one
+# process), built like Jaeger: as its own main module from its source in the module cache,
+# with its go.mod and go.sum choosing every dependency as in its release build. CGO off: the
+# pure-Go zstd and no C toolchain needed (upstream's `make victoria-logs-pure` does the same).
+build_victorialogs() {
+  local dir bin start json src
+  dir="$(victorialogs_dir)"
+  bin="$dir/victoria-logs"
+  if [[ -x "$bin" ]]; then
+    log "victorialogs $VICTORIALOGS_VERSION: cached at $bin"
+    return
+  fi
+  go_env
+  start=$SECONDS
+  log "building victorialogs $VICTORIALOGS_VERSION (a few minutes the first time)"
+  json="$(cd / && GOFLAGS='' go mod download -json "github.com/VictoriaMetrics/VictoriaLogs@v$VICTORIALOGS_VERSION")" ||
+    die "cannot download github.com/VictoriaMetrics/VictoriaLogs@v$VICTORIALOGS_VERSION: $json"
+  src="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$json")"
+  [[ -f "$src/go.mod" ]] || die "go mod download gave no source directory for victorialogs: $json"
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp"
+  (
+    cd "$src"
+    # The version `victoria-logs -version` prints (upstream's Makefile sets it the same way).
+    GOFLAGS=-mod=readonly go build -trimpath -o "$dir.tmp/victoria-logs" \
+      -ldflags "-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-logs-v$VICTORIALOGS_VERSION" \
+      ./app/victoria-logs
+  )
+  rm -rf "$dir"
+  mv "$dir.tmp" "$dir"
+  log "victorialogs built in $((SECONDS - start))s: $bin"
+}
+
 install_debian() {
   local missing=()
   command -v prometheus >/dev/null || missing+=(prometheus)
@@ -260,6 +310,8 @@ cmd_deps() {
   build_otelcol
   build_jaeger
   build_otelcol_gateway # the gateway topology's (collector/gateway/)
+  build_victorialogs
+  build_otelcol_logmetrics
 }
 
 # --- rendering the runtime configuration -----------------------------------------------
@@ -349,6 +401,8 @@ health_url() {
   case "$TOPOLOGY:$1" in
     default:collector) echo "http://$HOST:13133/" ;;
     default:jaeger) echo "http://$HOST:16686/api/services" ;;
+    default:victorialogs) echo "http://$HOST:9428/health" ;;
+    default:logmetrics) echo "http://$HOST:13134/" ;;
     default:prometheus) echo "http://$HOST:9090/-/ready" ;;
     default:alertmanager) echo "http://$HOST:9093/-/ready" ;;
     default:redis) echo "redis://$HOST:6379 (PING)" ;;
@@ -363,6 +417,8 @@ ports() {
   case "$TOPOLOGY:$1" in
     default:collector) echo "4317 4318 13133 8888 8889" ;;
     default:jaeger) echo "14317 14318 16685 16686" ;;
+    default:victorialogs) echo "9428" ;;
+    default:logmetrics) echo "4319 13134 8890" ;;
     default:prometheus) echo "9090" ;;
     default:alertmanager) echo "9093" ;;
     default:redis) echo "6379" ;;
@@ -531,6 +587,19 @@ start_one() {
     jaeger)
       launch jaeger --config "$CONF/jaeger.yaml"
       ;;
+    victorialogs)
+      # Loopback only (its one listener: HTTP, for ingestion, LogsQL and its web UI at
+      # /select/vmui/); data kept for 7 days in the state dir.
+      mkdir -p "$STATE/victorialogs/data"
+      launch victorialogs \
+        -httpListenAddr="$HOST:9428" \
+        -storageDataPath="$STATE/victorialogs/data" \
+        -retentionPeriod=7d
+      ;;
+    logmetrics)
+      FAULTLENS_LOGMETRICS_STORAGE_DIR="${FAULTLENS_LOGMETRICS_STORAGE_DIR:-$STATE/logmetrics/file_storage}" \
+        launch logmetrics --config "$CONF/logmetrics/logmetrics.yaml"
+      ;;
     prometheus)
       launch prometheus \
         --config.file="$STATE/prometheus/prometheus.yml" \
@@ -670,8 +739,17 @@ remote write from the gateways.
 EOF
 }
 
+# The LogsQL query for the exception log records of service $1, newest first (the name
+# written as a LogsQL string: backslashes and double quotes escaped).
+exception_logsql() {
+  local name="${1//\\/\\\\}"
+  name="${name//\"/\\\"}"
+  printf '{service.name="%s"} event_name:=exception | sort by (_time desc)' "$name"
+}
+
 cmd_urls() {
   local service="${1:-}" prom jaeger="http://$HOST:16686" am="http://$HOST:9093" q
+  local vl="http://$HOST:9428"
   if [[ "$TOPOLOGY" == gateway ]]; then
     cmd_urls_gateway
     return
@@ -686,6 +764,8 @@ collector health    http://$HOST:13133/${off[collector]:-}
 collector metrics   http://$HOST:8889/metrics${off[collector]:-}
 collector's own     http://$HOST:8888/metrics${off[collector]:-}
 Jaeger API          $jaeger/api/services${off[jaeger]:-}
+VictoriaLogs UI     $vl/select/vmui/   (LogsQL API: $HOST:9428/select/logsql/query)${off[victorialogs]:-}
+log-metrics health  http://$HOST:13134/${off[logmetrics]:-}
 Prometheus          $prom/graph${off[prometheus]:-}
 Prometheus alerts   $prom/alerts${off[prometheus]:-}
 Alertmanager API    $am/api/v2/alerts${off[alertmanager]:-}
@@ -699,6 +779,7 @@ EOF
 $service:
   traces (JSON)     $jaeger/api/traces?service=$(urlencode "$service")&limit=20
   errors by code    $prom/graph?g0.expr=$q&g0.tab=1
+  exception logs    $vl/select/logsql/query?query=$(urlencode "$(exception_logsql "$service")")&limit=20
 EOF
   fi
   cat <<EOF

@@ -1,4 +1,5 @@
-"""The real stack for integration tests: collector, Jaeger, Prometheus and Alertmanager.
+"""The real stack for integration tests: collector, Jaeger, VictoriaLogs, the log-metrics
+collector, Prometheus and Alertmanager.
 
 Session fixtures start the stack with ``scripts/stack.sh`` on 127.0.0.1, with its state
 (rendered configs, data, logs, pids) in a pytest temp dir, and stop it at the end. Nothing
@@ -11,7 +12,8 @@ Fixtures
     Addresses: ``otlp_grpc`` ("http://127.0.0.1:4317"), ``otlp_http``
     ("http://127.0.0.1:4318"), ``collector_health``, ``collector_metrics`` (its Prometheus
     exporter, :8889), ``collector_telemetry`` (its own metrics, :8888), ``jaeger_query``
-    ("http://127.0.0.1:16686"), ``prometheus``, ``alertmanager``; ``state_dir``;
+    ("http://127.0.0.1:16686"), ``victorialogs`` ("http://127.0.0.1:9428"), ``prometheus``,
+    ``alertmanager``; ``state_dir``;
     ``interval`` (Prometheus scrape/evaluation interval in seconds, 2 here).
     Helpers:
       ``prom_query(expr)`` -> list of result dicts (raises on a PromQL error);
@@ -23,8 +25,11 @@ Fixtures
       ``prom_alerts()``, ``wait_for_alert(name, **labels)`` (Prometheus),
       ``wait_for_alertmanager(name, **labels)``;
       ``add_rules(name, text)`` / ``remove_rules(name)``: extra rule file + reload;
+      ``logsql(query, limit=...)`` -> VictoriaLogs records (dicts) matching a LogsQL query;
+      ``wait_for_logs(query, count=1, timeout=...)`` polls until that many match;
       ``stop(component)``, ``start(component)``, ``restart(component)`` for
-      "collector", "jaeger", "prometheus", "alertmanager" (start waits until healthy).
+      "collector", "jaeger", "victorialogs", "logmetrics", "prometheus", "alertmanager"
+      (start waits until healthy).
     ``webhook``: the :class:`WebhookReceiver` Alertmanager posts to.
 
 ``webhook`` (session) -> :class:`WebhookReceiver`
@@ -62,7 +67,15 @@ from support.ci import missing_component
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_SH = REPO / "scripts" / "stack.sh"
-COMPONENTS = ("collector", "jaeger", "prometheus", "alertmanager", "redis")
+COMPONENTS = (
+    "collector",
+    "jaeger",
+    "victorialogs",
+    "logmetrics",
+    "prometheus",
+    "alertmanager",
+    "redis",
+)
 INTERVAL_S = 2
 HOST = "127.0.0.1"
 # Captured at import: the suite's autouse fixture strips FAULTLENS_*/OTEL_* from the
@@ -159,6 +172,7 @@ class Stack:
     collector_metrics: str = f"http://{HOST}:8889/metrics"
     collector_telemetry: str = f"http://{HOST}:8888/metrics"
     jaeger_query: str = f"http://{HOST}:16686"
+    victorialogs: str = f"http://{HOST}:9428"
     prometheus: str = f"http://{HOST}:9090"
     alertmanager: str = f"http://{HOST}:9093"
     interval: float = INTERVAL_S
@@ -290,6 +304,28 @@ class Stack:
             f"{count} traces of {service}",
         )
 
+    # VictoriaLogs
+    def logsql(self, query: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Records matching a LogsQL query (one JSON object a line in the answer)."""
+        resp = requests.post(
+            f"{self.victorialogs}/select/logsql/query",
+            data={"query": query, "limit": str(limit)},
+            timeout=10,
+        )
+        if resp.status_code != 200:
+            raise AssertionError(f"LogsQL {query!r} failed ({resp.status_code}): {resp.text}")
+        return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+
+    def wait_for_logs(
+        self, query: str, count: int = 1, timeout: float = 30
+    ) -> list[dict[str, Any]]:
+        return _poll(
+            lambda: self.logsql(query),
+            lambda records: len(records) >= count,
+            timeout,
+            f"{count} log records matching LogsQL {query!r}",
+        )
+
     # the collector's own telemetry
     def collector_counter(self, name: str, **labels: str) -> float:
         text = requests.get(self.collector_telemetry, timeout=5).text
@@ -341,7 +377,14 @@ def stack(webhook: WebhookReceiver) -> Iterator[Stack]:
         yield stack
     finally:
         subprocess.run([str(STACK_SH), "down"], env=env, check=False, capture_output=True)
-        for data in ("prometheus/data", "alertmanager/data", "collector/file_storage", "redis"):
+        for data in (
+            "prometheus/data",
+            "alertmanager/data",
+            "collector/file_storage",
+            "victorialogs/data",
+            "logmetrics/file_storage",
+            "redis",
+        ):
             shutil.rmtree(state / data, ignore_errors=True)  # the logs stay, for a failure
 
 

@@ -2,8 +2,9 @@
 collector and Jaeger, docker-compose). A missing tool fails under CI=true, naming the make
 target that installs it (`make stack-deps`), and skips otherwise.
 
-Fixtures: ``tool(name)`` -> path of a tool ("collector"/"jaeger" are the cached builds);
-``run(*argv, env=None)`` -> its output, failing the test when it exits non-zero."""
+Fixtures: ``tool(name)`` -> path of a tool ("collector", "jaeger", "victorialogs" and
+"logmetrics" are the cached builds); ``run(*argv, env=None)`` -> its output, failing the
+test when it exits non-zero."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ ENV_AT_START = dict(os.environ)
 
 def find_tool(name: str) -> str:
     """Path of a stack tool: the cached builds via scripts/stack.sh, the rest from PATH."""
-    if name in ("collector", "jaeger"):
+    if name in ("collector", "jaeger", "victorialogs", "logmetrics"):
         proc = subprocess.run(
             [str(STACK_SH), "bin", name],
             capture_output=True,

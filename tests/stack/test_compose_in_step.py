@@ -51,6 +51,7 @@ def test_every_published_port_is_bound_to_loopback():
     [
         ("collector", ["collector/otelcol.yaml"]),
         ("jaeger", ["collector/jaeger.yaml"]),
+        ("logmetrics", ["collector/logmetrics/logmetrics.yaml"]),
         (
             "prometheus",
             ["collector/prometheus.yml", "collector/rules", "collector/targets/compose"],
@@ -92,7 +93,12 @@ def test_prometheus_targets_match_between_local_and_compose():
 
 
 @pytest.mark.parametrize(
-    ("service", "config"), [("collector", "otelcol.yaml"), ("jaeger", "jaeger.yaml")]
+    ("service", "config"),
+    [
+        ("collector", "otelcol.yaml"),
+        ("jaeger", "jaeger.yaml"),
+        ("logmetrics", "logmetrics/logmetrics.yaml"),
+    ],
 )
 def test_compose_overrides_every_address_with_the_same_port(service, config):
     # The config files default to 127.0.0.1:<port>; compose must swap only the host.
@@ -111,6 +117,8 @@ def test_published_ports_are_the_ports_of_the_design():
     assert set(published("prometheus")) == {9090}
     assert set(published("alertmanager")) == {9093}
     assert set(published("grafana")) == {3000}
+    assert set(published("victorialogs")) == {9428}
+    assert not published("logmetrics"), "only the collector talks to the log counter"
     assert "8888" in SERVICES["collector"]["environment"]["FAULTLENS_COLLECTOR_TELEMETRY_PORT"]
 
 
@@ -121,6 +129,37 @@ def test_images_pin_the_versions_of_the_local_stack():
     jaeger = re.search(r"^JAEGER_VERSION=(\S+)$", script, re.M).group(1)
     assert SERVICES["collector"]["image"] == f"otel/opentelemetry-collector-contrib:{otelcol}"
     assert SERVICES["jaeger"]["image"] == f"jaegertracing/jaeger:{jaeger}"
+    victorialogs = re.search(r"^VICTORIALOGS_VERSION=(\S+)$", script, re.M).group(1)
+    assert SERVICES["victorialogs"]["image"] == f"victoriametrics/victoria-logs:v{victorialogs}"
+    # The log counter runs the release of its local build (collector/logmetrics/).
+    counter = re.search(r"^OTELCOL_LOGMETRICS_VERSION=(\S+)$", script, re.M).group(1)
+    assert SERVICES["logmetrics"]["image"] == f"otel/opentelemetry-collector-contrib:{counter}"
+
+
+def test_victorialogs_runs_as_the_local_stack_runs_it():
+    # The same flags as start_one in scripts/stack.sh, the address and data path aside.
+    script = (REPO / "scripts/stack.sh").read_text()
+    local = script.split("    victorialogs)\n", 1)[1].split(";;", 1)[0]
+    flags = SERVICES["victorialogs"]["command"]
+    assert "-httpListenAddr=victorialogs:9428" in flags
+    assert '-httpListenAddr="$HOST:9428"' in local
+    retention = [f for f in flags if f.startswith("-retentionPeriod=")]
+    assert retention == ["-retentionPeriod=7d"] and "-retentionPeriod=7d" in local
+    (data,) = [f.split("=", 1)[1] for f in flags if f.startswith("-storageDataPath=")]
+    assert any(v.endswith(f":{data}") for v in SERVICES["victorialogs"]["volumes"])
+
+
+def test_the_collector_writes_logs_to_victorialogs_and_the_log_counter_writes_back():
+    env = SERVICES["collector"]["environment"]
+    assert env["FAULTLENS_VICTORIALOGS_ENDPOINT"] == "victorialogs:9428"
+    assert env["FAULTLENS_LOGMETRICS_OTLP_ENDPOINT"] == "logmetrics:4319"
+    assert {"victorialogs", "logmetrics"} <= set(SERVICES["collector"]["depends_on"])
+    counter = SERVICES["logmetrics"]["environment"]
+    assert counter["FAULTLENS_COLLECTOR_OTLP_ENDPOINT"] == "collector:4317"
+    for var, value in counter.items():
+        if var.startswith("FAULTLENS_LOGMETRICS_") and var.endswith("_ENDPOINT"):
+            assert value.startswith("logmetrics:"), (var, value)
+    assert "collector" not in SERVICES["logmetrics"].get("depends_on", [])  # no start cycle
 
 
 def test_the_example_app_sends_to_the_collector():

@@ -190,6 +190,7 @@ def test_prometheus_accepts_the_topology_config(tool, run):
 
 # --- ports -------------------------------------------------------------------------------------
 DEFAULT_PORTS = {4317, 4318, 13133, 8888, 8889, 14317, 14318, 16685, 16686, 9090, 9093, 6379}
+DEFAULT_PORTS |= {9428, 4319, 13134, 8890}  # VictoriaLogs; the log-metrics collector
 
 
 def test_its_ports_are_its_own_and_agree_with_the_config_defaults():

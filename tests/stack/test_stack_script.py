@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -323,10 +324,22 @@ def test_urls_marks_what_is_not_running(state):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     labelled = {x.split("  ")[0]: x for x in lines if "  " in x and not x.startswith(" ")}
-    for label in ("collector health", "Jaeger API", "Prometheus", "Alertmanager API"):
+    for label in (
+        "collector health",
+        "Jaeger API",
+        "VictoriaLogs UI",
+        "log-metrics health",
+        "Prometheus",
+        "Alertmanager API",
+    ):
         assert labelled[label].endswith("(not running)"), labelled[label]
     # the service name is percent-encoded in its links
     (traces,) = [x for x in lines if "traces (JSON)" in x]
     assert "service=svc%20one%2F%C3%BC&limit=20" in traces
     (errors,) = [x for x in lines if "errors by code" in x]
     assert "job%3D%22svc%20one%2F%C3%BC%22" in errors
+    # and written as a LogsQL string in its exception-logs link: quotes and backslashes escaped
+    proc = stack_sh("urls", 'a"b\\c', state=state)
+    (logs,) = [x for x in proc.stdout.splitlines() if "exception logs" in x]
+    query = unquote(logs.split("query=", 1)[1].split("&", 1)[0])
+    assert query == '{service.name="a\\"b\\\\c"} event_name:=exception | sort by (_time desc)'
