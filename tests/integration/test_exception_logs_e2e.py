@@ -11,11 +11,13 @@ would send them."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import requests
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +209,19 @@ def test_exception_records_are_counted_in_prometheus_with_the_labels_of_faultlen
         "otel_scope_version",
         "otel_scope_schema_url",
     }
+
+
+def test_the_logs_backend_and_the_log_counter_answer_on_loopback_only(stack):
+    assert requests.get(f"{stack.victorialogs}/health", timeout=5).text.strip() == "OK"
+    assert requests.get("http://127.0.0.1:13134/", timeout=5).status_code == 200
+    pids = {
+        (stack.state_dir / "run" / f"{c}.pid").read_text().strip()
+        for c in ("victorialogs", "logmetrics")
+    }
+    sockets = subprocess.run(
+        ["ss", "-Htulnp"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    ours = [s for s in sockets if any(f"pid={pid}," in s for pid in pids)]
+    listening = {line.split()[4] for line in ours}
+    assert {"127.0.0.1:9428", "127.0.0.1:4319", "127.0.0.1:13134", "127.0.0.1:8890"} <= listening
+    assert all(a.startswith(("127.0.0.1:", "[::1]:")) for a in listening), ours

@@ -22,10 +22,15 @@ def test_every_component_answers_its_health_endpoint(stack):
 def test_prometheus_scrapes_both_collector_targets(stack):
     up = stack.prom_wait(
         'up{job=~"faultlens-collector|otelcol"}',
-        until=lambda r: len(r) == 2 and all(s["value"][1] == "1" for s in r),
+        until=lambda r: len(r) == 3 and all(s["value"][1] == "1" for s in r),
         timeout=30,
     )
-    assert {s["metric"]["job"] for s in up} == {"faultlens-collector", "otelcol"}
+    # otelcol: the collector's own telemetry (:8888) and the log-metrics collector's (:8890)
+    assert {(s["metric"]["job"], s["metric"]["instance"]) for s in up} == {
+        ("faultlens-collector", "127.0.0.1:8889"),
+        ("otelcol", "127.0.0.1:8888"),
+        ("otelcol", "127.0.0.1:8890"),
+    }
 
 
 def test_prometheus_loaded_every_shipped_rule_group_without_errors(stack):
