@@ -1,5 +1,6 @@
-# The bundled stack (collector, Jaeger, Prometheus, Alertmanager, Redis) on 127.0.0.1 without
-# Docker; see scripts/stack.sh. Builds are cached in $(CACHE_DIR)/<component>-<version>/.
+# The bundled stack (collector, Jaeger, VictoriaLogs, the log-metrics collector, Prometheus,
+# Alertmanager, Redis) on 127.0.0.1 without Docker; see scripts/stack.sh. Builds are cached in
+# $(CACHE_DIR)/<component>-<version>/.
 
 STACK := scripts/stack.sh
 STACK_ENV := FAULTLENS_CACHE_DIR=$(CACHE_DIR)
@@ -21,7 +22,8 @@ STACK_DEMO_CELERY_CMD ?= $(BIN)/python examples/celery_worker --endpoint http://
 
 .PHONY: stack-deps stack-up stack-down stack-status stack-demo
 
-# Build the collectors (ocb: the stack's, and the gateway topology's) and Jaeger, install Prometheus, Alertmanager, promtool,
+# Build the collectors (ocb: the stack's, its log-metrics collector's, the gateway topology's),
+# Jaeger and VictoriaLogs, install Prometheus, Alertmanager, promtool,
 # docker-compose and redis-server from Debian: everything tests/stack and tests/integration
 # need.
 stack-deps:
