@@ -225,3 +225,22 @@ def test_the_logs_backend_and_the_log_counter_answer_on_loopback_only(stack):
     listening = {line.split()[4] for line in ours}
     assert {"127.0.0.1:9428", "127.0.0.1:4319", "127.0.0.1:13134", "127.0.0.1:8890"} <= listening
     assert all(a.startswith(("127.0.0.1:", "[::1]:")) for a in listening), ours
+
+
+def test_records_sent_while_victorialogs_is_down_arrive_after_it_is_back(
+    stack, log_app, unique_service
+):
+    app = log_app()
+    stack.stop("victorialogs")
+    try:
+        for name in ("a.txt", "b.txt", "c.txt"):
+            log_exception(app, raised(FileNotFoundError(name)), attributes=FAULTLENS_ATTRIBUTES)
+        app.flush()  # accepted by the collector, which holds them in its disk queue
+        # counted meanwhile all the same: the log counter does not depend on the backend
+        stack.prom_wait(
+            f'sum(faultlens_exception_logs_total{{job="{unique_service}"}}) == 3', timeout=60
+        )
+    finally:
+        stack.start("victorialogs")
+    records = stack.wait_for_logs(f'{{service.name="{unique_service}"}}', count=3, timeout=60)
+    assert sorted(r["exception.message"] for r in records) == ["a.txt", "b.txt", "c.txt"]
