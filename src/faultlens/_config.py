@@ -57,6 +57,7 @@ __all__ = [
     "BreakerSettings",
     "ChannelSettings",
     "ErrorHandling",
+    "ExceptionSettings",
     "ExporterSettings",
     "FrequencyThreshold",
     "JournalSettings",
@@ -72,7 +73,9 @@ T = TypeVar("T")
 DEFAULT_CONFIG_FILES = ("faultlens.yaml", "faultlens.yml")
 
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$")  # as the catalog accepts them
-_URL_FIELDS = frozenset({"url", "endpoint", "traces_endpoint", "metrics_endpoint", "jaeger_url"})
+_URL_FIELDS = frozenset(
+    {"url", "endpoint", "traces_endpoint", "metrics_endpoint", "logs_endpoint", "jaeger_url"}
+)
 _d = default_of
 
 
@@ -210,6 +213,8 @@ class ExporterSettings:
     # _METRICS_TIMEOUT); each falls back to ``timeout``. Read them through timeout_for().
     traces_timeout: float | None = _d("exporter.traces_timeout")
     metrics_timeout: float | None = _d("exporter.metrics_timeout")
+    logs_endpoint: str | None = _d("exporter.logs_endpoint")  # OTEL_EXPORTER_OTLP_LOGS_*
+    logs_timeout: float | None = _d("exporter.logs_timeout")
 
     @property
     def active(self) -> str:
@@ -218,11 +223,41 @@ class ExporterSettings:
         return self.type
 
     def timeout_for(self, signal: str) -> float:
-        """The export timeout in seconds for ``signal`` (``traces`` or ``metrics``)."""
-        own = self.traces_timeout if signal == "traces" else self.metrics_timeout
+        """The export timeout in seconds for ``signal`` (``traces``, ``metrics``, ``logs``)."""
+        own = {
+            "traces": self.traces_timeout,
+            "metrics": self.metrics_timeout,
+            "logs": self.logs_timeout,
+        }[signal]
         return self.timeout if own is None else own
 
+    def signal_endpoint(self, signal: str) -> str | None:
+        """The signal's own URL (``OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT``), if set."""
+        return {
+            "traces": self.traces_endpoint,
+            "metrics": self.metrics_endpoint,
+            "logs": self.logs_endpoint,
+        }[signal]
+
     __repr__ = _redacted_repr
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionSettings:
+    """How a recorded exception is signalled: the semantic conventions are moving it from
+    span events to log records (``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``)."""
+
+    signal: str = _d("exceptions.signal")  # span | logs | logs/dup
+    event_name: str = _d("exceptions.event_name")
+    bridge: bool = _d("exceptions.bridge")  # logs mode: the record back onto its span
+
+    @property
+    def span_events(self) -> bool:
+        return self.signal != "logs"
+
+    @property
+    def log_records(self) -> bool:
+        return self.signal != "span"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +283,7 @@ class Settings:
     sdk_disabled: bool = _d("sdk_disabled")
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
+    exceptions: ExceptionSettings = field(default_factory=ExceptionSettings)
     capture: Limits = field(default_factory=Limits)  # the capture layer's caps, as installed
     auto_modules: tuple[str, ...] = _d("auto_modules")
     catalogs: tuple[str, ...] = _d("catalogs")

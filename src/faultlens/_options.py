@@ -388,6 +388,43 @@ def _regexes(v: Any, key: str) -> tuple[str, ...]:
     return patterns
 
 
+EXCEPTION_SIGNALS = ("span", "logs", "logs/dup")
+_EVENT_NAME = re.compile(r"^(?:[a-z][a-z0-9_]*\.)*exception$")
+
+
+def _exception_signal(v: Any, key: str) -> str:
+    s = _str(v, key).strip().lower()
+    if s not in EXCEPTION_SIGNALS:
+        raise ValueError(
+            f"expected one of {', '.join(EXCEPTION_SIGNALS)} (span events, log records, "
+            f"or both), got {v!r}"
+        )
+    return s
+
+
+def _exception_signal_env(v: Any, key: str) -> str | None:
+    """``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`` is shared with other instrumentations: a
+    comma-separated list in which only ``logs`` and ``logs/dup`` concern us (``logs/dup``
+    wins, as ``http/dup`` does for the HTTP opt-in); other values belong to someone else.
+    faultlens's own variable is strict."""
+    if not key.startswith("OTEL_"):
+        return _exception_signal(v, key)
+    tokens = {t.strip().lower() for t in _str(v, key).split(",")}
+    if "logs/dup" in tokens:
+        return "logs/dup"
+    return "logs" if "logs" in tokens else None
+
+
+def _event_name(v: Any, key: str) -> str:
+    s = _str(v, key).strip()
+    if not _EVENT_NAME.match(s):
+        raise ValueError(
+            "expected `exception` or `<domain>.exception` (lowercase dotted words, "
+            f"e.g. `payments.exception`), got {v!r}"
+        )
+    return s
+
+
 def _structured(v: Any, key: str) -> Any:
     """Marks a row whose file value is read by its own parser in ``_config`` (a mapping or a
     list of entries, each entry's keys checked and named)."""
@@ -595,6 +632,51 @@ OPTIONS: tuple[Option, ...] = (
         _millis,
         env=("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",),
         default_doc="the export timeout",
+    ),
+    Option(
+        "exporter.logs_endpoint",
+        "Logs URL, used as given (exception log records)",
+        _url,
+        env=("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",),
+        default_doc="the endpoint",
+    ),
+    Option(
+        "exporter.logs_timeout",
+        "Logs export timeout, milliseconds",
+        _millis,
+        env=("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",),
+        default_doc="the export timeout",
+    ),
+    # -- how a recorded exception is signalled (semantic conventions' migration)
+    Option(
+        "exceptions.signal",
+        "`span` (an `exception` span event), `logs` (an `exception` log record) or `logs/dup` "
+        "(both); the OTel variable is a list of which `logs`/`logs/dup` count",
+        _exception_signal,
+        "span",
+        argument="exception_signal",
+        env=("FAULTLENS_EXCEPTION_SIGNAL", "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN"),
+        file="faultlens.exceptions.signal",
+        env_convert=_exception_signal_env,
+    ),
+    Option(
+        "exceptions.event_name",
+        "The log record's event name: `exception` or `<domain>.exception`",
+        _event_name,
+        "exception",
+        argument="exception_event_name",
+        env=("FAULTLENS_EXCEPTION_EVENT_NAME",),
+        file="faultlens.exceptions.event_name",
+    ),
+    Option(
+        "exceptions.bridge",
+        "In `logs` mode, copy each exception log record onto its span as a span event (so "
+        "Jaeger still shows it); off for backends that read the logs",
+        _bool,
+        True,
+        argument="exception_bridge",
+        env=("FAULTLENS_EXCEPTION_BRIDGE",),
+        file="faultlens.exceptions.bridge",
     ),
     Option(
         "jaeger_url",

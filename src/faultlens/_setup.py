@@ -81,6 +81,7 @@ class _Runtime:
     args: dict[str, Any]
     tracer_provider: TracerProvider | None = None  # only the ones faultlens created
     meter_provider: MeterProvider | None = None
+    logger_provider: Any = None  # exception log records (exception_signal logs, logs/dup)
     components: list[Any] = field(default_factory=list)  # things with .shutdown(timeout)
     bootstrap: bool = False  # configured by `faultlens run`; the app's own configure() wins
     retired: list[Any] = field(default_factory=list)  # earlier providers still serving spans
@@ -155,7 +156,7 @@ def _signal_url(settings: Settings, signal: str) -> str | None:
     """Where one signal goes: its own OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT verbatim, else the
     shared endpoint (with the /v1/<signal> path for OTLP/HTTP); None when neither is set."""
     ex = settings.exporter
-    own = ex.traces_endpoint if signal == "traces" else ex.metrics_endpoint
+    own = ex.signal_endpoint(signal)
     if own:
         return own
     base = (ex.endpoint or "").rstrip("/")
@@ -200,6 +201,19 @@ def _otlp_metric_exporter(settings: Settings) -> MetricExporter | None:
             OTLPMetricExporter,
         )
     return OTLPMetricExporter(**_exporter_args(settings, url, "metrics"))
+
+
+def _otlp_log_exporter(settings: Settings) -> Any | None:
+    url = _signal_url(settings, "logs")
+    if url is None:
+        return None
+    if settings.exporter.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # type: ignore[assignment]
+            OTLPLogExporter,
+        )
+    return OTLPLogExporter(**_exporter_args(settings, url, "logs"))
 
 
 # Process attributes that may carry secrets passed on the command line.
@@ -290,13 +304,20 @@ def configure(
     metrics_interval: float | None = None,
     export_timeout: float | None = None,
     processors: Sequence[Processor] | None = None,
+    exception_signal: str | None = None,
+    exception_event_name: str | None = None,
+    exception_bridge: bool | None = None,
 ) -> Settings:
     """Set faultlens up: arguments, then FAULTLENS_*/OTEL_* variables, then faultlens.yaml.
 
     Safe to call twice: the same arguments again change nothing; different ones are refused
     with a ConfigError until ``shutdown()`` (exporters cannot be swapped under running code).
     ``processors`` see each error event before it is emitted and may enrich, redact or drop
-    it (see ``faultlens.ErrorEvent``). Returns the resolved Settings.
+    it (see ``faultlens.ErrorEvent``). ``exception_signal`` says how a recorded error is
+    signalled: ``"span"`` (the ``exception`` span event, the default), ``"logs"`` (an
+    ``exception`` log record, copied back onto the span unless ``exception_bridge=False``)
+    or ``"logs/dup"`` (both); it wins over ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``.
+    Returns the resolved Settings.
     """
     global _runtime
     args = {k: v for k, v in locals().items() if v is not None and k != "config_file"}
@@ -350,7 +371,8 @@ def _configure_locked(
         # already holds until shutdown.
         _log.info("faultlens: applying the application's configure() over `faultlens run`'s")
         _stop_components(previous, time.monotonic() + EXIT_TIMEOUT)
-        if _provider_key(previous.settings) == _provider_key(settings):
+        same = _provider_key(previous.settings) == _provider_key(settings)
+        if same:
             rt.tracer_provider = previous.tracer_provider
             rt.meter_provider = previous.meter_provider
             rt.retired = previous.retired
@@ -359,13 +381,23 @@ def _configure_locked(
                 *previous.retired,
                 *(p for p in (previous.tracer_provider, previous.meter_provider) if p is not None),
             ]
+        if same and previous.settings.exceptions == settings.exceptions:
+            rt.logger_provider = previous.logger_provider
+        elif previous.logger_provider is not None:
+            rt.retired.append(previous.logger_provider)
     _apply_capture_settings(settings)
     STATE.processors = procs
     if settings.sdk_disabled:
         _log.info("faultlens: OTEL_SDK_DISABLED is set; recording through no-op providers")
+        if "faultlens._logs" in sys.modules:
+            from ._logs import uninstall_exception_logs
+
+            uninstall_exception_logs()
     else:
         if rt.tracer_provider is None and rt.meter_provider is None:
             _install_providers(rt)
+        if rt.logger_provider is None:
+            _install_logs(rt, getattr(rt.tracer_provider, "resource", None))
         _start_components(rt)
     _runtime = rt
     _register_process_hooks()
@@ -488,6 +520,47 @@ def _install_providers(rt: _Runtime) -> None:
     STATE.bump()
 
 
+def _install_logs(rt: _Runtime, resource: Any) -> None:
+    """Exceptions as log records (``exception_signal`` ``logs``/``logs/dup``): into the
+    application's logger provider, else one faultlens owns (see ``_logs``). In ``span``
+    mode the SDK's logs package is not even imported."""
+    settings = rt.settings
+    if not settings.exceptions.log_records:
+        if "faultlens._logs" in sys.modules:  # an earlier configure() used logs: disarm
+            from ._logs import app_logger_provider, install_exception_logs
+
+            install_exception_logs(settings, app_logger_provider())
+        return
+    from ._logs import (
+        CountingLogExporter,
+        app_logger_provider,
+        build_logger_provider,
+        install_exception_logs,
+        set_global_logger_provider,
+    )
+
+    app_lp = app_logger_provider()
+    if app_lp is not None and not getattr(app_lp, "_faultlens_owned", False):
+        _log.debug("faultlens: exception log records go to the application's %r", app_lp)
+        install_exception_logs(settings, app_lp)
+        return
+    exporter: Any = None
+    active = settings.exporter.active
+    if active == "otlp":
+        inner = _otlp_log_exporter(settings)
+        if inner is not None:
+            exporter = CountingLogExporter(inner, partial(_otlp_log_exporter, settings))
+    elif active == "console":
+        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+        exporter = ConsoleLogRecordExporter()
+    lp = build_logger_provider(settings, resource or build_resource(settings), exporter)
+    rt.logger_provider = lp
+    if app_lp is None:
+        set_global_logger_provider(lp)
+    install_exception_logs(settings, lp)
+
+
 def _start_components(rt: _Runtime) -> None:
     settings = rt.settings
     if settings.journal.active(settings.exporter.active != "none"):
@@ -530,8 +603,12 @@ def flush(timeout: float = EXIT_TIMEOUT) -> bool:
             fn = getattr(comp, "flush", None)
             if fn is not None:
                 jobs.append(_flush_job(id(comp), fn, max(timeout, 0.0)))
-        providers += [rt.tracer_provider, rt.meter_provider, *rt.retired]
+        providers += [rt.tracer_provider, rt.meter_provider, rt.logger_provider, *rt.retired]
     providers += [STATE.tracer_provider, STATE.meter_provider, trace.get_tracer_provider()]
+    if STATE.exception_logs is not None and "faultlens._logs" in sys.modules:
+        from ._logs import app_logger_provider  # the app's, when records go there
+
+        providers.append(app_logger_provider())
     seen: set[int] = set()
     for provider in providers:
         if provider is None or id(provider) in seen:
@@ -711,6 +788,14 @@ def _abandon(provider: Any) -> int:
     """What a provider whose shutdown was given up on had not delivered."""
     from ._exporters import CountingBatchSpanProcessor, CountingMetricExporter, CountingSpanExporter
 
+    if provider is _runtime_logger_provider(provider):
+        from ._logs import pending
+
+        try:
+            return pending(provider)
+        except Exception as exc:  # pragma: no cover - attribute reads
+            internal_error("abandoned log export", exc)
+            return 0
     lost = 0
     for part in getattr(provider, "_faultlens_parts", ()):
         try:
@@ -723,8 +808,17 @@ def _abandon(provider: Any) -> int:
     return lost
 
 
+def _runtime_logger_provider(provider: Any) -> Any:
+    """``provider`` if it is a logger provider faultlens owns (they carry the mark)."""
+    return provider if getattr(provider, "_faultlens_logs", False) else None
+
+
 def _stop_runtime(rt: _Runtime, deadline: float) -> None:
-    providers = [p for p in (rt.tracer_provider, rt.meter_provider, *rt.retired) if p is not None]
+    providers = [
+        p
+        for p in (rt.tracer_provider, rt.meter_provider, rt.logger_provider, *rt.retired)
+        if p is not None
+    ]
     provider_jobs = [
         (p, _start_job(("stop", id(p)), "shutdown", partial(_stop_provider, p, deadline)))
         for p in providers
@@ -751,6 +845,10 @@ def _stop_runtime(rt: _Runtime, deadline: float) -> None:
         STATE.tracer_provider = None
     if STATE.meter_provider is rt.meter_provider:
         STATE.meter_provider = None
+    if "faultlens._logs" in sys.modules and STATE.settings is None:
+        from ._logs import uninstall_exception_logs
+
+        uninstall_exception_logs()  # span events again, as before configure()
     STATE.bump()
 
 
@@ -896,7 +994,7 @@ def _renew_providers_in_child(rt: _Runtime) -> None:
     storage. There faultlens restarts only its own tallies (each layer in its own after-fork
     hook: capture's ``faultlens.errors`` and drop counts, resilience's call counts).
     """
-    if rt.tracer_provider is None and rt.meter_provider is None:
+    if rt.tracer_provider is None and rt.meter_provider is None and rt.logger_provider is None:
         return
     try:
         from ._exporters import (
@@ -911,12 +1009,16 @@ def _renew_providers_in_child(rt: _Runtime) -> None:
         return
     # Providers retired by a later configure() still serve tracers the app holds.
     seen: set[int] = set()
-    for provider in (rt.tracer_provider, rt.meter_provider, *rt.retired):
+    for provider in (rt.tracer_provider, rt.meter_provider, rt.logger_provider, *rt.retired):
         if provider is None or id(provider) in seen:
             continue
         seen.add(id(provider))
         try:
-            if hasattr(provider, "_measurement_consumer"):
+            if getattr(provider, "_faultlens_logs", False):
+                from ._logs import renew_in_child
+
+                renew_in_child(provider, identity)
+            elif hasattr(provider, "_measurement_consumer"):
                 renew_meter_provider_in_child(provider, identity)
             else:
                 renew_tracer_provider_in_child(provider, identity)

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
@@ -30,9 +32,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from . import resources, scrub
+from ._logs import ExceptionSpanEventBridge
+from ._options import EXCEPTION_SIGNALS
 from ._setup import shutdown
 from .capture import RecordedError, reset_rate_limiter
 from .capture import reset as _reset_capture
+from .capture._exception_logs import ExceptionLogEmitter
 from .capture._state import STATE  # the capture layer's runtime state, which capture() swaps
 from .errors import reset as _reset_errors
 from .resilience import SleepLog, no_sleep
@@ -64,10 +69,29 @@ class MetricPoint:
 class Captured:
     """What faultlens emitted inside a ``capture()`` block."""
 
-    def __init__(self, exporter: InMemorySpanExporter, reader: InMemoryMetricReader) -> None:
+    def __init__(
+        self,
+        exporter: InMemorySpanExporter,
+        reader: InMemoryMetricReader,
+        logs: InMemoryLogRecordExporter | None = None,
+    ) -> None:
         self._exporter = exporter
         self._reader = reader
+        self._logs = logs
         self.errors: list[RecordedError] = []
+
+    @property
+    def logs(self) -> list[Any]:
+        """The log records emitted (``opentelemetry._logs.LogRecord``), when the block's
+        exceptions signal is ``logs`` or ``logs/dup``; else empty."""
+        if self._logs is None:
+            return []
+        return [r.log_record for r in self._logs.get_finished_logs()]
+
+    @property
+    def exception_logs(self) -> list[Any]:
+        """The ``exception`` log records (what a logs backend would show)."""
+        return [r for r in self.logs if r.event_name and r.event_name.endswith("exception")]
 
     @property
     def spans(self) -> list[ReadableSpan]:
@@ -128,36 +152,84 @@ class Captured:
 
     def clear(self) -> None:
         self._exporter.clear()
+        if self._logs is not None:
+            self._logs.clear()
         self.errors.clear()
 
 
 @contextmanager
-def capture() -> Iterator[Captured]:
-    """Route everything faultlens records inside the block to memory (and only there)."""
+def capture(
+    *, exception_signal: str | None = None, exception_bridge: bool | None = None
+) -> Iterator[Captured]:
+    """Route everything faultlens records inside the block to memory (and only there).
+
+    Errors are signalled as configured (``span`` when faultlens is not configured), or as
+    ``exception_signal`` says: ``"logs"`` and ``"logs/dup"`` records land in
+    ``Captured.logs``, and in ``logs`` mode the bridge copies them onto their spans unless
+    ``exception_bridge=False``.
+    """
+    configured = getattr(STATE.settings, "exceptions", None)
+    signal = exception_signal or (configured.signal if configured else "span")
+    if signal not in EXCEPTION_SIGNALS:
+        raise ValueError(
+            f"exception_signal: expected one of {', '.join(EXCEPTION_SIGNALS)}, got {signal!r}"
+        )
+    bridge = (
+        exception_bridge
+        if exception_bridge is not None
+        else bool(configured.bridge if configured else True)
+    )
+    event_name = configured.event_name if configured else "exception"
     exporter = InMemorySpanExporter()
     tp = TracerProvider()
     tp.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
     mp = MeterProvider(metric_readers=[reader])
-    cap = Captured(exporter, reader)
-    saved = (STATE.tracer_provider, STATE.meter_provider, STATE.sinks, STATE.pinned)
+    log_exporter = lp = emitter = None
+    if signal != "span":
+        log_exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+        lp = LoggerProvider(shutdown_on_exit=False)
+        if signal == "logs" and bridge:
+            lp.add_log_record_processor(ExceptionSpanEventBridge(event_name))
+        lp.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+        emitter = ExceptionLogEmitter(lp.get_logger("faultlens"), event_name)
+    cap = Captured(exporter, reader, log_exporter)
+    saved = (
+        STATE.tracer_provider,
+        STATE.meter_provider,
+        STATE.sinks,
+        STATE.pinned,
+        STATE.exception_logs,
+        STATE.span_events,
+    )
     STATE.tracer_provider = tp
     STATE.meter_provider = mp
     STATE.pinned = True  # configure() inside the block must not take the providers over
     STATE.sinks = (cap.errors.append,)
+    STATE.exception_logs = emitter
+    STATE.span_events = signal != "logs"
     reset_rate_limiter()
     STATE.bump()
     try:
         yield cap
     finally:
-        STATE.tracer_provider, STATE.meter_provider, STATE.sinks, STATE.pinned = saved
+        (
+            STATE.tracer_provider,
+            STATE.meter_provider,
+            STATE.sinks,
+            STATE.pinned,
+            STATE.exception_logs,
+            STATE.span_events,
+        ) = saved
         STATE.bump()
         tp.shutdown()
         mp.shutdown()
+        if lp is not None:
+            lp.shutdown()
 
 
 def reset_otel_globals() -> None:
-    """Unset the global OTel tracer/meter providers so the next set_* call takes effect.
+    """Unset the global OTel tracer/meter/logger providers so the next set_* call takes effect.
 
     OTel makes them set-once for applications; tests need them fresh. Uses the same private
     hooks as OpenTelemetry's own test utilities.
@@ -172,6 +244,10 @@ def reset_otel_globals() -> None:
     metrics_internal._METER_PROVIDER = None
     metrics_internal._PROXY_METER_PROVIDER = metrics_internal._ProxyMeterProvider()
     del metrics  # imported for its side effect of loading the module
+    from opentelemetry._logs import _internal as logs_internal
+
+    logs_internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_internal._LOGGER_PROVIDER = None
 
 
 def reset(*, otel_globals: bool = False) -> None:

@@ -641,6 +641,18 @@ def _process(event: ErrorEvent) -> ErrorEvent | None:
     return event
 
 
+def _signal(
+    span: Span, exc: BaseException, attributes: dict[str, AttrValue], timestamp_ns: int
+) -> None:
+    """The error as the configured exceptions signal: the ``exception`` span event, a log
+    record in the span's context, or both (``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``)."""
+    if STATE.span_events:
+        span.add_event("exception", attributes, timestamp=timestamp_ns)
+    logs = STATE.exception_logs
+    if logs is not None:
+        logs(span, exc, attributes, timestamp_ns)
+
+
 def _publish(event: ErrorEvent) -> None:
     """The event onto its span, then to the sinks (journal, faultlens.testing). The sinks'
     record is built first: once the event is on the span, nothing can fail before the sinks
@@ -660,7 +672,7 @@ def _publish(event: ErrorEvent) -> None:
             service=STATE.service_name,
             suppressed=event.suppressed,
         )
-    span.add_event("exception", event.attributes, timestamp=event.timestamp_ns)
+    _signal(span, event.exception, event.attributes, event.timestamp_ns)
     if record is None:
         return
     for sink in sinks:
@@ -756,7 +768,7 @@ def _emit(
         attributes = _attributes(exc, info, suppressed, extra_context)
         if not STATE.processors and not STATE.sinks:
             # Nobody else sees the event: straight onto the span (what _publish does).
-            span.add_event("exception", attributes, timestamp=time.time_ns())
+            _signal(span, exc, attributes, time.time_ns())
             MARKS.finish(mark, "event")
             return info
         event = ErrorEvent(

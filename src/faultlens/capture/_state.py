@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from ._record import ErrorEvent, RecordedError
 
-__all__ = ["STATE", "Limits", "Sink"]
+__all__ = ["STATE", "ExceptionLogs", "Limits", "Sink"]
 
 
 class Sink(Protocol):
@@ -31,6 +31,15 @@ class Processor(Protocol):
     None to drop it (like Sentry's before_send, without losing the count)."""
 
     def __call__(self, event: ErrorEvent, /) -> ErrorEvent | None: ...
+
+
+class ExceptionLogs(Protocol):
+    """Emits a recorded error as an ``exception`` log record in its span's context (see
+    ``_exception_logs``). Never raises."""
+
+    def __call__(
+        self, span: Any, exc: BaseException, attributes: dict[str, Any], timestamp_ns: int, /
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,10 @@ class _State:
     service_name: str | None = None
     service_version: str | None = None
     settings: Any = None  # the Settings configure() resolved, for layers below _setup
+    # How a recorded exception is signalled: the ``exception`` span event (unless the
+    # exceptions signal is ``logs``), and/or a log record through ``exception_logs``.
+    span_events: bool = True
+    exception_logs: ExceptionLogs | None = None
     enabled: bool = True
     generation: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -85,6 +98,8 @@ class _State:
             self.service_name = None
             self.service_version = None
             self.settings = None
+            self.span_events = True
+            self.exception_logs = None
             self.enabled = True
             self.generation += 1
 
