@@ -66,20 +66,25 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
         else:
             child.send_signal(signum)
 
+    def ctrl_c(signum: int, frame: Any) -> None:
+        """Ctrl-C is the child's to handle: the parent waits for it."""
+
     previous: dict[int, Any] = {}
     try:
         for name in _FORWARDED:
             sig = getattr(signal, name, None)
             if sig is not None:
                 previous[sig] = signal.signal(sig, forward)
+        # A handler, not SIG_IGN: exec resets a handled signal to its default in the child
+        # (an ignored one would be inherited, and Ctrl-C would not stop the child), and set
+        # before the child starts, a Ctrl-C right after it cannot kill the parent first.
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, ctrl_c)
         try:
             child = subprocess.Popen(command, env=env)
         except OSError as exc:
             raise config_error(
                 f"cannot run {command[0]} ({exc.strerror or exc})", key="command"
             ) from None
-        # Only now: an ignored SIGINT would be inherited, and Ctrl-C would not stop the child.
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
         for signum in pending:
             child.send_signal(signum)
         returncode = child.wait()

@@ -262,11 +262,16 @@ def test_no_exec_ctrl_c_is_the_childs_to_handle(tmp_path):
     up for half a second, exits 5); `faultlens run` waits for that instead of dying first
     and orphaning the child, and returns the child's code."""
     ready = tmp_path / "ready"
+    # The ready file appears by an atomic rename, once the child is inside its `try` (a
+    # file seen as soon as it is created let Ctrl-C land in the middle of writing it), and
+    # a hung run prints the child's stack instead of a bare timeout.
     child = textwrap.dedent(
         f"""
-        import pathlib, sys, time
-        pathlib.Path({str(ready)!r}).write_text("ok")
+        import faulthandler, os, pathlib, signal, sys, time
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         try:
+            pathlib.Path({str(ready)!r} + ".tmp").write_text("ok")
+            os.replace({str(ready)!r} + ".tmp", {str(ready)!r})
             time.sleep(60)
         except KeyboardInterrupt:
             time.sleep(0.5)
@@ -286,7 +291,14 @@ def test_no_exec_ctrl_c_is_the_childs_to_handle(tmp_path):
     while not ready.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGUSR1)
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"the run hung after Ctrl-C; stdout {out!r}; stderr and stacks:\n{err}")
     assert proc.returncode == 5, err
     assert out.strip() == "cleaned up"
 
