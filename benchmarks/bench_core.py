@@ -16,6 +16,7 @@ Rows (ratios are measured interleaved, in one process):
 - recorded error                  / raw span + record_exception + status     goal <= 0.5x
 - recorded error                  / sentry_sdk.capture_exception             goal <= 0.1x
 - suppressed by the rate limit    / the same error recorded                  goal <= 0.1x
+- recorded error, logs mode       / raw span + Logger.emit(exception=) + status  goal <= 1.0x
 - [internal] record_on_span on a span the benchmark made (the first round's row), labelled.
 
 The RSS rows (distinct fingerprints) are in bench_storm.py.
@@ -234,7 +235,81 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             value=f"{suppressed:,} suppressed",
         )
     )
+    rows.append(_logs_mode_row(tracer, k))
     return rows
+
+
+def _logs_mode_row(tracer: Any, k: int) -> dict[str, Any]:
+    """``exception_signal="logs"``: one log record per error (and, by default, the bridge's
+    span event) against what the semantic conventions ask of an application: a span, the
+    exception as a log record with ``Logger.emit(event_name=..., exception=...)`` in the
+    span's context, status ERROR. Both emit into the same application ``LoggerProvider``
+    (a simple processor, exporter discarding). The SDK formats the traceback itself whenever
+    ``exception=`` is passed, so faultlens pays that as the anchor does, on top of its own
+    classified attributes."""
+    from opentelemetry import trace
+    from opentelemetry._logs import SeverityNumber, set_logger_provider
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        LogRecordExporter,
+        LogRecordExportResult,
+        SimpleLogRecordProcessor,
+    )
+    from opentelemetry.trace import Status, StatusCode
+
+    import faultlens
+
+    class Discard(LogRecordExporter):
+        def export(self, batch: Any) -> LogRecordExportResult:
+            return LogRecordExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return True
+
+    lp = LoggerProvider()
+    lp.add_log_record_processor(SimpleLogRecordProcessor(Discard()))
+    set_logger_provider(lp)
+    logger = lp.get_logger("bench")
+    faultlens.configure(service_name="bench", journal=False, rate_limit=0, exception_signal="logs")
+    recorded_fn = faultlens.instrument(work)
+
+    def fl_logs() -> None:
+        try:
+            recorded_fn(17)
+        except ValueError:
+            pass
+
+    def raw_logs() -> None:
+        span = tracer.start_span("work")
+        try:
+            work(17)
+        except ValueError as exc:
+            logger.emit(
+                event_name="exception",
+                exception=exc,
+                severity_number=SeverityNumber.ERROR,
+                severity_text="ERROR",
+                body=str(exc),
+                context=trace.set_span_in_context(span),
+            )
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            span.end()
+
+    t_raw, t_fl = compare(raw_logs, fl_logs, number=k)
+    faultlens.shutdown()
+    return row(
+        "record",
+        "@instrument'ed function raising, logs mode (record + bridged event)",
+        t_fl,
+        "raw span + Logger.emit(exception=)",
+        t_raw,
+        "<= 1.0x",
+        t_fl <= t_raw,
+    )
 
 
 class _NullTransport:

@@ -76,7 +76,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 {True: "yes", False: "NO", None: ""}[r.get("met")],
             )
         )
-    widths = [max(len(h), *(len(str(row[i])) for row in lines)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(str(row[i])) for row in lines)]) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in lines:

@@ -30,7 +30,14 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry._logs import get_logger_provider, set_logger_provider
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs import (
+    Logger as SdkLogger,
+)
+from opentelemetry.sdk._logs import (
+    LoggerProvider,
+    LogRecordProcessor,
+    ReadWriteLogRecord,
+)
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
     LogRecordExporter,
@@ -43,15 +50,18 @@ from .capture import count_dropped, internal_error
 from .capture._exception_logs import ExceptionLogEmitter, install
 from .capture._logging import guard_otel_handlers
 from .capture._state import STATE
+from .errors import ConfigError
 
 __all__ = [
     "CountingLogExporter",
     "ExceptionSpanEventBridge",
     "app_logger_provider",
     "build_logger_provider",
+    "emitter_for",
     "install_exception_logs",
     "pending",
     "renew_in_child",
+    "require_logs_support",
     "set_global_logger_provider",
     "uninstall_exception_logs",
 ]
@@ -211,9 +221,62 @@ def install_exception_logs(settings: Settings, lp: Any | None) -> None:
     if lp is None or not ex.log_records:
         install(None, True)
         return
-    logger = lp.get_logger("faultlens", __version__)
-    install(ExceptionLogEmitter(logger, ex.event_name), ex.span_events)
+    install(emitter_for(lp.get_logger("faultlens", __version__), ex.event_name), ex.span_events)
     guard_otel_handlers(logging.getLogger())  # one record per logged exception
+
+
+def require_logs_support() -> None:
+    """Exception log records need ``event_name`` and ``exception`` on the API's log record
+    (opentelemetry-api/-sdk 1.42 and later); faultlens itself accepts 1.30 on. Said at
+    ``configure()``, not found out at the first error."""
+    import inspect
+
+    from opentelemetry._logs import LogRecord
+
+    params = inspect.signature(LogRecord.__init__).parameters
+    if "exception" not in params or "event_name" not in params:
+        from importlib.metadata import version
+
+        raise ConfigError(
+            "exception_signal 'logs' and 'logs/dup' need opentelemetry-api and "
+            f"opentelemetry-sdk 1.42 or later (installed: {version('opentelemetry-sdk')}); "
+            "upgrade them (pip install -U opentelemetry-sdk) or use exception_signal='span'"
+        )
+
+
+def emitter_for(logger: Any, event_name: str) -> ExceptionLogEmitter:
+    """The recorder's emitter into ``logger``: with the SDK's own ``Logger``, records go to
+    the provider's processors the way ``Logger.emit`` sends them (enabled check, the
+    logger's resource, scope and limits, its ``emit_log`` metric) minus the traceback the SDK
+    would format again for attributes faultlens already set (``capture._exception_logs``).
+    Any other logger, or an SDK whose ``Logger`` lacks the expected parts, gets the public
+    ``emit``; tests check that both paths give the same record."""
+    direct = None
+    if type(logger) is SdkLogger and all(
+        hasattr(logger, name)
+        for name in (
+            "_is_enabled",
+            "_resource",
+            "_instrumentation_scope",
+            "_log_record_limits",
+            "_logger_metrics",
+            "_multi_log_record_processor",
+        )
+    ):
+
+        def direct(record: Any) -> None:
+            if not logger._is_enabled():
+                return
+            writable = ReadWriteLogRecord._from_api_log_record(
+                record=record,
+                resource=logger._resource,  # read each time: a forked child renews it
+                instrumentation_scope=logger._instrumentation_scope,
+                limits=logger._log_record_limits,
+            )
+            logger._logger_metrics.emit_log()
+            logger._multi_log_record_processor.on_emit(writable)
+
+    return ExceptionLogEmitter(logger, event_name, direct)
 
 
 def uninstall_exception_logs() -> None:

@@ -362,6 +362,10 @@ def _configure_locked(
                 "ErrorEvent and returning it (or None to drop it)",
                 key="processors",
             )
+    if settings.exceptions.log_records:
+        from ._logs import require_logs_support
+
+        require_logs_support()  # before anything is built or replaced
     rt = _Runtime(settings=settings, args=args)
     if previous is not None:
         # `faultlens run` configured first from the environment; the application's own

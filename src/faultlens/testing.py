@@ -32,12 +32,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from . import resources, scrub
-from ._logs import ExceptionSpanEventBridge
+from ._logs import ExceptionSpanEventBridge, emitter_for
 from ._options import EXCEPTION_SIGNALS
 from ._setup import shutdown
 from .capture import RecordedError, reset_rate_limiter
 from .capture import reset as _reset_capture
-from .capture._exception_logs import ExceptionLogEmitter
 from .capture._state import STATE  # the capture layer's runtime state, which capture() swaps
 from .errors import reset as _reset_errors
 from .resilience import SleepLog, no_sleep
@@ -192,7 +191,7 @@ def capture(
         if signal == "logs" and bridge:
             lp.add_log_record_processor(ExceptionSpanEventBridge(event_name))
         lp.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
-        emitter = ExceptionLogEmitter(lp.get_logger("faultlens"), event_name)
+        emitter = emitter_for(lp.get_logger("faultlens"), event_name)
     cap = Captured(exporter, reader, log_exporter)
     saved = (
         STATE.tracer_provider,

@@ -286,6 +286,114 @@ def test_span_mode_does_not_import_the_sdks_logs_package() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
+# -- the SDK's Logger: the same record without a second traceback -----------------------------
+
+
+def _records_both_ways(monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """The same error emitted through the direct path and through the public
+    ``Logger.emit``, into one provider; both finished records."""
+    from faultlens._logs import emitter_for
+
+    exporter = InMemoryLogRecordExporter()
+    lp = LoggerProvider(shutdown_on_exit=False)
+    lp.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    emitter = emitter_for(lp.get_logger("faultlens", "1"), "exception")
+    assert emitter.direct is not None, "the SDK's own Logger gets the direct path"
+    tracer = trace.get_tracer("t")
+    exc = ValueError("card 4111 refused")
+    attributes = {
+        "exception.type": "ValueError",
+        "exception.message": "card 4111 refused",
+        "exception.stacktrace": "Traceback (most recent call last):\n ...\nValueError: x\n",
+        "faultlens.error.code": "VAL_INVALID_VALUE",
+        "faultlens.error.severity": "high",
+    }
+    with tracer.start_as_current_span("op") as span:
+        emitter(span, exc, dict(attributes), 1_000)
+        public = emitter_for(lp.get_logger("faultlens", "1"), "exception")
+        public.direct = None
+        public(span, exc, dict(attributes), 1_000)
+    direct_rec, public_rec = exporter.get_finished_logs()
+    return direct_rec, public_rec, exc
+
+
+def test_the_sdk_logger_gets_the_same_record_as_the_public_emit_would_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    direct, public, exc = _records_both_ways(monkeypatch)
+    for field in (
+        "timestamp",
+        "observed_timestamp",
+        "trace_id",
+        "span_id",
+        "trace_flags",
+        "severity_text",
+        "severity_number",
+        "body",
+        "event_name",
+    ):
+        assert getattr(direct.log_record, field) == getattr(public.log_record, field), field
+    assert direct.log_record.exception is exc and public.log_record.exception is exc
+    assert dict(direct.log_record.attributes) == dict(public.log_record.attributes)
+    assert direct.resource == public.resource
+    assert direct.instrumentation_scope == public.instrumentation_scope
+
+
+def test_the_direct_path_does_not_format_the_traceback_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import traceback
+
+    calls = []
+    real = traceback.format_exception
+    monkeypatch.setattr(
+        traceback, "format_exception", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    from faultlens._logs import emitter_for
+
+    lp = LoggerProvider(shutdown_on_exit=False)
+    emitter = emitter_for(lp.get_logger("faultlens"), "exception")
+    with trace.get_tracer("t").start_as_current_span("op") as span:
+        emitter(span, ValueError("x"), {"exception.type": "ValueError"}, 1)
+    assert calls == []
+
+
+def test_another_logger_gets_the_public_emit() -> None:
+    from faultlens._logs import emitter_for
+
+    class AppLogger:
+        def __init__(self) -> None:
+            self.calls: list[dict] = []
+
+        def emit(self, **kwargs) -> None:
+            self.calls.append(kwargs)
+
+    logger = AppLogger()
+    emitter = emitter_for(logger, "exception")
+    assert emitter.direct is None
+    exc = ValueError("x")
+    with trace.get_tracer("t").start_as_current_span("op") as span:
+        emitter(span, exc, {"faultlens.error.severity": "low"}, 1)
+    [call] = logger.calls
+    assert call["exception"] is exc and call["event_name"] == "exception"
+    assert call["severity_number"] == SeverityNumber.INFO
+
+
+def test_logs_mode_on_an_sdk_without_exception_records_is_refused_at_configure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import opentelemetry._logs as api_logs
+
+    class OldLogRecord:  # the API's LogRecord before event_name= and exception=
+        def __init__(self, timestamp=None, body=None, attributes=None) -> None:
+            pass
+
+    monkeypatch.setattr(api_logs, "LogRecord", OldLogRecord)
+    with pytest.raises(ConfigError, match=r"1\.42 or later.*exception_signal='span'"):
+        faultlens.configure(service_name="svc", journal=False, exception_signal="logs")
+    faultlens.configure(service_name="svc", journal=False)  # span mode is fine
+
+
 # -- faults ------------------------------------------------------------------------------------
 
 

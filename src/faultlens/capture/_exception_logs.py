@@ -5,9 +5,13 @@ One record per recorded error, emitted in the failing span's context (so it carr
 span's trace and span ids, and a bridge can find the span), with
 
 - ``event_name`` ``exception`` (or the configured ``<domain>.exception``);
-- the exception object as ``exception=``, for in-process log processors; the SDK derives
-  ``exception.*`` attributes from it, but faultlens's own (scrubbed, own frames dropped,
-  capped) are passed too and win;
+- the exception object as the record's ``exception``, for in-process log processors, and
+  faultlens's own ``exception.*`` attributes (scrubbed, own frames dropped, capped). The
+  SDK's ``Logger.emit(exception=...)`` formats the traceback again whenever it is given an
+  exception, only for its attributes to lose to ours: the largest single cost of a record.
+  With the SDK's own ``Logger`` the record is therefore handed to the provider's processors
+  as ``emit`` would hand it, without that formatting (``direct``, built in ``_logs``); any
+  other logger gets the public ``emit``;
 - every attribute of the ``exception`` span event (code, category, severity, fingerprint,
   stage, context, resource), so a logs backend can group and alert on the same keys;
 - a severity from the faultlens severity: critical → FATAL, high → ERROR, medium → WARN,
@@ -20,9 +24,10 @@ faultlens owns, or the application's), and whatever the provider's processors do
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from opentelemetry._logs import Logger, SeverityNumber
+from opentelemetry._logs import Logger, LogRecord, SeverityNumber
 from opentelemetry.trace import Span, set_span_in_context
 
 from ._state import STATE
@@ -54,24 +59,48 @@ def severity_of(attributes: dict[str, Any]) -> tuple[SeverityNumber, str]:
 class ExceptionLogEmitter:
     """Called by the recorder for each error event (``STATE.exception_logs``)."""
 
-    __slots__ = ("event_name", "logger")
+    __slots__ = ("direct", "event_name", "logger")
 
-    def __init__(self, logger: Logger, event_name: str = "exception") -> None:
+    def __init__(
+        self,
+        logger: Logger,
+        event_name: str = "exception",
+        direct: Callable[[LogRecord], None] | None = None,
+    ) -> None:
         self.logger = logger
         self.event_name = event_name
+        self.direct = direct
 
     def __call__(
         self, span: Span, exc: BaseException, attributes: dict[str, Any], timestamp_ns: int
     ) -> None:
         try:
             number, text = severity_of(attributes)
+            body = attributes.get("exception.message") or attributes.get("exception.type")
+            context = set_span_in_context(span)
+            direct = self.direct
+            if direct is not None:
+                direct(
+                    LogRecord(
+                        timestamp=timestamp_ns,
+                        observed_timestamp=timestamp_ns,
+                        context=context,
+                        severity_number=number,
+                        severity_text=text,
+                        body=body,
+                        attributes=attributes,
+                        event_name=self.event_name,
+                        exception=exc,
+                    )
+                )
+                return
             self.logger.emit(
                 timestamp=timestamp_ns,
                 observed_timestamp=timestamp_ns,
-                context=set_span_in_context(span),
+                context=context,
                 severity_number=number,
                 severity_text=text,
-                body=attributes.get("exception.message") or attributes.get("exception.type"),
+                body=body,
                 attributes=attributes,
                 event_name=self.event_name,
                 exception=exc,
