@@ -143,7 +143,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             (
                 "csv",
                 "faultlens report --format csv (streamed)",
-                None,
+                1.0,
                 "duckdb COPY (same columns ORDER BY ts) TO csv",
             ),
         ):

@@ -5,7 +5,8 @@ the rows an HTML page shows, never by the journal.
   ``MAX_ROWS`` newest error rows as file offsets; those rows (and the top errors'
   samples) are re-read at the end.
 - **CSV**: one pass keeps each error record's time and offset (16 bytes a record), sorts
-  them, and writes the rows in time order, re-reading each line as it is written.
+  them, and writes the rows in time order, re-reading each line as it is written, on two
+  CPUs for a large journal (``_csv_stream``).
 - **JSON**: the statistics pass, then the records streamed from a second pass over the
   same bytes (``JournalScan.records``: a journal that grows meanwhile does not add rows
   the totals did not count).
@@ -15,18 +16,15 @@ The text is the same as ``render_report`` gives for the same stats and records.
 
 from __future__ import annotations
 
-import csv
 import heapq
-import io
 import json
 import math
 import time
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..journal import KIND_ERROR, JournalScan, LineReader, ReadReport, Stats, StatsAccumulator
-from ._csv import COLUMNS, row_cells
+from ._csv_stream import csv_merge, csv_pass, csv_text
 from ._html import MAX_ROWS, jaeger_base, render_html
 from ._waterfall import fetch_traces
 
@@ -62,7 +60,8 @@ def stream_report(
     scan = JournalScan(journal_path, since, until, report=report)
     wrap = None if progress is None else (lambda it: iter(progress(it)))
     if fmt == "csv":
-        yield from _csv(scan, scan.split(_csv_pass, _csv_merge, workers=workers, wrap=wrap))
+        rows = scan.split(csv_pass, csv_merge, workers=workers, wrap=wrap)
+        yield from csv_text(scan, rows, workers=workers)
     elif fmt == "html":
         found = scan.split(lambda it: _html_pass(it, now), _html_merge, workers=workers, wrap=wrap)
         yield from _html(scan, found, jaeger_url=jaeger_url, title=title, embed_traces=embed_traces)
@@ -154,83 +153,6 @@ def _html(
     yield render_html(
         stats, rows, jaeger_url=jaeger_url, title=title, total_records=n, traces=traces
     )
-
-
-class _Rows:
-    """Every error record's time and ref, 16 bytes a record, as runs sorted by ``(ts,
-    ref)`` (one per file: a file's lines are nearly in time order, sorting one file at a
-    time keeps the sort's own memory to a file's worth)."""
-
-    __slots__ = ("refs", "runs", "times")
-
-    def __init__(self) -> None:
-        self.times = array("d")
-        self.refs = array("q")
-        self.runs: list[tuple[int, int]] = []
-
-    def close_run(self, lo: int) -> None:
-        hi = len(self.times)
-        if hi == lo:
-            return
-        times, refs = self.times, self.refs
-        if any(times[i] > times[i + 1] for i in range(lo, hi - 1)):
-            ordered = sorted(zip(times[lo:hi], refs[lo:hi], strict=True))
-            times[lo:hi] = array("d", (t for t, _ in ordered))
-            refs[lo:hi] = array("q", (r for _, r in ordered))
-        self.runs.append((lo, hi))
-
-    def merged(self) -> Iterator[tuple[float, int]]:
-        """``(ts, ref)`` in time order; ties in read order (``ref`` grows as read), as a
-        stable sort by time would give them."""
-        return heapq.merge(*(self._run(lo, hi) for lo, hi in self.runs))
-
-    def _run(self, lo: int, hi: int) -> Iterator[tuple[float, int]]:
-        times, refs = self.times, self.refs
-        for i in range(lo, hi):
-            yield times[i], refs[i]
-
-
-def _csv_pass(entries: Entries) -> _Rows:
-    rows = _Rows()
-    times, refs = rows.times, rows.refs
-    file_no, lo = -1, 0
-    for view, ref in entries:
-        if view.kind == KIND_ERROR:
-            if ref >> 40 != file_no:
-                rows.close_run(lo)
-                file_no, lo = ref >> 40, len(times)
-            times.append(view.ts)
-            refs.append(ref)
-    rows.close_run(lo)
-    return rows
-
-
-def _csv_merge(older: _Rows, newer: _Rows) -> _Rows:
-    shift = len(older.times)
-    older.times.extend(newer.times)
-    older.refs.extend(newer.refs)
-    older.runs.extend((lo + shift, hi + shift) for lo, hi in newer.runs)
-    return older
-
-
-def _csv(scan: JournalScan, rows: _Rows) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    reader = LineReader(scan.files)
-    try:
-        for k, (ts, ref) in enumerate(rows.merged(), 1):
-            rec = reader.record(ref, ts)
-            if rec is None:  # pruned by retention since the first pass
-                continue
-            writer.writerow(row_cells(rec))
-            if k % 512 == 0:
-                yield buf.getvalue()
-                buf.seek(0)
-                buf.truncate()
-        yield buf.getvalue()
-    finally:
-        reader.close()
 
 
 def finite_json(value: Any, depth: int = 0) -> Any:
