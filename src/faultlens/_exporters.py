@@ -30,6 +30,7 @@ __all__ = [
     "child_identity",
     "renew_meter_provider_in_child",
     "renew_tracer_provider_in_child",
+    "renewed_exporter",
     "takes_timeout",
 ]
 
@@ -74,7 +75,7 @@ class CountingSpanExporter(SpanExporter):
 
     def export(self, spans: Any) -> SpanExportResult:
         if self._renew:
-            self.inner = _renewed(self.inner, self._factory)
+            self.inner = renewed_exporter(self.inner, self._factory)
             self._renew = False
         n = len(spans)
         self._in_flight = n
@@ -130,7 +131,7 @@ class CountingMetricExporter(MetricExporter):
         self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
         if self._renew:
-            self.inner = _renewed(self.inner, self._factory)
+            self.inner = renewed_exporter(self.inner, self._factory)
             self._renew = False
         self._in_flight = 1
         try:
@@ -194,7 +195,7 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         shutdown(timeout_millis=max(int(timeout_millis), 0))
 
 
-def _renewed(old: Any, factory: Callable[[], Any] | None) -> Any:
+def renewed_exporter(old: Any, factory: Callable[[], Any] | None) -> Any:
     """A new exporter from ``factory`` in place of ``old`` (inherited through fork); ``old``
     if one cannot be built (counted as an internal error: the child still exports)."""
     try:

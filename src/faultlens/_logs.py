@@ -46,9 +46,13 @@ from opentelemetry.sdk._logs.export import (
 
 from ._config import Settings
 from ._version import __version__
-from .capture import count_dropped, internal_error
-from .capture._exception_logs import ExceptionLogEmitter, install
-from .capture._logging import guard_otel_handlers
+from .capture import (
+    ExceptionLogEmitter,
+    count_dropped,
+    guard_otel_handlers,
+    internal_error,
+    set_exception_emitter,
+)
 from .capture._state import STATE
 from .errors import ConfigError
 
@@ -128,9 +132,9 @@ class CountingLogExporter(LogRecordExporter):
 
     def export(self, batch: Any) -> LogRecordExportResult:
         if self._renew:
-            from ._exporters import _renewed
+            from ._exporters import renewed_exporter
 
-            self.inner = _renewed(self.inner, self._factory)
+            self.inner = renewed_exporter(self.inner, self._factory)
             self._renew = False
         n = len(batch)
         self._in_flight = n
@@ -219,9 +223,11 @@ def install_exception_logs(settings: Settings, lp: Any | None) -> None:
     if lp is not None:
         _ensure_bridge(lp, settings)
     if lp is None or not ex.log_records:
-        install(None, True)
+        set_exception_emitter(None, True)
         return
-    install(emitter_for(lp.get_logger("faultlens", __version__), ex.event_name), ex.span_events)
+    set_exception_emitter(
+        emitter_for(lp.get_logger("faultlens", __version__), ex.event_name), ex.span_events
+    )
     guard_otel_handlers(logging.getLogger())  # one record per logged exception
 
 
@@ -281,7 +287,7 @@ def emitter_for(logger: Any, event_name: str) -> ExceptionLogEmitter:
 
 def uninstall_exception_logs() -> None:
     if not STATE.pinned:
-        install(None, True)
+        set_exception_emitter(None, True)
 
 
 def set_global_logger_provider(lp: Any) -> None:

@@ -13,7 +13,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 import faultlens
 from faultlens import ConfigError, FaultError, Severity
 from faultlens.capture import dropped_counts
-from faultlens.capture._exception_logs import severity_of
+from faultlens.capture._exception_logs import severity_of  # the mapping itself, unit-tested
 
 
 class PaymentDeclined(FaultError):
@@ -503,6 +503,7 @@ def test_a_logged_exception_is_one_log_record_when_both_handlers_are_installed(
     try:
         faultlens.configure(service_name="svc", journal=False, exception_signal="logs")
         log = logging.getLogger("shop")
+        log.setLevel(logging.INFO)  # whatever an earlier test left on the root logger
         log.warning("stock is low")  # an ordinary line: OpenTelemetry's handler exports it
         try:
             raise ConnectionError("gateway down")
@@ -510,6 +511,7 @@ def test_a_logged_exception_is_one_log_record_when_both_handlers_are_installed(
             log.exception("payment for order %s failed", 12)
     finally:
         root.removeHandler(ours)
+        logging.getLogger("shop").setLevel(logging.NOTSET)
     records = [r.log_record for r in otel_logging_handler.get_finished_logs()]
     with_exception = [r for r in records if "exception.type" in (r.attributes or {})]
     assert len(with_exception) == 1

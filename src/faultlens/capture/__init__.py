@@ -20,8 +20,9 @@ from . import _state
 from ._capture import capture
 from ._context import current_scope
 from ._envelope import to_api_envelope, to_cli_envelope
+from ._exception_logs import ExceptionLogEmitter, set_exception_emitter
 from ._instrument import Kind, callable_kind, callable_name, instrument
-from ._logging import LoggingHandler
+from ._logging import LoggingHandler, guard_otel_handlers
 from ._marks import MARKS, Mark
 from ._record import (
     ErrorEvent,
@@ -49,6 +50,7 @@ from ._wrapper import FunctionWrapper
 __all__ = [
     "MARKS",
     "ErrorEvent",
+    "ExceptionLogEmitter",
     "FunctionWrapper",
     "Kind",
     "Limits",
@@ -65,6 +67,7 @@ __all__ = [
     "format_stacktrace",
     "get_meter",
     "get_tracer",
+    "guard_otel_handlers",
     "instrument",
     "internal_error",
     "is_control_flow",
@@ -75,6 +78,7 @@ __all__ = [
     "reset",
     "reset_rate_limiter",
     "scrub_own_logs",
+    "set_exception_emitter",
     "to_api_envelope",
     "to_cli_envelope",
 ]

@@ -33,7 +33,7 @@ from opentelemetry.trace import Span, set_span_in_context
 from ._state import STATE
 from ._telemetry import internal_error
 
-__all__ = ["ExceptionLogEmitter", "install", "severity_of"]
+__all__ = ["ExceptionLogEmitter", "set_exception_emitter", "severity_of"]
 
 _SEVERITY: dict[str, tuple[SeverityNumber, str]] = {
     "critical": (SeverityNumber.FATAL, "FATAL"),
@@ -112,7 +112,7 @@ class ExceptionLogEmitter:
         return f"ExceptionLogEmitter(event_name={self.event_name!r}, logger={self.logger!r})"
 
 
-def install(emitter: ExceptionLogEmitter | None, span_events: bool) -> None:
+def set_exception_emitter(emitter: ExceptionLogEmitter | None, span_events: bool) -> None:
     """Set how errors are signalled (``configure()`` and ``faultlens.testing`` call this)."""
     with STATE.lock:
         STATE.exception_logs = emitter
