@@ -7,10 +7,10 @@ streamed in memory bounded by 16 bytes a record (never by the rows' text).
    written, sorted by ``(ts, ref)``, is a window, and ``T`` is chosen so that a window holds
    about ``WINDOW`` rows. The windows one after the other are exactly ``sorted((ts, ref))``
    (a stable sort by time in read order), as a merge of the runs would give them.
-3. Each window's lines are read back through a window of each file (``_Lines``: the rows of
-   one file come nearly in its own order, so one read serves many rows) and written by
+3. Each window's lines are read back a file at a time through a span of each file
+   (``_Lines``: one read serves the next rows of that file) and written by
    ``_csv.fast_row``, or by ``row_cells`` over the whole record for a line it leaves to the
-   general path.
+   general path; the window's text is its rows in time order.
 4. On two CPUs the windows are shared: a forked child writes every other window and sends
    its text through a pipe while this process writes the others, and this process yields
    them all in order. Whatever goes wrong in the child (it fails, dies, sends nonsense, or
@@ -32,7 +32,6 @@ import threading
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterator
-from itertools import chain
 from typing import Any
 
 from ..journal import KIND_ERROR, JournalScan, LineReader
@@ -43,7 +42,7 @@ __all__ = ["csv_merge", "csv_pass", "csv_text"]
 WINDOW = 2048  # rows a window holds, about: its text (~1 MB) is the most held at once
 PARALLEL_ROWS = 20_000  # fewer rows than this are written here (a fork costs more)
 _SPAN = 64 << 10  # bytes of a file read at a time to read lines back
-_BACK = 4 << 10  # ... starting this far before the line asked for (rows come nearly in order)
+_BACK = 4 << 10  # ... from this far before the line asked for (a file is nearly in time order)
 _FILES = 64  # files kept open (and a span of each kept) while reading lines back
 _OFFSET = (1 << 40) - 1  # a ref is (file number << 40) | offset
 STALL = 30.0  # seconds the child may send nothing before its windows are written here
@@ -106,16 +105,6 @@ class Rows:
             live = [r for r in live if pos[r] < ends[r]]
             yield pieces
 
-    def rows(self, pieces: list[tuple[int, int, int]]) -> list[tuple[float, int]]:
-        """A window's ``(ts, ref)`` in order."""
-        times, refs = self.times, self.refs
-        if len(pieces) == 1:
-            _, lo, hi = pieces[0]
-            return list(zip(times[lo:hi], refs[lo:hi], strict=True))
-        return sorted(
-            chain.from_iterable(zip(times[lo:hi], refs[lo:hi], strict=True) for _, lo, hi in pieces)
-        )
-
 
 def csv_pass(entries: Iterator[tuple[Any, int]]) -> Rows:
     rows = Rows()
@@ -142,10 +131,11 @@ def csv_merge(older: Rows, newer: Rows) -> Rows:
 
 class _Lines:
     """Lines read back by ref through a span of each file (``_SPAN`` bytes from a little
-    before the line asked for): the rows of one file come nearly in its own order, so one
-    read serves the next rows too. A line that does not end inside a span (a long one, the
-    last one of a file without its newline, a file cut short) is read by ``LineReader``,
-    which decides about it as the general path does."""
+    before the line asked for): a window asks for one file's lines at a time, in time
+    order, which is nearly the file's own, so one read serves the next rows too. A line
+    that does not end inside a span (a long one, the last one of a file without its
+    newline, a file cut short) is read by ``LineReader``, which decides about it as the
+    general path does."""
 
     def __init__(self, files: list[str]) -> None:
         self._files = files
@@ -168,7 +158,6 @@ class _Lines:
 
     def _read(self, n: int, offset: int) -> bytes | None:
         fd = self._fds.get(n)
-        start = max(0, offset - _BACK)
         try:
             if fd is None:
                 if not 0 <= n < len(self._files):
@@ -178,6 +167,7 @@ class _Lines:
                     os.close(self._fds.pop(old))
                     self._spans.pop(old, None)
                 fd = self._fds[n] = os.open(self._files[n], os.O_RDONLY)
+            start = max(0, offset - _BACK)
             data = os.pread(fd, _SPAN, start)
         except OSError:
             return None
@@ -194,22 +184,29 @@ class _Lines:
         self.reader.close()
 
 
-def _window_text(rows: list[tuple[float, int]], lines: _Lines) -> str:
-    """The CSV rows of a window's error lines (a line gone meanwhile, pruned by retention
-    since the first pass, has no row)."""
-    out: list[str] = []
-    append = out.append
+def _window_text(rows: Rows, pieces: list[tuple[int, int, int]], lines: _Lines) -> str:
+    """The CSV rows of a window (its ``pieces`` of runs, see ``Rows.windows``) in time
+    order. The lines are read a piece at a time (a run is one file's rows in time order,
+    nearly the file's own order: a span read serves the next rows however many files the
+    window's rows come from), then the rows put in ``(ts, ref)`` order. A line gone
+    meanwhile (pruned by retention since the first pass) has no row."""
+    times, refs = rows.times, rows.refs
     line, record = lines.line, lines.reader.record
-    for ts, ref in rows:
-        raw = line(ref)
-        text = fast_row(raw, ts) if raw is not None and raw.isascii() else None
-        if text is None:
-            rec = record(ref, ts)  # the general path: the whole record
-            if rec is None:
-                continue
-            text = csv_row(row_cells(rec))
-        append(text)
-    return "".join(out)
+    done: list[tuple[float, int, str]] = []
+    append = done.append
+    for _, lo, hi in pieces:
+        for ts, ref in zip(times[lo:hi], refs[lo:hi], strict=True):
+            raw = line(ref)
+            text = fast_row(raw, ts) if raw is not None and raw.isascii() else None
+            if text is None:
+                rec = record(ref, ts)  # the general path: the whole record
+                if rec is None:
+                    continue
+                text = csv_row(row_cells(rec))
+            append((ts, ref, text))
+    if len(pieces) > 1:
+        done.sort()  # by (ts, ref): refs differ, texts are never compared
+    return "".join([text for _, _, text in done])
 
 
 def _parallel(workers: int | None, rows: int) -> bool:
@@ -234,7 +231,7 @@ def csv_text(scan: JournalScan, rows: Rows, *, workers: int | None = None) -> It
         for k, pieces in enumerate(rows.windows()):
             text = child.take(k) if child is not None and k % 2 else None
             if text is None:
-                text = _window_text(rows.rows(pieces), lines)
+                text = _window_text(rows, pieces, lines)
             if text:
                 yield text
     finally:
@@ -344,7 +341,7 @@ def _child_main(rows: Rows, files: list[str], fd: int) -> None:
     with os.fdopen(fd, "wb", buffering=0) as out:
         for k, pieces in enumerate(rows.windows()):
             if k % 2:
-                data = _window_text(rows.rows(pieces), lines).encode("utf-8", "surrogatepass")
+                data = _window_text(rows, pieces, lines).encode("utf-8", "surrogatepass")
                 out.write(_HEAD.pack(len(data)))
                 view = memoryview(data)
                 while view:
