@@ -9,8 +9,8 @@ outside the exception (``_marks.py``), so recording changes nothing the applicat
 Recording is resumable: the count in ``faultlens.errors`` comes first and happens once per
 exception whatever fails after it; an event that fails part-way (out of stack deep in a
 recursion, a hostile attribute, a broken exporter) leaves the exception unmarked, so the next
-span it escapes through records it. An error raised at the recursion limit is recorded with a
-little stack headroom (``_stack.py``).
+span it escapes through records it. An error raised at the recursion limit is recorded on a
+fresh stack, never by raising the limit (``_stack.py``).
 
 Exception groups are one failure: a group is counted once, as its most severe member, and
 its members are then covered (re-raised alone, or in the smaller group ``except*`` leaves
@@ -57,7 +57,7 @@ from ._context import current_scope
 from ._fork import ensure_fork_hook, on_fork_child
 from ._marks import MARKS, Mark
 from ._ratelimit import RateLimiter, notify_suppressed
-from ._stack import lower_limit, raise_limit, settle
+from ._stack import on_fresh_stack, short_of_stack
 from ._state import STATE
 from ._telemetry import count_dropped, count_error, get_tracer, internal_error
 
@@ -852,11 +852,13 @@ def _record(
 
 
 def _guarded(where: str, step: Callable[..., Any], *args: Any) -> Any:
-    """Run a recording step; never raise. Out of stack part-way (an error raised deep in a
-    recursion, often a RecursionError itself), it runs once more with stack headroom: the
-    marks make the second run finish what the first left undone, nothing twice."""
+    """Run a recording step; never raise. Close to the recursion limit, or out of stack
+    part-way (an error raised deep in a recursion, often a RecursionError itself), it runs
+    on a fresh stack instead, never with a raised limit (``_stack.py``): the marks make that
+    run finish what the first left undone, nothing twice."""
     try:
-        settle()  # a headroom a deeper recording could not give back yet
+        if short_of_stack():
+            return on_fresh_stack(where, step, args)
         return step(*args)
     except RecursionError:
         pass
@@ -864,14 +866,9 @@ def _guarded(where: str, step: Callable[..., Any], *args: Any) -> Any:
         internal_error(where, e)
         return None
     try:
-        raise_limit()
-        try:
-            return step(*args)
-        finally:
-            lower_limit()
-    except Exception as e:
-        internal_error(where, e)
-        return None
+        return on_fresh_stack(where, step, args)
+    except RecursionError:
+        return None  # not even the stack to hand it off: the next span out records it
 
 
 def _fallback_info(exc: object) -> ErrorInfo:
