@@ -525,7 +525,7 @@ def _classify_safely(exc: BaseException, stage: str | None, severity: Severity |
     try:
         return _classify(exc, stage, severity)
     except RecursionError:
-        raise  # out of stack: recorded again with headroom
+        raise  # out of stack: recorded again on a fresh stack (_stack.py)
     except Exception as e:
         internal_error("classify", e)
     info = _fallback_info(exc)
@@ -544,7 +544,7 @@ def _count(info: ErrorInfo) -> None:
             category = clean_text(str(category), 128)
         count_error(info.code, category, str(info.severity), info.stage or None)
     except RecursionError:
-        raise  # out of stack: counted again with headroom
+        raise  # out of stack: counted again on a fresh stack (_stack.py)
     except Exception as e:
         internal_error("errors counter", e)
 
