@@ -1,8 +1,8 @@
 """A forked child starts with working capture machinery.
 
 Every lock the capture layer owns (rate limiter, record-once marks, instrument cache,
-dropped-telemetry tally, state, the fresh-stack recorder) may be held by another thread at the moment
-of ``fork()``; the child, where that thread does not exist, gets new ones. The marks do not
+dropped-telemetry tally, state, the fresh-stack recorder) may be held by another thread at
+the moment of ``fork()``; the child, where that thread does not exist, gets new ones. The marks do not
 cross into the child either. The after-fork hook is registered the first time the layer is
 used, not at import.
 """
