@@ -2,9 +2,9 @@
 
 Every lock the capture layer owns (rate limiter, record-once marks, instrument cache,
 dropped-telemetry tally, state, the fresh-stack recorder) may be held by another thread at
-the moment of ``fork()``; the child, where that thread does not exist, gets new ones. The marks do not
-cross into the child either. The after-fork hook is registered the first time the layer is
-used, not at import.
+the moment of ``fork()``; the child, where that thread does not exist, gets new ones. The
+marks do not cross into the child either. The after-fork hook is registered the first time
+the layer is used, not at import.
 """
 
 from __future__ import annotations
