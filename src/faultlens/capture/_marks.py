@@ -54,13 +54,16 @@ from ._fork import ensure_fork_hook, on_fork_child
 if TYPE_CHECKING:
     from ..errors import ErrorInfo
 
-__all__ = ["MARKS", "Mark", "MarkStore"]
+__all__ = ["DONE", "MARKS", "Mark", "MarkStore"]
 
 MAX_WEAK = 16_384
 MAX_STRONG = 1024
 SWEEP_EVERY = 32
 
 _PENDING, _BUSY, _DONE = 0, 1, 2
+# A step's final state. The recorder holding a step (claimed) may set it directly, as
+# :meth:`MarkStore.finish` does: the recording hot path saves the call.
+DONE = _DONE
 
 
 class Mark:
@@ -70,14 +73,14 @@ class Mark:
     __slots__ = ("admission", "count", "event", "info")
 
     def __init__(
-        self, info: ErrorInfo | None, *, covered: bool = False, claimed: bool = False
+        self, info: ErrorInfo | None, covered: bool = False, claimed: bool = False
     ) -> None:
         # ``claimed``: both steps taken by the recorder that makes the mark, before anyone
-        # else can see it (saves two claims; it must finish or release both).
+        # else can see it (saves two claims; it must finish or release both). Positional
+        # or keyword: the recording hot path passes them positionally (a keyword-only call
+        # costs twice as much).
         self.info = info
-        state = _DONE if covered else _BUSY if claimed else _PENDING
-        self.count = state
-        self.event = state
+        self.count = self.event = _DONE if covered else _BUSY if claimed else _PENDING
         self.admission: tuple[bool, int] | None = None  # the rate limiter's answer, kept
 
     @property
@@ -116,13 +119,22 @@ class MarkStore:
         return None
 
     def add(self, exc: BaseException, mark: Mark) -> Mark:
-        """Store ``mark`` for ``exc``, unless another thread did first (then return that)."""
-        ensure_fork_hook()
+        """Store ``mark`` for ``exc``, unless another thread did first (then return that).
+
+        On every recorded error's path: the lock is taken by explicit calls (half the cost
+        of a ``with`` block) and the store's lookup is inlined."""
+        if not _hooked:
+            _hook()
         key = id(exc)
-        with self._lock:
-            existing = self.get(exc)
-            if existing is not None:
-                return existing
+        lock = self._lock
+        lock.acquire()
+        try:
+            weak = self._weak.get(key)
+            if weak is not None and weak[0]() is exc:
+                return weak[1]
+            strong = self._strong.get(key)
+            if strong is not None and strong[0] is exc:
+                return strong[1]
             if not type(exc).__weakrefoffset__:  # a builtin class: no weak references
                 self._add_strong(key, exc, mark)
                 return mark
@@ -136,6 +148,8 @@ class MarkStore:
             if len(self._weak) > self.max_weak:
                 del self._weak[next(iter(self._weak))]
             return mark
+        finally:
+            lock.release()
 
     def _forget(self, ref: _Ref) -> None:
         # Called by the garbage collector, on any thread: drop the mark of a dead exception
@@ -146,15 +160,18 @@ class MarkStore:
                 del self._weak[ref.key]
 
     def _add_strong(self, key: int, exc: BaseException, mark: Mark) -> None:
-        self._strong[key] = (exc, mark)
-        self._strong.move_to_end(key)
+        # ``key`` is new to the store (no move to the end needed): an entry holds its
+        # exception alive, so no other exception can have the same id while it is there.
+        strong = self._strong
+        strong[key] = (exc, mark)
         self._inserts += 1
         if self._inserts % SWEEP_EVERY == 0:
             self._sweep()
-        evicted = []
-        while len(self._strong) > self.max_strong:
-            evicted.append(self._strong.popitem(last=False))
-        del evicted  # released here, after the store is consistent again
+        if len(strong) > self.max_strong:
+            evicted = []
+            while len(strong) > self.max_strong:
+                evicted.append(strong.popitem(last=False))
+            del evicted  # released here, after the store is consistent again
 
     def _sweep(self) -> None:
         """Drop the marks of exceptions only this store still references."""
@@ -207,6 +224,15 @@ def _measure_baseline() -> int:
     probe[0] = (ValueError(), Mark(None))
     counts = [sys.getrefcount(entry[0]) for key, entry in probe.items()]
     return counts[0]
+
+
+_hooked = False
+
+
+def _hook() -> None:
+    global _hooked
+    ensure_fork_hook()
+    _hooked = True
 
 
 MARKS = MarkStore()

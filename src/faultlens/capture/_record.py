@@ -46,16 +46,14 @@ from ..errors import (
     catalog,
     classify,
     clean_text,
-    code_for,
     error_type,
-    fingerprint_prefix,
     is_own_frame,
     qualified_name,
     safe_str,
 )
 from ._context import current_scope
 from ._fork import ensure_fork_hook, on_fork_child
-from ._marks import MARKS, Mark
+from ._marks import DONE, MARKS, Mark
 from ._ratelimit import RateLimiter, notify_suppressed
 from ._stack import on_fresh_stack, short_of_stack
 from ._state import STATE
@@ -236,29 +234,42 @@ _blocks_chars = 0
 def _frames_block(exc: BaseException, scrubber: scrub.Scrubber) -> tuple[str, str]:
     """The "Traceback ..." part of ``exc``'s formatted stack (faultlens's own frames left
     out, the innermost ``_MAX_FRAMES`` kept), as formatted and as scrubbed."""
-    frames = []
+    # The key: each frame's code object and line (not its last instruction alone: a
+    # traceback made with types.TracebackType carries any line), faultlens's own frames
+    # included (left out of the text below), so that a hit walks the chain only once.
     ids: list[Any] = [id(scrubber)]
+    append = ids.append
+    tb = exc.__traceback__
+    room = _MAX_BLOCK_FRAMES
+    while tb is not None and room:
+        append(id(tb.tb_frame.f_code))
+        append(tb.tb_lineno)
+        tb = tb.tb_next
+        room -= 1
+    key: tuple[Any, ...] | None = None
+    if tb is None:
+        key = tuple(ids)
+        hit = _BLOCKS.get(key)
+        if hit is not None:
+            return hit[1], hit[2]
+    frames = []
+    every = []
     own = _OWN_FILES
     tb = exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
+        every.append(code)
         # faultlens's own frames (the wrappers) are not part of the application's traceback.
         mine = own.get(code.co_filename)
         if mine is None:
             mine = is_own_frame(code.co_filename)
         if not mine:
             frames.append(tb)
-            ids.append(id(code))
-            ids.append(tb.tb_lineno)
         tb = tb.tb_next
+    if key is not None and ids[1::2] != [id(c) for c in every]:
+        key = None  # the chain changed meanwhile (a traceback's tb_next is writable)
     if not frames:
         return "", ""
-    key: tuple[Any, ...] | None = None
-    if len(frames) <= _MAX_BLOCK_FRAMES:
-        key = tuple(ids)
-        hit = _BLOCKS.get(key)
-        if hit is not None:
-            return hit[1], hit[2]
     out = ["Traceback (most recent call last):\n"]
     shown = frames
     if len(frames) > _MAX_FRAMES:
@@ -282,7 +293,7 @@ def _frames_block(exc: BaseException, scrubber: scrub.Scrubber) -> tuple[str, st
             _BLOCKS.clear()
             _blocks_chars = 0
         # The scrubber and code objects kept alive: no id in the key can be reused meanwhile.
-        _BLOCKS[key] = ((scrubber, *[t.tb_frame.f_code for t in frames]), raw, clean)
+        _BLOCKS[key] = ((scrubber, *every), raw, clean)
         _blocks_chars += size
     return raw, clean
 
@@ -437,26 +448,43 @@ def mark_span(span: Span, exc: BaseException, info: ErrorInfo | None = None) -> 
     span.set_attribute("error.type", clean_text(etype, 256))
 
 
+# The ERROR status of recent classifications (a Status is immutable, so spans may share
+# one): id of the info -> (the info, kept alive so its id stays unique; the error type; the
+# status).
+_STATUSES: dict[int, tuple[ErrorInfo, str, Status]] = {}
+
+
 def _set_error_status(span: Span, etype: str, info: ErrorInfo | None) -> None:
-    if info is not None:
+    if info is None:
+        span.set_status(Status(StatusCode.ERROR, clean_text(etype, 256)))
+        return
+    hit = _STATUSES.get(id(info))
+    if hit is None or hit[0] is not info or hit[1] != etype:
         desc = f"{info.code}: {info.message}" if info.code != etype else info.message
-    else:
-        desc = etype
-    span.set_status(Status(StatusCode.ERROR, clean_text(desc, 256)))
+        hit = (info, etype, Status(StatusCode.ERROR, clean_text(desc, 256)))
+        if len(_STATUSES) >= _MAX_INFOS:
+            _STATUSES.clear()
+        _STATUSES[id(info)] = hit
+    span.set_status(hit[2])
 
 
 # -- the steps of recording one error, in order ------------------------------------------------
 
 
 # Classifications of recent errors, by everything an ErrorInfo is computed from: the
-# fingerprint's prefix (type, FaultError code, the frames' modules and functions), the raw
-# message, the stage and severity override, the message cap, the scrubber, the catalog entry
-# the code resolves to and a FaultError's own hint. A storm of one error, or a hot failing
-# endpoint with a constant message, classifies, scrubs and fingerprints it once. The scrubber
+# exception type, a FaultError's code, the traceback's chain of code objects (what the
+# fingerprint's prefix is made of: see errors/_fingerprint.py), the raw message, the stage and
+# severity override, the message cap, the scrubber, the catalog entry the code resolves to
+# and a FaultError's own hint. A storm of one error, or a hot failing endpoint with a constant
+# message, classifies, scrubs and fingerprints it once. The code is looked up on every call
+# (a catalog predicate may read anything of the exception, its message too), so the entry
+# the key holds is the one in force for this exception. The type, code objects, scrubber
 # and catalog entry are kept alive by the entry, so their ids in the key stay unique.
 _INFOS: dict[tuple[Any, ...], tuple[Any, ErrorInfo]] = {}
 _MAX_INFOS = 1024
 _MAX_CACHED_MESSAGE = 512
+_MAX_KEY_FRAMES = 256  # deeper tracebacks are classified without the cache
+_KEY_HEAD = 9  # the items of a key before the code objects' ids
 
 
 def _classify(exc: BaseException, stage: str | None, severity: Severity | None) -> ErrorInfo:
@@ -475,10 +503,18 @@ def _classify(exc: BaseException, stage: str | None, severity: Severity | None) 
     spec: Any = None
     if len(raw) <= _MAX_CACHED_MESSAGE and not isinstance(exc, BaseExceptionGroup):
         hint = fault._hint if fault is not None else None
-        if (hint is None or type(hint) is str) and (stage is None or type(stage) is str):
-            spec, _ = catalog.resolve(code_for(exc))
-            key = (
-                fingerprint_prefix(exc),
+        fcode = fault.code if fault is not None else None
+        if (
+            (hint is None or type(hint) is str)
+            and (stage is None or type(stage) is str)
+            and (fcode is None or (type(fcode) is str and len(fcode) <= 256))
+        ):
+            # code_for(exc), without the call: the code of a FaultError is its own.
+            code = fcode if fault is not None else catalog.match(exc)
+            spec, _ = catalog.resolve(code)  # type: ignore[arg-type]  # as code_for's
+            # What the fingerprint's prefix is computed from, walked here once (not once
+            # more for a prefix cache): the type, the code, each frame's code object.
+            ids: list[Any] = [
                 raw,
                 stage,
                 severity,
@@ -486,19 +522,44 @@ def _classify(exc: BaseException, stage: str | None, severity: Severity | None) 
                 id(scrubber),
                 id(spec),
                 hint,
-            )
-            hit = _INFOS.get(key)
-            if hit is not None:
-                return hit[1]
+                fcode,
+                id(type(exc)),
+            ]
+            try:
+                node = exc.__traceback__
+                append = ids.append
+                room = _MAX_KEY_FRAMES
+                while node is not None:
+                    append(id(node.tb_frame.f_code))
+                    node = node.tb_next
+                    room -= 1
+                    if not room:  # deeper tracebacks are classified without the cache
+                        ids = []
+                        break
+            except Exception:  # a hostile ``__traceback__``: classified uncached
+                ids = []
+            if ids:
+                key = tuple(ids)
+                hit = _INFOS.get(key)
+                if hit is not None:
+                    return hit[1]
     message = scrubber.capped(raw, limit)
     info = classify(exc, stage=stage, message=message)
     if severity is not None and severity is not info.severity:
         info = replace(info, severity=severity)
     info = _clean_info(info)
     if key is not None:
-        if len(_INFOS) >= _MAX_INFOS:
-            _INFOS.clear()
-        _INFOS[key] = ((scrubber, spec), info)
+        # The code objects of the key's ids, kept alive with the entry (walked again only
+        # here, on a miss; cached only if the chain is still the one the key was made of).
+        codes: list[Any] = []
+        node = exc.__traceback__
+        while node is not None and len(codes) < _MAX_KEY_FRAMES:
+            codes.append(node.tb_frame.f_code)
+            node = node.tb_next
+        if [id(c) for c in codes] == list(key[_KEY_HEAD:]):
+            if len(_INFOS) >= _MAX_INFOS:
+                _INFOS.clear()
+            _INFOS[key] = ((scrubber, spec, type(exc), codes), info)
     return info
 
 
@@ -527,7 +588,13 @@ def _classify_safely(exc: BaseException, stage: str | None, severity: Severity |
     except RecursionError:
         raise  # out of stack: recorded again on a fresh stack (_stack.py)
     except Exception as e:
-        internal_error("classify", e)
+        return _unclassifiable(exc, stage, severity, e)
+
+
+def _unclassifiable(
+    exc: BaseException, stage: str | None, severity: Severity | None, error: Exception
+) -> ErrorInfo:
+    internal_error("classify", error)
     info = _fallback_info(exc)
     if isinstance(stage, str):
         info = replace(info, stage=stage)
@@ -536,13 +603,29 @@ def _classify_safely(exc: BaseException, stage: str | None, severity: Severity |
     return _clean_info(info)
 
 
+# The ``faultlens.errors`` labels of an ErrorInfo, per ErrorInfo (classifications are
+# cached, so a storm's errors share one): id -> (the info, kept alive so its id stays unique;
+# code, category, severity, stage).
+_LABELS: dict[int, tuple[ErrorInfo, tuple[str, str, str, str | None]]] = {}
+
+
+def _labels(info: ErrorInfo) -> tuple[str, str, str, str | None]:
+    category = info.category
+    if not (type(category) is str and category.isascii() and len(category) <= 128):
+        category = clean_text(str(category), 128)
+    return (info.code, category, str(info.severity), info.stage or None)
+
+
 def _count(info: ErrorInfo) -> None:
     """Every error counts, rate-limited or not: the counter is what alerts key on."""
     try:
-        category = info.category
-        if not (type(category) is str and category.isascii() and len(category) <= 128):
-            category = clean_text(str(category), 128)
-        count_error(info.code, category, str(info.severity), info.stage or None)
+        hit = _LABELS.get(id(info))
+        if hit is None or hit[0] is not info:
+            hit = (info, _labels(info))
+            if len(_LABELS) >= _MAX_INFOS:
+                _LABELS.clear()
+            _LABELS[id(info)] = hit
+        count_error(*hit[1])
     except RecursionError:
         raise  # out of stack: counted again on a fresh stack (_stack.py)
     except Exception as e:
@@ -719,7 +802,7 @@ def _new_owned_mark(exc: BaseException, stage: str | None) -> tuple[Mark, bool]:
     is the one stored (the second value): it must then finish or release both."""
     if isinstance(exc, BaseExceptionGroup) and _members_recorded(exc):
         return MARKS.add(exc, Mark(None, covered=True)), False
-    mine = Mark(_classify_safely(exc, stage, None), claimed=True)
+    mine = Mark(_classify_safely(exc, stage, None), False, True)  # claimed
     mark = MARKS.add(exc, mine)
     return mark, mark is mine
 
@@ -738,7 +821,7 @@ def _ensure_counted(exc: BaseException, mark: Mark, owned: bool = False) -> None
     except BaseException:
         MARKS.release(mark, "count")
         raise
-    MARKS.finish(mark, "count")
+    mark.count = DONE  # MARKS.finish(mark, "count"), without the call
 
 
 def _emit(
@@ -817,8 +900,9 @@ def _suppressed(mark: Mark, owned: bool = False) -> bool:
             mark.admission = admission = limiter.admit(info.fingerprint)
             if not admission[0]:
                 count_dropped("rate_limited")
-                notify_suppressed(info)  # the journal's exact tally of what is not written
-                MARKS.finish(mark, "event")
+                if STATE.sinks:
+                    notify_suppressed(info)  # the journal's exact tally of what is not written
+                mark.event = DONE  # MARKS.finish(mark, "event"), without the call
                 return True
         except BaseException:
             MARKS.release(mark, "event")
@@ -827,6 +911,50 @@ def _suppressed(mark: Mark, owned: bool = False) -> bool:
             MARKS.release(mark, "event")  # admitted: the event is emitted on the span, below
         return False
     return not mark.admission[0]
+
+
+def _count_and_admit(exc: BaseException, mark: Mark) -> bool:
+    """:func:`_ensure_counted` then :func:`_suppressed`, for a mark this recorder made (both
+    steps claimed, nothing decided yet) in one call: every failure of an instrumented
+    function takes this path, and in a storm most end here. True: suppressed (counted,
+    tallied as dropped, its event decided); False: admitted, the event step still claimed.
+    A failure part-way leaves the step it was in claimed, for the caller to release."""
+    info = mark.info
+    if info is None:  # pragma: no cover - a mark made for a covered group is never owned
+        _ensure_counted(exc, mark, True)
+        return False
+    try:  # _count(info), inlined
+        hit = _LABELS.get(id(info))
+        if hit is None or hit[0] is not info:
+            hit = (info, _labels(info))
+            if len(_LABELS) >= _MAX_INFOS:
+                _LABELS.clear()
+            _LABELS[id(info)] = hit
+        count_error(*hit[1])
+    except RecursionError:
+        raise  # out of stack: counted again on a fresh stack (_stack.py)
+    except Exception as e:
+        internal_error("errors counter", e)
+    if isinstance(exc, BaseExceptionGroup):
+        _cover_members(exc)
+    mark.count = DONE
+    limiter = _limiter
+    if limiter is None or STATE.limits is not _limiter_limits:
+        limiter = _rate_limiter()
+    if limiter.burst <= 0:  # no limit (rate_limit=0): every error is admitted
+        mark.admission = _ADMITTED
+        return False
+    mark.admission = admission = limiter.admit(info.fingerprint)
+    if admission[0]:
+        return False
+    count_dropped("rate_limited")
+    if STATE.sinks:
+        notify_suppressed(info)  # the journal's exact tally of what is not written
+    mark.event = DONE
+    return True
+
+
+_ADMITTED = (True, 0)
 
 
 def _record(
@@ -925,18 +1053,38 @@ def _escaping(
     attributes: Mapping[str, AttrValue] | None,
     skip: tuple[type[BaseException], ...],
 ) -> None:
-    if not STATE.enabled or passes_through(exc, skip):
+    if not STATE.enabled or isinstance(exc, skip):
         return
-    mark = MARKS.get(exc)
-    owned = False
-    if mark is None:
-        mark, owned = _new_owned_mark(exc, stage)
+    if isinstance(exc, BaseExceptionGroup):
+        if passes_through(exc, skip):
+            return
+        mark = MARKS.get(exc)
+        owned = False
+        if mark is None:
+            mark, owned = _new_owned_mark(exc, stage)
+    else:
+        mark = MARKS.get(exc)
+        owned = False
+        if mark is None:
+            # _new_owned_mark(exc, stage), inlined: the path of every failure.
+            try:
+                info = _classify(exc, stage, None)
+            except RecursionError:
+                raise  # out of stack: recorded again on a fresh stack (_stack.py)
+            except Exception as e:
+                info = _unclassifiable(exc, stage, None, e)
+            mine = Mark(info, False, True)  # claimed
+            mark = MARKS.add(exc, mine)
+            owned = mark is mine
     try:
         # Counted before the span exists: a tracer that fails costs the event, never the
         # count.
-        _ensure_counted(exc, mark, owned)
-        if _suppressed(mark, owned):
-            return
+        if not owned:
+            _ensure_counted(exc, mark)
+            if _suppressed(mark):
+                return
+        elif _count_and_admit(exc, mark):
+            return  # suppressed by the rate limit
     except BaseException:
         if owned:  # a step left half-done is the next span's to complete
             MARKS.release(mark, "count")
@@ -995,20 +1143,37 @@ def escaped(
     skip: tuple[type[BaseException], ...],
 ) -> None:
     """:func:`record_escaping` with positional arguments and no span attributes: the call
-    the @instrument wrappers make on their failure path (the cheapest way in)."""
-    _guarded("record_escaping", _escaping, exc, name, start_time, stage, None, skip)
+    the @instrument wrappers make on their failure path (the cheapest way in: what
+    :func:`_guarded` does, without its frame and argument tuple)."""
+    try:
+        if not short_of_stack():
+            _escaping(exc, name, start_time, stage, None, skip)
+            return
+        on_fresh_stack("record_escaping", _escaping, (exc, name, start_time, stage, None, skip))
+        return
+    except RecursionError:
+        pass
+    except Exception as e:
+        internal_error("record_escaping", e)
+        return
+    try:
+        on_fresh_stack("record_escaping", _escaping, (exc, name, start_time, stage, None, skip))
+    except RecursionError:
+        pass  # not even the stack to hand it off: the next span out records it
 
 
 def reset_caches() -> None:
-    """Forget the hot path's caches (formatted stacks, classifications, the attributes of
-    an ErrorInfo). They never change what is recorded (every key holds what its result
-    depends on); this only frees their memory."""
+    """Forget the hot path's caches (formatted stacks, classifications, the attributes,
+    ``faultlens.errors`` labels and span status of an ErrorInfo). They never change what is
+    recorded (every key holds what its result depends on); this only frees their memory."""
     global _blocks_chars
     _BLOCKS.clear()
     _blocks_chars = 0
     _LINES.clear()
     _INFOS.clear()
     _STATIC.clear()
+    _LABELS.clear()
+    _STATUSES.clear()
 
 
 def record_error(

@@ -16,7 +16,6 @@ from ._fault import FaultError
 from ._fingerprint import (
     _OWN_CACHE,
     fingerprint,
-    fingerprint_prefix,
     is_own_frame,
     normalize_message,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "code_for",
     "error_type",
     "fingerprint",
-    "fingerprint_prefix",
     "http_status_of",
     "is_http_answer",
     "is_own_frame",
