@@ -25,6 +25,7 @@ from .capture import count_dropped, internal_error
 
 __all__ = [
     "CountingBatchSpanProcessor",
+    "CountingExport",
     "CountingMetricExporter",
     "CountingSpanExporter",
     "child_identity",
@@ -49,19 +50,21 @@ def takes_timeout(fn: Callable[..., Any]) -> bool:
     return any(p.name == "timeout_millis" or p.kind is p.VAR_KEYWORD for p in params)
 
 
-class CountingSpanExporter(SpanExporter):
-    """Counts spans an export failed to deliver as ``internal.dropped{reason=export_failed}``.
+class CountingExport:
+    """What every counting exporter does around its inner exporter's ``export``: count what
+    a failed export did not deliver as ``internal.dropped{reason=export_failed}``, know what
+    an export under way holds, so that a shutdown that gives up on a collector that never
+    answers can count it (:meth:`abandon`), and in a forked child build a new inner exporter
+    on the first export (:meth:`after_fork`)."""
 
-    Also knows how many spans an export still under way holds, so that a shutdown that
-    gives up on a collector that never answers can count them (:meth:`abandon`).
-    """
+    _success: Any  # the signal's export result enum member for success
+    _failure: Any
+    _where = "export"  # the internal error's label
 
-    def __init__(
-        self, inner: SpanExporter, factory: Callable[[], SpanExporter | None] | None = None
-    ) -> None:
+    def _init_counting(self, inner: Any, factory: Callable[[], Any] | None) -> None:
         self.inner = inner
         self._factory = factory  # builds an equal exporter: used in a forked child
-        self._in_flight = 0  # exports are serialised by the span processor
+        self._in_flight = 0  # exports are serialised by the processor or reader
         self._abandoned = False
         self._renew = False
 
@@ -73,33 +76,48 @@ class CountingSpanExporter(SpanExporter):
         self._abandoned = False
         self._renew = self._factory is not None
 
-    def export(self, spans: Any) -> SpanExportResult:
+    def _counted(self, n: int, export: Callable[[], Any]) -> Any:
         if self._renew:
             self.inner = renewed_exporter(self.inner, self._factory)
             self._renew = False
-        n = len(spans)
         self._in_flight = n
         try:
             try:
-                result = self.inner.export(spans)
+                result = export()
             except Exception as exc:
-                internal_error("span export", exc)
-                result = SpanExportResult.FAILURE
+                internal_error(self._where, exc)
+                result = self._failure
         finally:
             self._in_flight = 0
-        if result is not SpanExportResult.SUCCESS and not self._abandoned:
+        if result is not self._success and not self._abandoned:
             count_dropped("export_failed", n)
         return result
 
     def abandon(self) -> int:
-        """Give up on the export under way: return how many spans it holds (counted by the
+        """Give up on the export under way: return how many items it holds (counted by the
         caller), and do not count them a second time if it fails later."""
         self._abandoned = True
         return self._in_flight
 
+
+class CountingSpanExporter(CountingExport, SpanExporter):
+    """Spans, counted (see :class:`CountingExport`)."""
+
+    _success = SpanExportResult.SUCCESS
+    _failure = SpanExportResult.FAILURE
+    _where = "span export"
+
+    def __init__(
+        self, inner: SpanExporter, factory: Callable[[], SpanExporter | None] | None = None
+    ) -> None:
+        self._init_counting(inner, factory)
+
+    def export(self, spans: Any) -> SpanExportResult:
+        return self._counted(len(spans), lambda: self.inner.export(spans))  # type: ignore[no-any-return]
+
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         if takes_timeout(self.inner.shutdown):
-            self.inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
+            self.inner.shutdown(timeout_millis=timeout_millis)
         else:
             self.inner.shutdown()
 
@@ -107,49 +125,29 @@ class CountingSpanExporter(SpanExporter):
         return bool(self.inner.force_flush(timeout_millis))
 
 
-class CountingMetricExporter(MetricExporter):
+class CountingMetricExporter(CountingExport, MetricExporter):
+    """Metric exports, counted one per failed export (see :class:`CountingExport`)."""
+
+    _success = MetricExportResult.SUCCESS
+    _failure = MetricExportResult.FAILURE
+    _where = "metric export"
+
     def __init__(
         self, inner: MetricExporter, factory: Callable[[], MetricExporter | None] | None = None
     ) -> None:
-        super().__init__(
+        MetricExporter.__init__(
+            self,
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
         )
-        self.inner = inner
-        self._factory = factory
-        self._in_flight = 0
-        self._abandoned = False
-        self._renew = False
-
-    def after_fork(self) -> None:
-        """In a forked child: build a new exporter (own connection) on the first export."""
-        self._in_flight = 0
-        self._abandoned = False
-        self._renew = self._factory is not None
+        self._init_counting(inner, factory)
 
     def export(
         self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        if self._renew:
-            self.inner = renewed_exporter(self.inner, self._factory)
-            self._renew = False
-        self._in_flight = 1
-        try:
-            try:
-                result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-            except Exception as exc:
-                internal_error("metric export", exc)
-                result = MetricExportResult.FAILURE
-        finally:
-            self._in_flight = 0
-        if result is not MetricExportResult.SUCCESS and not self._abandoned:
-            count_dropped("export_failed")
-        return result
-
-    def abandon(self) -> int:
-        """Give up on the export under way, if any: 1 (counted by the caller), else 0."""
-        self._abandoned = True
-        return self._in_flight
+        return self._counted(  # type: ignore[no-any-return]
+            1, lambda: self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        )
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return bool(self.inner.force_flush(timeout_millis))

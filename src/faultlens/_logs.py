@@ -45,10 +45,10 @@ from opentelemetry.sdk._logs.export import (
 )
 
 from ._config import Settings
+from ._exporters import CountingExport
 from ._version import __version__
 from .capture import (
     ExceptionLogEmitter,
-    count_dropped,
     guard_otel_handlers,
     internal_error,
     set_exception_emitter,
@@ -113,49 +113,21 @@ class ExceptionSpanEventBridge(LogRecordProcessor):
         return True
 
 
-class CountingLogExporter(LogRecordExporter):
-    """Counts log records an export failed to deliver as ``internal.dropped{reason=
-    export_failed}``, and knows what an export under way holds (see ``CountingSpanExporter``,
-    which this mirrors for the logs signal)."""
+class CountingLogExporter(CountingExport, LogRecordExporter):
+    """Log records, counted like spans (``_exporters.CountingExport``)."""
+
+    _success = LogRecordExportResult.SUCCESS
+    _failure = LogRecordExportResult.FAILURE
+    _where = "log export"
 
     def __init__(self, inner: LogRecordExporter, factory: Any = None) -> None:
-        self.inner = inner
-        self._factory = factory
-        self._in_flight = 0
-        self._abandoned = False
-        self._renew = False
-
-    def after_fork(self) -> None:
-        self._in_flight = 0
-        self._abandoned = False
-        self._renew = self._factory is not None
+        self._init_counting(inner, factory)
 
     def export(self, batch: Any) -> LogRecordExportResult:
-        if self._renew:
-            from ._exporters import renewed_exporter
-
-            self.inner = renewed_exporter(self.inner, self._factory)
-            self._renew = False
-        n = len(batch)
-        self._in_flight = n
-        try:
-            try:
-                result = self.inner.export(batch)
-            except Exception as exc:
-                internal_error("log export", exc)
-                result = LogRecordExportResult.FAILURE
-        finally:
-            self._in_flight = 0
-        if result is not LogRecordExportResult.SUCCESS and not self._abandoned:
-            count_dropped("export_failed", n)
-        return result
-
-    def abandon(self) -> int:
-        self._abandoned = True
-        return self._in_flight
+        return self._counted(len(batch), lambda: self.inner.export(batch))  # type: ignore[no-any-return]
 
     def shutdown(self) -> None:
-        self.inner.shutdown()  # type: ignore[no-untyped-call]
+        self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return bool(self.inner.force_flush(timeout_millis))

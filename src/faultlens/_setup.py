@@ -37,6 +37,7 @@ from ._version import __version__
 from .capture import (
     Processor,
     count_dropped,
+    dropped_counts,
     internal_error,
     reset_rate_limiter,
     scrub_own_logs,
@@ -823,6 +824,7 @@ def _stop_runtime(rt: _Runtime, deadline: float) -> None:
         for p in (rt.tracer_provider, rt.meter_provider, rt.logger_provider, *rt.retired)
         if p is not None
     ]
+    failed_before = dropped_counts().get("export_failed", 0)
     provider_jobs = [
         (p, _start_job(("stop", id(p)), "shutdown", partial(_stop_provider, p, deadline)))
         for p in providers
@@ -834,12 +836,15 @@ def _stop_runtime(rt: _Runtime, deadline: float) -> None:
     lost = sum(_abandon(p) for p in providers)
     if lost:
         count_dropped("export_failed", lost)
-    if stuck or lost:
+    # An export the shutdown itself ended (closing a gRPC channel cancels the call under
+    # way) fails rather than hangs: counted by the exporter, and said here all the same.
+    failed = dropped_counts().get("export_failed", 0) - failed_before
+    if stuck or failed:
         _log.warning(
-            "faultlens: export did not finish within the shutdown timeout (is the collector "
-            "at %s answering?); %d spans/metric exports abandoned, counted as dropped",
+            "faultlens: %d spans/metric exports not delivered at shutdown (abandoned at the "
+            "timeout, or failed), counted as dropped: is the collector at %s answering?",
+            failed,
             _signal_url(rt.settings, "traces") or "the configured endpoint",
-            lost,
         )
     if STATE.settings is rt.settings:
         STATE.settings = None
