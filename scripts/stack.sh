@@ -779,7 +779,8 @@ EOF
 $service:
   traces (JSON)     $jaeger/api/traces?service=$(urlencode "$service")&limit=20
   errors by code    $prom/graph?g0.expr=$q&g0.tab=1
-  exception logs    $vl/select/logsql/query?query=$(urlencode "$(exception_logsql "$service")")&limit=20
+  exception logs    $vl/select/vmui/#/?query=$(urlencode "$(exception_logsql "$service")")   (opens on the last 5 minutes: widen it at the top right)
+  logs (JSON)       $vl/select/logsql/query?query=$(urlencode "$(exception_logsql "$service")")&limit=20
 EOF
   fi
   cat <<EOF

@@ -340,6 +340,9 @@ def test_urls_marks_what_is_not_running(state):
     assert "job%3D%22svc%20one%2F%C3%BC%22" in errors
     # and written as a LogsQL string in its exception-logs link: quotes and backslashes escaped
     proc = stack_sh("urls", 'a"b\\c', state=state)
-    (logs,) = [x for x in proc.stdout.splitlines() if "exception logs" in x]
-    query = unquote(logs.split("query=", 1)[1].split("&", 1)[0])
-    assert query == '{service.name="a\\"b\\\\c"} event_name:=exception | sort by (_time desc)'
+    for label in ("exception logs", "logs (JSON)"):  # the VictoriaLogs UI, and its API
+        (logs,) = [x for x in proc.stdout.splitlines() if x.strip().startswith(label + " ")]
+        query = unquote(logs.split("query=", 1)[1].split("&", 1)[0].split()[0])
+        assert query == '{service.name="a\\"b\\\\c"} event_name:=exception | sort by (_time desc)'
+    (ui,) = [x for x in proc.stdout.splitlines() if x.strip().startswith("exception logs ")]
+    assert "/select/vmui/#/?query=" in ui
