@@ -61,9 +61,20 @@ def _check_config() -> tuple[Check, Any]:
     journal = "on" if s.journal.active(exporter != "none") else "off"
     detail = (
         f"from {source}; service {s.service_name!r}; exporter {where}; journal {journal} "
-        f"({s.journal.path})"
+        f"({s.journal.path}); exceptions as {_SIGNALS[s.exceptions.signal]}"
     )
+    logs_to = s.exporter.logs_endpoint
+    if exporter == "otlp" and s.exceptions.log_records and logs_to:
+        detail += f" to {_display_url(logs_to)}"
     return Check("config", "ok", detail), s
+
+
+# How each exception signal mode reads in the config line.
+_SIGNALS = {
+    "span": "span events",
+    "logs": "log records",
+    "logs/dup": "span events and log records",
+}
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:

@@ -166,6 +166,27 @@ def test_doctor_without_a_collector_is_healthy(capsys, tmp_path):
     assert {c["name"]: c["status"] for c in body["data"]["checks"]}["endpoint"] == "skip"
 
 
+@pytest.mark.parametrize(
+    ("opt_in", "said"),
+    [
+        (None, "exceptions as span events"),
+        ("logs", "exceptions as log records to http://logs.example:4318/v1/logs"),
+        ("logs/dup", "exceptions as span events and log records to http://logs.example"),
+    ],
+)
+def test_doctor_says_how_exceptions_are_signalled_and_where_log_records_go(
+    capsys, tmp_path, monkeypatch, opt_in, said
+):
+    monkeypatch.setenv("FAULTLENS_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs.example:4318/v1/logs")
+    if opt_in:
+        monkeypatch.setenv("OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN", opt_in)
+    _, body = run_json(capsys, "doctor", "--journal", str(tmp_path / "j"), "--timeout", "0.2")
+    config = body["data"]["checks"][0]
+    assert config["status"] == "ok" and said in config["detail"]
+    assert ("logs.example" in config["detail"]) == bool(opt_in)  # span mode sends no records
+
+
 def test_doctor_catches_a_broken_config_file(capsys, tmp_path, monkeypatch):
     (tmp_path / "faultlens.yaml").write_text("error_handling:\n  retry: {max_retries: -3}\n")
     monkeypatch.chdir(tmp_path)
