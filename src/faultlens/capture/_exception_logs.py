@@ -76,35 +76,22 @@ class ExceptionLogEmitter:
     ) -> None:
         try:
             number, text = severity_of(attributes)
-            body = attributes.get("exception.message") or attributes.get("exception.type")
-            context = set_span_in_context(span)
+            fields: dict[str, Any] = {
+                "timestamp": timestamp_ns,
+                "observed_timestamp": timestamp_ns,
+                "context": set_span_in_context(span),
+                "severity_number": number,
+                "severity_text": text,
+                "body": attributes.get("exception.message") or attributes.get("exception.type"),
+                "attributes": attributes,
+                "event_name": self.event_name,
+                "exception": exc,
+            }
             direct = self.direct
             if direct is not None:
-                direct(
-                    LogRecord(
-                        timestamp=timestamp_ns,
-                        observed_timestamp=timestamp_ns,
-                        context=context,
-                        severity_number=number,
-                        severity_text=text,
-                        body=body,
-                        attributes=attributes,
-                        event_name=self.event_name,
-                        exception=exc,
-                    )
-                )
-                return
-            self.logger.emit(
-                timestamp=timestamp_ns,
-                observed_timestamp=timestamp_ns,
-                context=context,
-                severity_number=number,
-                severity_text=text,
-                body=body,
-                attributes=attributes,
-                event_name=self.event_name,
-                exception=exc,
-            )
+                direct(LogRecord(**fields))
+            else:
+                self.logger.emit(**fields)
         except Exception as e:  # RecursionError too: a rerun would repeat the span event
             internal_error("exception log record", e)
 
