@@ -41,6 +41,7 @@ from .capture import (
     internal_error,
     reset_rate_limiter,
     scrub_own_logs,
+    shielded,
 )
 from .capture._state import STATE  # the capture layer's runtime state, which configure() sets
 from .errors import ConfigError, catalog
@@ -140,7 +141,7 @@ def _start_job(key: Hashable, what: str, fn: Callable[[], object]) -> _Job:
                     del _jobs[key]
 
     try:
-        threading.Thread(target=run, name=f"faultlens-{what}", daemon=True).start()
+        threading.Thread(target=shielded(run), name=f"faultlens-{what}", daemon=True).start()
     except RuntimeError:
         run()
     return job
@@ -648,7 +649,9 @@ def flush_soon() -> None:
             return
         _soon_running = True
     try:
-        threading.Thread(target=_flush_rounds, name="faultlens-flush-soon", daemon=True).start()
+        threading.Thread(
+            target=shielded(_flush_rounds), name="faultlens-flush-soon", daemon=True
+        ).start()
     except RuntimeError:  # interpreter shutdown: the exit path flushes anyway
         with _soon_lock:
             _soon_running = False

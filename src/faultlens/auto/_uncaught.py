@@ -68,7 +68,7 @@ from .._setup import (
     shutdown,
 )
 from .._setup import flush as _flush
-from ..capture import internal_error, is_control_flow, record_uncaught
+from ..capture import internal_error, is_control_flow, record_uncaught, shielded
 
 __all__ = [
     "install_excepthooks",
@@ -267,7 +267,9 @@ def _finish_off_this_thread(timeout: float) -> None:
     interrupted code may hold a lock the shutdown needs, which it cannot release until
     this handler returns."""
     try:
-        worker = threading.Thread(target=_finish, args=(timeout,), name="faultlens-sigterm")
+        worker = threading.Thread(
+            target=shielded(_finish), args=(timeout,), name="faultlens-sigterm"
+        )
         worker.daemon = True
         worker.start()
     except RuntimeError:  # interpreter shutdown: no new threads

@@ -45,10 +45,12 @@ from ._telemetry import (
     reset_dropped,
     scrub_own_logs,
 )
+from ._threads import SHIELDED_SIGNALS, shield_from_signals, shielded
 from ._wrapper import FunctionWrapper
 
 __all__ = [
     "MARKS",
+    "SHIELDED_SIGNALS",
     "ErrorEvent",
     "ExceptionLogEmitter",
     "FunctionWrapper",
@@ -79,6 +81,8 @@ __all__ = [
     "reset_rate_limiter",
     "scrub_own_logs",
     "set_exception_emitter",
+    "shield_from_signals",
+    "shielded",
     "to_api_envelope",
     "to_cli_envelope",
 ]

@@ -59,6 +59,7 @@ from typing import Any
 
 from ._fork import ensure_fork_hook, on_fork_child
 from ._telemetry import internal_error
+from ._threads import shield_from_signals
 
 __all__ = ["IDLE", "MARGIN", "TIMEOUT", "on_fresh_stack", "short_of_stack"]
 
@@ -170,6 +171,7 @@ def _boot() -> None:
     """A bare thread's first moments: start the worker as a proper ``threading`` thread (a
     bare thread that logs would stay listed as a dummy thread); serve from here if no new
     thread can be had."""
+    shield_from_signals()  # the worker started from here inherits the mask too
     try:
         ensure_fork_hook()  # a child forked from now on starts its own worker
         threading.Thread(target=_serve, name="faultlens-recorder", daemon=True).start()
@@ -179,6 +181,7 @@ def _boot() -> None:
 
 def _serve() -> None:
     global _running, _worker
+    shield_from_signals()
     _worker = _thread.get_ident()
     try:
         while True:

@@ -54,7 +54,7 @@ import time
 from typing import Any
 
 from .. import _setup
-from ..capture import internal_error
+from ..capture import internal_error, shielded
 from ._providers import late_tracer_provider
 
 __all__ = ["activate", "install", "instrument", "is_installed", "uninstall"]
@@ -291,7 +291,7 @@ def _on_process_shutdown(*args: Any, **kwargs: Any) -> None:
             # On a thread of its own: an exporter that ignores its timeout cannot hold the
             # process past the deadline.
             done = threading.Thread(
-                target=_quietly, args=(force, int(remaining * 1000)), daemon=True
+                target=shielded(_quietly), args=(force, int(remaining * 1000)), daemon=True
             )
             done.start()
             done.join(remaining)

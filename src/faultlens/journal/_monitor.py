@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..capture import internal_error
+from ..capture import internal_error, shielded
 from ._alerts import Alert
 from ._ledger import AlertLedger
 from ._notify import Channel, Notifier, build_channels
@@ -157,7 +157,7 @@ class LocalMonitor:
     def start(self) -> None:
         if self._thread is not None:
             return
-        t = threading.Thread(target=self._run, name="faultlens-monitor", daemon=True)
+        t = threading.Thread(target=shielded(self._run), name="faultlens-monitor", daemon=True)
         self._thread = t
         try:
             t.start()

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import scrub
-from ..capture import count_dropped, internal_error
+from ..capture import count_dropped, internal_error, shielded
 from ._alerts import Alert
 from ._format import hostname
 
@@ -205,7 +205,7 @@ class WebhookChannel:
         with self._cv:
             if self._thread is not None:
                 return
-            t = threading.Thread(target=self._run, name="faultlens-webhook", daemon=True)
+            t = threading.Thread(target=shielded(self._run), name="faultlens-webhook", daemon=True)
             self._thread = t
         try:
             t.start()

@@ -58,7 +58,7 @@ import weakref
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
-from ..capture import RecordedError, count_dropped, dropped_counts, internal_error
+from ..capture import RecordedError, count_dropped, dropped_counts, internal_error, shielded
 from ..capture._state import STATE
 from ._files import file_name, make_private_dir, open_private, prune, wide_permissions
 from ._format import (
@@ -622,7 +622,7 @@ class JournalWriter:
     def _start_thread(self) -> None:
         if self._thread is not None or self._closed:
             return
-        t = threading.Thread(target=self._run, name="faultlens-journal", daemon=True)
+        t = threading.Thread(target=shielded(self._run), name="faultlens-journal", daemon=True)
         self._thread = t
         try:
             t.start()
