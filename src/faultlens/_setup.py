@@ -39,9 +39,11 @@ from .capture import (
     count_dropped,
     dropped_counts,
     internal_error,
+    register_fork_shield,
     reset_rate_limiter,
     scrub_own_logs,
     shielded,
+    signals_shielded,
 )
 from .capture._state import STATE  # the capture layer's runtime state, which configure() sets
 from .errors import ConfigError, catalog
@@ -400,11 +402,14 @@ def _configure_locked(
 
             uninstall_exception_logs()
     else:
-        if rt.tracer_provider is None and rt.meter_provider is None:
-            _install_providers(rt)
-        if rt.logger_provider is None:
-            _install_logs(rt, getattr(rt.tracer_provider, "resource", None))
-        _start_components(rt)
+        # The SDK's (and faultlens's) threads started here never take the application's
+        # signals (capture/_threads.py).
+        with signals_shielded():
+            if rt.tracer_provider is None and rt.meter_provider is None:
+                _install_providers(rt)
+            if rt.logger_provider is None:
+                _install_logs(rt, getattr(rt.tracer_provider, "resource", None))
+            _start_components(rt)
     _runtime = rt
     _register_process_hooks()
     _arm_worker_exit()
@@ -905,6 +910,7 @@ def _register_process_hooks() -> None:
     if not _fork_hook_registered and hasattr(os, "register_at_fork"):
         _fork_hook_registered = True
         os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    register_fork_shield()  # after the providers' own fork hooks: see capture/_threads.py
 
 
 class _WorkerToken:

@@ -70,3 +70,48 @@ def test_a_shielded_body_runs_with_the_signals_blocked_and_leaves_the_caller_alo
     t.join()
     assert seen[0] >= SHIELDED_SIGNALS
     assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+SDK_THREADS_APP = """
+import os, signal, sys, threading, faultlens
+from pathlib import Path
+
+def blocked(thread):
+    # the main thread's native_id is the parent's in a forked child: /proc/self is its own
+    where = "self" if thread is threading.main_thread() else f"self/task/{thread.native_id}"
+    status = Path(f"/proc/{where}/status").read_text()
+    (mask,) = [l.split()[1] for l in status.splitlines() if l.startswith("SigBlk:")]
+    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
+
+def report(who):
+    for t in threading.enumerate():
+        print(who, t is threading.main_thread(), t.name, blocked(t), flush=True)
+
+faultlens.configure(service_name="svc", endpoint="http://127.0.0.1:9", protocol="http/protobuf",
+                    journal=False, exception_signal="logs")
+report("parent")
+pid = os.fork()
+if pid == 0:
+    import time; time.sleep(0.3)  # the SDK's processors restart their threads after fork
+    report("child")
+    os._exit(0)
+os.waitpid(pid, 0)
+report("after")
+faultlens.shutdown(timeout=1)
+"""
+
+
+def test_the_sdks_threads_are_shielded_too_in_the_process_and_in_a_forked_child() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", SDK_THREADS_APP], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines()]
+    for who in ("parent", "child", "after"):
+        threads = [r for r in rows if r[0] == who]
+        workers = [r for r in threads if r[1] == "False"]
+        assert workers, f"{who}: the SDK's batch processors run threads"
+        assert all(r[-1] == "True" for r in workers), (who, workers)
+        assert [r[-1] for r in threads if r[1] == "True"] == ["False"], (who, threads)

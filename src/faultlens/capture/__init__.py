@@ -45,7 +45,13 @@ from ._telemetry import (
     reset_dropped,
     scrub_own_logs,
 )
-from ._threads import SHIELDED_SIGNALS, shield_from_signals, shielded
+from ._threads import (
+    SHIELDED_SIGNALS,
+    register_fork_shield,
+    shield_from_signals,
+    shielded,
+    signals_shielded,
+)
 from ._wrapper import FunctionWrapper
 
 __all__ = [
@@ -77,12 +83,14 @@ __all__ = [
     "record_error",
     "record_on_span",
     "record_uncaught",
+    "register_fork_shield",
     "reset",
     "reset_rate_limiter",
     "scrub_own_logs",
     "set_exception_emitter",
     "shield_from_signals",
     "shielded",
+    "signals_shielded",
     "to_api_envelope",
     "to_cli_envelope",
 ]
