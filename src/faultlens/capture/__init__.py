@@ -48,7 +48,6 @@ from ._telemetry import (
 from ._threads import (
     SHIELDED_SIGNALS,
     register_fork_shield,
-    shield_from_signals,
     shielded,
     signals_shielded,
 )
@@ -88,7 +87,6 @@ __all__ = [
     "reset_rate_limiter",
     "scrub_own_logs",
     "set_exception_emitter",
-    "shield_from_signals",
     "shielded",
     "signals_shielded",
     "to_api_envelope",
