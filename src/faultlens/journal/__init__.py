@@ -25,7 +25,7 @@ from ._journal import Journal, start_journal
 from ._monitor import LocalMonitor
 from ._notify import Notifier, WebhookChannel
 from ._reader import JournalTail, ReadReport, parse_line, read_entries, read_records
-from ._scan import JournalScan, LineReader
+from ._scan import JournalScan, LineReader, fork_writer
 from ._stats import Bucket, Stats, StatsAccumulator, TopError, compute_stats, journal_stats
 from ._writer import JournalWriter
 
@@ -47,6 +47,7 @@ __all__ = [
     "TopError",
     "WebhookChannel",
     "compute_stats",
+    "fork_writer",
     "inspect_journal",
     "journal_stats",
     "list_files",

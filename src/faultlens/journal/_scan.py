@@ -48,6 +48,7 @@ __all__ = [
     "JournalScan",
     "LineReader",
     "fast_decoder_available",
+    "fork_writer",
     "full_record",
     "parse_view",
 ]
@@ -312,6 +313,40 @@ _OVERLONG = b"\n\n"  # a marker no split line can be (none contains a newline)
 _BLANK = object()  # a blank line: neither an entry nor damage
 
 
+def fork_writer(write: Callable[[int], None], pipe_size: int = 0) -> tuple[int, int] | None:
+    """Fork a child that runs ``write(fd)`` into a pipe and ends with ``os._exit`` (0 once
+    ``write`` returned, 1 if it raised: the parent then does that work itself). Returns
+    ``(pid, read end)`` to the parent, or None when no pipe or process could be had.
+    ``pipe_size`` asks Linux for that much room in the pipe."""
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return None
+    if pipe_size:
+        with contextlib.suppress(ImportError, AttributeError, OSError):
+            import fcntl
+
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, pipe_size)
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(r)
+            write(w)
+            code = 0
+        except BaseException:
+            pass
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, r
+
+
 class _Child:
     """``worker`` over files ``[0, k)`` of a scan in a forked child; ``collect()`` gives
     ``(result, files read, damaged lines per file, ends)`` or None if anything failed."""
@@ -321,36 +356,21 @@ class _Child:
     ) -> None:
         self.pid = 0
         self.fd = -1
-        try:
-            r, w = os.pipe()
-        except OSError:
-            return
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(r)
-            os.close(w)
-            return
-        if pid == 0:  # the child: never returns
-            code = 1
-            try:
-                os.close(r)
-                scan._quiet = True
-                result = worker(scan._range(0, k))
-                payload = pickle.dumps(
-                    (result, scan.report.files, scan.report.bad_lines, scan.ends[:k]),
-                    protocol=pickle.HIGHEST_PROTOCOL,
-                )
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(w, view) :]
-                code = 0
-            except BaseException:  # the parent reads these files itself
-                pass
-            finally:
-                os._exit(code)
-        os.close(w)
-        self.pid, self.fd = pid, r
+
+        def write(w: int) -> None:
+            scan._quiet = True
+            result = worker(scan._range(0, k))
+            payload = pickle.dumps(
+                (result, scan.report.files, scan.report.bad_lines, scan.ends[:k]),
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(w, view) :]
+
+        forked = fork_writer(write)  # on failure, the parent reads these files itself
+        if forked is not None:
+            self.pid, self.fd = forked
 
     def collect(self) -> Any:
         if self.pid == 0:

@@ -34,7 +34,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from typing import Any
 
-from ..journal import KIND_ERROR, JournalScan, LineReader
+from ..journal import KIND_ERROR, JournalScan, LineReader, fork_writer
 from ._csv import HEADER, csv_row, fast_row, row_cells
 
 __all__ = ["csv_merge", "csv_pass", "csv_text"]
@@ -254,32 +254,10 @@ class _Child:
         self.pid = 0
         self._fd = -1
         self._next = 1  # the window the pipe holds next
-        try:
-            r, w = os.pipe()
-        except OSError:
-            return
-        with contextlib.suppress(ImportError, AttributeError, OSError):
-            import fcntl  # Linux: room in the pipe for a window's text
-
-            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(r)
-            os.close(w)
-            return
-        if pid == 0:  # the child: never returns
-            code = 1
-            try:
-                os.close(r)
-                _child_main(rows, files, w)
-                code = 0
-            except BaseException:  # the parent writes these windows itself
-                pass
-            finally:
-                os._exit(code)
-        os.close(w)
-        self.pid, self._fd = pid, r
+        # room in the pipe for a window's text; on failure the parent writes these windows
+        forked = fork_writer(lambda w: _child_main(rows, files, w), pipe_size=1 << 20)
+        if forked is not None:
+            self.pid, self._fd = forked
 
     def take(self, k: int) -> str | None:
         if self.pid == 0 or k != self._next:
