@@ -69,7 +69,7 @@ import types
 from typing import Any
 
 from .._version import __version__
-from ..capture import FunctionWrapper, instrument, internal_error
+from ..capture import FunctionWrapper, instrument_proxy, internal_error
 from ..integrations import ACTIVE_REQUEST as _request
 
 __all__ = [
@@ -419,7 +419,7 @@ def instrument_def(func: Any) -> Any:
         known = _by_code.get(id(code))
         if known is not None and known[0] is code:
             return AutoWrapper(func, known[1], known[2])
-        made = instrument(func)
+        made = instrument_proxy(func)
         if not isinstance(made, FunctionWrapper):
             return func  # instrument() could not (already counted and logged)
         wrapper, rebuild = _deferring(made._self_wrapper), made._self_rebuild

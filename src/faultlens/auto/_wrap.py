@@ -18,7 +18,7 @@ from typing import Any
 
 import wrapt
 
-from ..capture import instrument, internal_error
+from ..capture import instrument, internal_error, is_plain_instrumented
 from . import _rewrite
 
 __all__ = ["Replacement", "adopt_rewritten", "is_faultlens_wrapper", "restore", "wrap_module"]
@@ -49,6 +49,8 @@ def is_faultlens_wrapper(obj: Any) -> bool:
         if isinstance(obj, (staticmethod, classmethod)):
             obj = obj.__func__  # the rewrite's wrapper sits under them
             continue
+        if is_plain_instrumented(obj):
+            return True
         if isinstance(obj, (wrapt.FunctionWrapper, wrapt.BoundFunctionWrapper)):
             wrapper = getattr(obj, "_self_wrapper", None)
             if str(getattr(wrapper, "__module__", "")).startswith("faultlens."):

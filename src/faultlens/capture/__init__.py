@@ -21,7 +21,14 @@ from ._capture import capture
 from ._context import current_scope
 from ._envelope import to_api_envelope, to_cli_envelope
 from ._exception_logs import ExceptionLogEmitter, set_exception_emitter
-from ._instrument import Kind, callable_kind, callable_name, instrument
+from ._instrument import (
+    Kind,
+    callable_kind,
+    callable_name,
+    instrument,
+    instrument_proxy,
+    is_plain_instrumented,
+)
 from ._logging import LoggingHandler, guard_otel_handlers
 from ._marks import MARKS, Mark
 from ._record import (
@@ -76,8 +83,10 @@ __all__ = [
     "get_tracer",
     "guard_otel_handlers",
     "instrument",
+    "instrument_proxy",
     "internal_error",
     "is_control_flow",
+    "is_plain_instrumented",
     "passes_through",
     "record_error",
     "record_on_span",

@@ -7,9 +7,16 @@ callable that only *returns* a coroutine (a sync ``functools.wraps`` decorator a
 async function, say) is recognised by what the call returns: the coroutine is handed back
 wrapped, so its failure is recorded when it is awaited.
 
-wrapt keeps signatures, metadata and descriptor binding (methods, classmethods,
-staticmethods) intact; the wrapper pickles and copies by reference, like the function
-(``_wrapper.py``), so instrumented functions go to process pools as they are.
+A plain sync function decorated in place in errors mode (the common case, and the one
+whose success path users pay for on every call) gets a plain function around it, as
+``functools.wraps`` makes: it costs half a wrapt proxy per call, binds as a method by itself
+and pickles by reference under the name it was decorated as. Everything else (traced mode,
+coroutines, generators, class/static methods, callable objects, partials, and
+``instrument(work)`` on a function that keeps its own name, which must pickle by value) is a
+wrapt proxy: wrapt keeps signatures, metadata and descriptor binding intact; the wrapper
+pickles and copies by reference, like the function (``_wrapper.py``), or by value through
+``rebuild`` when not reachable by name, so instrumented functions go to process pools as they
+are.
 
 Modes:
 - ``errors`` (default): nothing on success except reading the clock; a failing call gets its
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import time
 import types
 from collections.abc import Callable, Mapping
@@ -43,7 +51,15 @@ from ._steps import drive, drive_async
 from ._telemetry import get_tracer, internal_error
 from ._wrapper import AsyncCallableWrapper, FunctionWrapper
 
-__all__ = ["Kind", "callable_kind", "callable_name", "instrument", "is_coroutine"]
+__all__ = [
+    "Kind",
+    "callable_kind",
+    "callable_name",
+    "instrument",
+    "instrument_proxy",
+    "is_coroutine",
+    "is_plain_instrumented",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Mode = Literal["errors", "traced"]
@@ -209,6 +225,89 @@ def _stepped(
         return driver(made, steps)
 
     return stepped
+
+
+def _plain_errors(
+    func: Any, name: str, stage: str | None, skip: tuple[type[BaseException], ...]
+) -> Any:
+    """Errors mode for a plain sync function decorated in place: a plain function around it,
+    as ``functools.wraps`` makes. Half the cost of a wrapt proxy per call (a function call
+    instead of the proxy's C call into a Python wrapper with ``(wrapped, instance, args,
+    kwargs)``), and nothing to proxy: it binds as a method by itself, carries the function's
+    name, docstring, annotations, attributes and ``__wrapped__`` (so ``inspect.signature``
+    is the function's), and pickles by reference under the name it is decorated as."""
+    time_ns = time.time_ns
+    coroutine_type = _CoroutineType
+    if stage is None:
+
+        def instrumented(*args: Any, **kwargs: Any) -> Any:
+            start = time_ns()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                if not isinstance(exc, skip):
+                    try:
+                        escaped(exc, name, start, None, skip)
+                    except Exception:
+                        pass  # no stack left to record with: an outer span will
+                raise
+            if type(result) is coroutine_type:
+                return _errors_coroutine(result, name, start, None, skip)
+            return result
+
+    else:
+
+        def instrumented(*args: Any, **kwargs: Any) -> Any:
+            start = time_ns()
+            token = push(stage, {})
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                if not isinstance(exc, skip):
+                    try:
+                        escaped(exc, name, start, stage, skip)
+                    except Exception:
+                        pass  # no stack left to record with: an outer span will
+                raise
+            finally:
+                pop(token)
+            if type(result) is coroutine_type:
+                return _errors_coroutine(result, name, start, stage, skip)
+            return result
+
+    functools.update_wrapper(instrumented, func)
+    return instrumented
+
+
+_PLAIN_CODES = frozenset(
+    c
+    for c in _plain_errors.__code__.co_consts
+    if isinstance(c, types.CodeType) and c.co_name == "instrumented"
+)
+
+
+def is_plain_instrumented(obj: Any) -> bool:
+    """Whether ``obj`` is the plain function ``@instrument`` made around a sync function."""
+    return type(obj) is types.FunctionType and obj.__code__ in _PLAIN_CODES
+
+
+def _named_as_itself(func: Any) -> bool:
+    """Whether ``module.qualname`` already names ``func``: ``instrument(work)`` called on a
+    function that keeps its own name, where the result must pickle by value (the proxy's
+    ``rebuild``), as a plain function under a name it is not cannot. Under decorator syntax
+    the name is not bound yet (or names an earlier definition)."""
+    try:
+        qualname = func.__qualname__
+        if "<locals>" in qualname:
+            return False  # not picklable by name either way
+        obj: Any = sys.modules.get(func.__module__)
+        for part in qualname.split("."):
+            if obj is None:
+                return False
+            obj = inspect.getattr_static(obj, part, None)
+        return obj is func
+    except Exception:
+        return True  # unknowable: the proxy, which pickles by value when it must
 
 
 def _errors_wrapper(
@@ -582,30 +681,59 @@ def instrument(
     skip = PASS_THROUGH + ignored
 
     def decorate(f: Any) -> Any:
-        if isinstance(f, type):
-            raise ConfigError(
-                f"@instrument decorates functions and methods, not the class {f.__name__}; "
-                "decorate its methods, or use faultlens.auto.install for whole modules",
-                key="func",
-            )
-        if not callable(f) and not isinstance(f, (classmethod, staticmethod)):
-            raise ConfigError(f"@instrument needs a callable, got {type(f).__name__}", key="func")
-        kind = callable_kind(f)
-        span_name = clean_text(name, 256) if name else callable_name(f)
-        try:
-            if mode == "errors":
-                wrapper = _errors_wrapper(kind, span_name, stage, skip)
-            else:
-                wrapper = _traced_wrapper(kind, span_name, stage, attributes, skip)
-            options = dict(attributes) if attributes else None  # a plain dict pickles
-            rebuild = functools.partial(_rebuild, mode, name, stage, options, ignored)
-            if kind == "async" and _is_callable_object(f):
-                return AsyncCallableWrapper(f, wrapper, rebuild)
-            return FunctionWrapper(f, wrapper, rebuild)
-        except Exception as e:
-            internal_error("instrument", e)
-            return f
+        return _decorate(f, mode, name, stage, attributes, ignored, skip, plain=True)
 
     if func is not None:
         return decorate(func)
     return decorate
+
+
+def instrument_proxy(func: Any) -> Any:
+    """``instrument(func)`` (errors mode, no options) always as the wrapt proxy, for the
+    auto-instrumentation's rewrite, which builds its own proxies from this one's parts."""
+    return _decorate(func, "errors", None, None, None, (), PASS_THROUGH, plain=False)
+
+
+def _decorate(
+    f: Any,
+    mode: Mode,
+    name: str | None,
+    stage: str | None,
+    attributes: Mapping[str, Any] | None,
+    ignored: tuple[type[BaseException], ...],
+    skip: tuple[type[BaseException], ...],
+    plain: bool,
+) -> Any:
+    """The decorator's work; ``plain`` allows the plain-function wrapper (errors mode, a sync
+    function decorated in place), the wrapt proxy otherwise."""
+    if isinstance(f, type):
+        raise ConfigError(
+            f"@instrument decorates functions and methods, not the class {f.__name__}; "
+            "decorate its methods, or use faultlens.auto.install for whole modules",
+            key="func",
+        )
+    if not callable(f) and not isinstance(f, (classmethod, staticmethod)):
+        raise ConfigError(f"@instrument needs a callable, got {type(f).__name__}", key="func")
+    kind = callable_kind(f)
+    span_name = clean_text(name, 256) if name else callable_name(f)
+    try:
+        if (
+            plain
+            and mode == "errors"
+            and kind == "sync"
+            and type(f) is types.FunctionType
+            and not _named_as_itself(f)
+        ):
+            return _plain_errors(f, span_name, stage, skip)
+        if mode == "errors":
+            wrapper = _errors_wrapper(kind, span_name, stage, skip)
+        else:
+            wrapper = _traced_wrapper(kind, span_name, stage, attributes, skip)
+        options = dict(attributes) if attributes else None  # a plain dict pickles
+        rebuild = functools.partial(_rebuild, mode, name, stage, options, ignored)
+        if kind == "async" and _is_callable_object(f):
+            return AsyncCallableWrapper(f, wrapper, rebuild)
+        return FunctionWrapper(f, wrapper, rebuild)
+    except Exception as e:
+        internal_error("instrument", e)
+        return f
