@@ -231,55 +231,22 @@ def _plain_errors(
     func: Any, name: str, stage: str | None, skip: tuple[type[BaseException], ...]
 ) -> Any:
     """Errors mode for a plain sync function decorated in place: a plain function around it,
-    as ``functools.wraps`` makes. Half the cost of a wrapt proxy per call (a function call
+    as ``functools.wraps`` makes. Half the cost of a wrapt proxy per call (two function calls
     instead of the proxy's C call into a Python wrapper with ``(wrapped, instance, args,
     kwargs)``), and nothing to proxy: it binds as a method by itself, carries the function's
     name, docstring, annotations, attributes and ``__wrapped__`` (so ``inspect.signature``
-    is the function's), and pickles by reference under the name it is decorated as."""
-    time_ns = time.time_ns
-    coroutine_type = _CoroutineType
-    if stage is None:
+    is the function's), and pickles by reference under the name it is decorated as. It runs
+    the proxy's own wrapper, so both record alike."""
+    run = _errors_wrapper("sync", name, stage, skip)
 
-        def instrumented(*args: Any, **kwargs: Any) -> Any:
-            start = time_ns()
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                if not isinstance(exc, skip):
-                    try:
-                        escaped(exc, name, start, None, skip)
-                    except Exception:
-                        pass  # no stack left to record with: an outer span will
-                raise
-            if type(result) is coroutine_type:
-                return _errors_coroutine(result, name, start, None, skip)
-            return result
-
-    else:
-
-        def instrumented(*args: Any, **kwargs: Any) -> Any:
-            start = time_ns()
-            token = push(stage, {})
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                if not isinstance(exc, skip):
-                    try:
-                        escaped(exc, name, start, stage, skip)
-                    except Exception:
-                        pass  # no stack left to record with: an outer span will
-                raise
-            finally:
-                pop(token)
-            if type(result) is coroutine_type:
-                return _errors_coroutine(result, name, start, stage, skip)
-            return result
+    def instrumented(*args: Any, **kwargs: Any) -> Any:
+        return run(func, None, args, kwargs)
 
     functools.update_wrapper(instrumented, func)
     return instrumented
 
 
-_PLAIN_CODES = frozenset(
+_PLAIN_CODE = next(
     c
     for c in _plain_errors.__code__.co_consts
     if isinstance(c, types.CodeType) and c.co_name == "instrumented"
@@ -288,7 +255,7 @@ _PLAIN_CODES = frozenset(
 
 def is_plain_instrumented(obj: Any) -> bool:
     """Whether ``obj`` is the plain function ``@instrument`` made around a sync function."""
-    return type(obj) is types.FunctionType and obj.__code__ in _PLAIN_CODES
+    return type(obj) is types.FunctionType and obj.__code__ is _PLAIN_CODE
 
 
 def _named_as_itself(func: Any) -> bool:
