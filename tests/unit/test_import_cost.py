@@ -227,3 +227,38 @@ def test_the_pytest_fixture_comes_from_the_installed_plugin(tmp_path: Path) -> N
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout
+
+
+def test_a_csv_report_reads_the_journal_without_the_recording_side(tmp_path: Path) -> None:
+    """`faultlens report --format csv` (and `stats`) read lines: they load neither the
+    capture layer (wrapt, OpenTelemetry), nor the settings model, YAML or the HTML page."""
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    (journal / "journal-host-1-0.jsonl").write_text("")
+    for argv in (
+        ["report", "--format", "csv", "--journal", str(journal), "-o", str(tmp_path / "r.csv")],
+        ["stats", "--journal", str(journal)],
+    ):
+        body = f"""
+        import runpy
+        sys.argv = ["faultlens", *{argv!r}]
+        try:
+            runpy.run_module("faultlens.cli", run_name="__main__")
+        except SystemExit:
+            pass
+        loaded = sorted(m for m in sys.modules if m.startswith(
+            ("wrapt", "yaml", "opentelemetry", "faultlens.capture", "faultlens._config",
+             "faultlens.reports._html")))
+        print(json.dumps(loaded), file=sys.stderr)
+        """
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULTLENS_", "OTEL_"))}
+        out = subprocess.run(
+            [sys.executable, "-c", _SPY.format(body=textwrap.dedent(body))],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stderr.strip().splitlines()[-1]) == [], argv

@@ -24,7 +24,7 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
     journal = journal_path(args.journal)
     require_journal(journal)
     jaeger = args.jaeger_url
-    if jaeger is None:
+    if jaeger is None and args.format != "csv":  # CSV rows carry no trace links
         from .._config import load_settings
 
         jaeger = load_settings().jaeger_url

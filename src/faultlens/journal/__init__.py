@@ -17,17 +17,54 @@ File layout: ``<path>/journal-<host>-<pid>-<n>.jsonl``, one writer per file (see
 ``retention_days`` and total size (``max_total_bytes``). Line format: ``_format``.
 """
 
-from ._alerts import Alert
-from ._files import list_files, prune
-from ._format import FIELDS, KIND_ERROR, occurrences
-from ._health import inspect_journal
-from ._journal import Journal, start_journal
-from ._monitor import LocalMonitor
-from ._notify import Notifier, WebhookChannel
-from ._reader import JournalTail, ReadReport, parse_line, read_entries, read_records
-from ._scan import JournalScan, LineReader, fork_writer
-from ._stats import Bucket, Stats, StatsAccumulator, TopError, compute_stats, journal_stats
-from ._writer import JournalWriter
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
+
+# Nothing is imported until it is used: the readers (`faultlens stats`, `report`, `doctor`)
+# must not pay for the writer's side, which pulls in the capture layer (wrapt, OpenTelemetry).
+_LAZY = {
+    "Alert": "._alerts",
+    "list_files": "._files",
+    "prune": "._files",
+    "FIELDS": "._format",
+    "KIND_ERROR": "._format",
+    "occurrences": "._format",
+    "inspect_journal": "._health",
+    "Journal": "._journal",
+    "start_journal": "._journal",
+    "LocalMonitor": "._monitor",
+    "Notifier": "._notify",
+    "WebhookChannel": "._notify",
+    "JournalTail": "._reader",
+    "ReadReport": "._reader",
+    "parse_line": "._reader",
+    "read_entries": "._reader",
+    "read_records": "._reader",
+    "JournalScan": "._scan",
+    "LineReader": "._scan",
+    "fork_writer": "._scan",
+    "Bucket": "._stats",
+    "Stats": "._stats",
+    "StatsAccumulator": "._stats",
+    "TopError": "._stats",
+    "compute_stats": "._stats",
+    "journal_stats": "._stats",
+    "JournalWriter": "._writer",
+}
+
+if TYPE_CHECKING:
+    from ._alerts import Alert
+    from ._files import list_files, prune
+    from ._format import FIELDS, KIND_ERROR, occurrences
+    from ._health import inspect_journal
+    from ._journal import Journal, start_journal
+    from ._monitor import LocalMonitor
+    from ._notify import Notifier, WebhookChannel
+    from ._reader import JournalTail, ReadReport, parse_line, read_entries, read_records
+    from ._scan import JournalScan, LineReader, fork_writer
+    from ._stats import Bucket, Stats, StatsAccumulator, TopError, compute_stats, journal_stats
+    from ._writer import JournalWriter
 
 __all__ = [
     "FIELDS",
@@ -58,3 +95,5 @@ __all__ = [
     "read_records",
     "start_journal",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__)

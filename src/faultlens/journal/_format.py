@@ -61,9 +61,10 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..capture import RecordedError
+if TYPE_CHECKING:  # the capture layer (wrapt, OpenTelemetry) is not needed to read lines
+    from ..capture import RecordedError
 
 __all__ = [
     "FIELDS",

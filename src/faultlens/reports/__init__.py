@@ -13,15 +13,17 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._lazy import lazy_attributes
 from .._output import STDOUT, write_text
 from ..journal import ReadReport, Stats
-from ._alert_rules import render_alert_rules
 from ._csv import COLUMNS, neutralise, render_csv
-from ._html import MAX_ROWS, jaeger_base, render_html, trace_link
 from ._stream import finite_json, stream_report
-from ._waterfall import fetch_traces
+
+if TYPE_CHECKING:
+    from ._alert_rules import render_alert_rules
+    from ._html import MAX_ROWS, trace_link
 
 __all__ = [
     "COLUMNS",
@@ -34,6 +36,15 @@ __all__ = [
     "trace_link",
     "write_report",
 ]
+
+# Loaded when asked for: the alert rules pull in YAML and the settings model, the HTML
+# page the scrubber and the error model; a CSV report needs neither.
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {"render_alert_rules": "._alert_rules", "MAX_ROWS": "._html", "trace_link": "._html"},
+    globals(),
+    __all__,
+)
 
 FORMATS = ("json", "csv", "html")
 DEFAULT_TITLE = "faultlens error report"
@@ -56,6 +67,8 @@ def render_report(
     drawn as waterfalls (``faultlens report --jaeger-url``)."""
     fmt = fmt.lower()
     if fmt == "json":
+        from ._html import jaeger_base
+
         doc = {
             "title": title,
             "generated_at": stats.now,
@@ -70,6 +83,9 @@ def render_report(
     if fmt == "csv":
         return render_csv(records)
     if fmt == "html":
+        from ._html import render_html
+        from ._waterfall import fetch_traces
+
         traces = (
             fetch_traces(jaeger_url, (t.trace_id for t in stats.top))
             if embed_traces and jaeger_url

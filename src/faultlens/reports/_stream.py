@@ -25,8 +25,6 @@ from typing import Any
 
 from ..journal import KIND_ERROR, JournalScan, LineReader, ReadReport, Stats, StatsAccumulator
 from ._csv_stream import csv_merge, csv_pass, csv_text
-from ._html import MAX_ROWS, jaeger_base, render_html
-from ._waterfall import fetch_traces
 
 __all__ = ["stream_report"]
 
@@ -98,6 +96,8 @@ def _stats_pass(entries: Entries, now: float) -> StatsAccumulator:
 def _html_pass(entries: Entries, now: float) -> _Found:
     """The statistics, the ``MAX_ROWS`` newest error rows (as ``(ts, ref)``: ``ref`` is
     also the read order, which breaks ties as a stable sort would) and the error count."""
+    from ._html import MAX_ROWS  # the HTML page's modules load only for it
+
     acc = StatsAccumulator(now=now)
     add = acc.add
     newest: list[tuple[float, int]] = []  # a min-heap of the newest rows
@@ -122,6 +122,8 @@ def _html_pass(entries: Entries, now: float) -> _Found:
 
 
 def _html_merge(older: _Found, newer: _Found) -> _Found:
+    from ._html import MAX_ROWS
+
     rows = heapq.nlargest(MAX_ROWS, older[1] + newer[1])
     return older[0].merge(newer[0]), rows, older[2] + newer[2]
 
@@ -134,6 +136,9 @@ def _html(
     title: str,
     embed_traces: bool = False,
 ) -> Iterator[str]:
+    from ._html import render_html
+    from ._waterfall import fetch_traces
+
     acc, newest, n = found
     stats = _finish(scan, acc)
     traces = (
@@ -178,6 +183,8 @@ def _dumps(value: Any) -> str:
 def _json(
     scan: JournalScan, acc: StatsAccumulator, *, jaeger_url: str | None, title: str
 ) -> Iterator[str]:
+    from ._html import jaeger_base
+
     stats = _finish(scan, acc)
     head = {
         "title": title,
