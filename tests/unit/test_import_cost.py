@@ -239,26 +239,19 @@ def test_a_csv_report_reads_the_journal_without_the_recording_side(tmp_path: Pat
         ["report", "--format", "csv", "--journal", str(journal), "-o", str(tmp_path / "r.csv")],
         ["stats", "--journal", str(journal)],
     ):
-        body = f"""
-        import runpy
-        sys.argv = ["faultlens", *{argv!r}]
-        try:
-            runpy.run_module("faultlens.cli", run_name="__main__")
-        except SystemExit:
-            pass
-        loaded = sorted(m for m in sys.modules if m.startswith(
-            ("wrapt", "yaml", "opentelemetry", "faultlens.capture", "faultlens._config",
-             "faultlens.reports._html")))
-        print(json.dumps(loaded), file=sys.stderr)
-        """
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULTLENS_", "OTEL_"))}
-        out = subprocess.run(
-            [sys.executable, "-c", _SPY.format(body=textwrap.dedent(body))],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-            timeout=120,
+        seen = probe(
+            f"""
+            import runpy
+            sys.argv = ["faultlens", *{argv!r}]
+            try:
+                runpy.run_module("faultlens.cli", run_name="__main__")
+            except SystemExit:
+                pass
+            loaded = [m for m in sys.modules if m.startswith(("wrapt", "yaml", "opentelemetry"))]
+            assert not loaded, loaded
+            """,
+            tmp_path,
         )
-        assert out.returncode == 0, out.stderr
-        assert json.loads(out.stderr.strip().splitlines()[-1]) == [], argv
+        assert seen["heavy"] == []
+        unwanted = ("faultlens.capture", "faultlens._config", "faultlens.reports._html")
+        assert [m for m in seen["faultlens"] if m.startswith(unwanted)] == [], argv
