@@ -168,6 +168,26 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             pass
         super().on_end(span)
 
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export what is queued now, in full batches, and return: the SDK's own flush
+        exports until the queue is empty, so during a storm on a slow machine (an export
+        slower than the failures arrive) it chased each new span with an export of its own,
+        one request per failure. Spans that arrive meanwhile wait for the next flush or the
+        schedule."""
+        try:
+            from opentelemetry.sdk._shared_internal import BatchExportStrategy
+
+            bp = self._batch_processor
+            rounds = -(-len(bp._queue) // bp._max_export_batch_size)  # ceil
+            export = bp._export
+        except Exception:  # pragma: no cover - an SDK without the shared processor
+            return bool(super().force_flush(timeout_millis))
+        if bp._shutdown:
+            return False
+        for _ in range(rounds):  # each exports a batch (more while full ones wait)
+            export(BatchExportStrategy.EXPORT_AT_LEAST_ONE_BATCH)
+        return True
+
     def forget_queued(self) -> None:
         """In a forked child: the spans the parent had queued are the parent's to export."""
         try:
